@@ -1,0 +1,303 @@
+"""The SymGNN model: a symmetrization module and an EGAT prediction module.
+
+Every model of this package exposes the exported-model contract of SPEC §4:
+``embed``, ``interact(layer, ...)``, ``readout`` and ``forward`` (their
+composition), all TorchScript-compatible, with node states of a fixed width
+``feature_dim`` between layers so that the LAMMPS compute can exchange them.
+
+Edge convention: ``edge_index[0]`` is the sender j, ``edge_index[1]`` the
+receiver i, and ``edge_vec`` is r_j - r_i (+ periodic shift), in Å.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ModelConfig", "SymGNN", "EGATLayer", "Symmetrizer", "euler_matrices"]
+
+MODEL_KINDS = ("symgnn", "raw", "length", "equivariant")
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of every model kind (unused fields are ignored by a kind).
+
+    kind: ``symgnn`` (learned distribution over O(3), the paper's method), ``raw``
+    (no symmetrization: raw edge vectors), ``length`` (edge length only,
+    invariant), ``equivariant`` (PaiNN-style, exactly O(3)-invariant output).
+    """
+
+    kind: str = "symgnn"
+    type_names: list[str] = field(default_factory=lambda: ["Cu", "Zr"])
+    r_max: float = 5.0
+    n_layers: int = 4
+    node_dim: int = 64
+    edge_dim: int = 32
+    heads: list[int] = field(default_factory=lambda: [8, 4, 2, 1])
+    n_samples: int = 4  # transforms drawn per distribution while training
+    n_samples_eval: int = 16  # transforms fixed for evaluation and export
+    init_sigma: float = 1.0  # initial spread (rad) of the wrapped-normal angles
+    n_rbf: int = 16
+    decoder_dim: int = 64
+    sample_seed: int = 12345
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind must be one of {list(MODEL_KINDS)}, got {self.kind!r}")
+        if self.r_max <= 0 or not math.isfinite(self.r_max):
+            raise ValueError(f"r_max must be a positive finite number of Å, got {self.r_max}")
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+        if self.kind != "equivariant" and len(self.heads) != self.n_layers:
+            raise ValueError(
+                f"heads must list one head count per layer ({self.n_layers}), got {self.heads}"
+            )
+        for h in self.heads if self.kind != "equivariant" else []:
+            if h < 1 or self.node_dim % h:
+                raise ValueError(f"every head count must divide node_dim={self.node_dim}, got {h}")
+        if len(set(self.type_names)) != len(self.type_names) or not self.type_names:
+            raise ValueError(f"type_names must be distinct and non-empty, got {self.type_names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model option(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def euler_matrices(angles: Tensor) -> Tensor:
+    """T = Ox1(a) Ox2(b) Ox3(g) for angles [K, 3] -> [K, 3, 3], differentiable."""
+    ca, cb, cg = torch.cos(angles).unbind(-1)
+    sa, sb, sg = torch.sin(angles).unbind(-1)
+    one = torch.ones_like(ca)
+    zero = torch.zeros_like(ca)
+    rx = torch.stack([one, zero, zero, zero, ca, -sa, zero, sa, ca], -1).view(-1, 3, 3)
+    ry = torch.stack([cb, zero, sb, zero, one, zero, -sb, zero, cb], -1).view(-1, 3, 3)
+    rz = torch.stack([cg, -sg, zero, sg, cg, zero, zero, zero, one], -1).view(-1, 3, 3)
+    return rx @ ry @ rz
+
+
+class Symmetrizer(nn.Module):
+    """Sum of one edge encoder over 2K orthogonal transforms of each edge vector.
+
+    Two wrapped-normal distributions over Euler angles (one for rotations T, one
+    for non-rotations -T) with learned means and spreads. Sampling is
+    reparameterized (angle = mu + sigma * eps), so both receive gradients.
+    In training K fresh samples are drawn per call; in eval mode the transforms
+    come from a fixed, seeded noise buffer, so inference is deterministic and
+    equals what gets exported.
+    """
+
+    def __init__(self, edge_dim: int, r_max: float, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.r_max = r_max
+        self.n_samples = cfg.n_samples
+        log_sigma = math.log(cfg.init_sigma)
+        self.mu = nn.Parameter(torch.zeros(2, 3))  # [rotation|reflection, angle]
+        self.log_sigma = nn.Parameter(torch.full((2, 3), log_sigma))
+        gen = torch.Generator().manual_seed(cfg.sample_seed)
+        self.register_buffer("eval_noise", torch.randn(2, cfg.n_samples_eval, 3, generator=gen))
+        self.lin1 = nn.Linear(3, edge_dim)
+        self.lin2 = nn.Linear(edge_dim, edge_dim)
+
+    def transforms(self, noise: Tensor) -> Tensor:
+        """[2, K, 3] standard-normal noise -> [2K, 3, 3] orthogonal matrices."""
+        angles = self.mu[:, None, :] + torch.exp(self.log_sigma)[:, None, :] * noise
+        rot = euler_matrices(angles[0])
+        refl = -euler_matrices(angles[1])
+        return torch.cat([rot, refl], 0)
+
+    def current_transforms(self) -> Tensor:
+        if self.training:
+            noise = torch.randn(2, self.n_samples, 3, device=self.mu.device, dtype=self.mu.dtype)
+        else:
+            noise = self.eval_noise
+        return self.transforms(noise)
+
+    def forward(self, vec: Tensor) -> Tensor:
+        t = self.current_transforms()  # [M, 3, 3]
+        m = t.shape[0]
+        # first layer is linear: W1 (T x) = (W1 T) x, one matmul for all M copies
+        w = torch.matmul(self.lin1.weight.unsqueeze(0), t)  # [M, D, 3]
+        w = w.permute(2, 0, 1).reshape(3, -1)  # [3, M*D]
+        pre = torch.matmul(vec / self.r_max, w) + self.lin1.bias.repeat(m)
+        hidden = torch.nn.functional.silu(pre).view(vec.shape[0], m, -1).sum(1)
+        # second layer is linear too: sum_k (W2 a_k + b2) = W2 sum_k a_k + M b2
+        return torch.nn.functional.linear(hidden, self.lin2.weight, self.lin2.bias * m) / m
+
+
+class RawEncoder(nn.Module):
+    """Ablation: the edge encoder on raw (unsymmetrized) vectors."""
+
+    def __init__(self, edge_dim: int, r_max: float) -> None:
+        super().__init__()
+        self.r_max = r_max
+        self.mlp = nn.Sequential(nn.Linear(3, edge_dim), nn.SiLU(), nn.Linear(edge_dim, edge_dim))
+
+    def forward(self, vec: Tensor) -> Tensor:
+        return self.mlp(vec / self.r_max)
+
+
+class GaussianRBF(nn.Module):
+    """Gaussians on [0, r_max] (the invariant edge-length input)."""
+
+    def __init__(self, n_rbf: int, r_max: float) -> None:
+        super().__init__()
+        self.register_buffer("centers", torch.linspace(0.0, r_max, n_rbf))
+        self.gamma = float((n_rbf / r_max) ** 2)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return torch.exp(-self.gamma * (r.unsqueeze(-1) - self.centers) ** 2)
+
+
+class LengthEncoder(nn.Module):
+    """Ablation: edge length only (exactly invariant, no angular information)."""
+
+    def __init__(self, edge_dim: int, r_max: float, n_rbf: int) -> None:
+        super().__init__()
+        self.rbf = GaussianRBF(n_rbf, r_max)
+        self.mlp = nn.Sequential(
+            nn.Linear(n_rbf, edge_dim), nn.SiLU(), nn.Linear(edge_dim, edge_dim)
+        )
+
+    def forward(self, vec: Tensor) -> Tensor:
+        return self.mlp(self.rbf(torch.linalg.vector_norm(vec, dim=-1)))
+
+
+def segment_softmax(logits: Tensor, index: Tensor, n: int) -> Tensor:
+    """Softmax of [E, H] logits over the edges sharing a receiver."""
+    h = logits.shape[1]
+    idx = index.unsqueeze(1).expand(-1, h)
+    mx = torch.full((n, h), -math.inf, dtype=logits.dtype, device=logits.device)
+    mx = mx.scatter_reduce(0, idx, logits.detach(), "amax", include_self=True)
+    ex = torch.exp(logits - mx.index_select(0, index))
+    den = torch.zeros((n, h), dtype=logits.dtype, device=logits.device).index_add_(0, index, ex)
+    return ex / den.index_select(0, index)
+
+
+class EGATLayer(nn.Module):
+    """Edge-featured graph attention (EGAT) with edge update, skip and LayerNorm.
+
+    f_ij = LeakyReLU(A h_i + B h_j + C e_ij) per head; attention logits
+    a . f_ij, softmax over the receiver's incoming edges; the node update
+    aggregates attention-weighted values of the senders; the edge update adds
+    a projection of f_ij. Node width ``node_dim`` and edge width ``edge_dim``
+    stay fixed; heads * head_dim = node_dim.
+    """
+
+    def __init__(self, node_dim: int, edge_dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = node_dim // heads
+        width = heads * self.head_dim
+        self.node_proj = nn.Linear(node_dim, 3 * width)
+        self.edge_proj = nn.Linear(edge_dim, width, bias=False)
+        self.attn = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
+        self.node_out = nn.Linear(width, node_dim)
+        self.edge_out = nn.Linear(width, edge_dim)
+        self.norm_h = nn.LayerNorm(node_dim)
+        self.norm_e = nn.LayerNorm(edge_dim)
+
+    def forward(
+        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
+    ) -> tuple[Tensor, Tensor]:
+        src = edge_index[0]
+        dst = edge_index[1]
+        n = h.shape[0]
+        width = self.heads * self.head_dim
+        p = self.node_proj(h)
+        p_dst, p_src, value = p.split(width, dim=1)
+        f = p_dst.index_select(0, dst) + p_src.index_select(0, src) + self.edge_proj(e)
+        f = torch.nn.functional.leaky_relu(f, 0.2)
+        logits = (f.view(-1, self.heads, self.head_dim) * self.attn).sum(-1)
+        alpha = segment_softmax(logits, dst, n)
+        if edge_weight is not None:
+            alpha = alpha * edge_weight.unsqueeze(1)
+        msg = value.index_select(0, src).view(-1, self.heads, self.head_dim) * alpha.unsqueeze(-1)
+        agg = torch.zeros((n, width), dtype=h.dtype, device=h.device)
+        agg = agg.index_add_(0, dst, msg.view(-1, width))
+        h = self.norm_h(h + torch.nn.functional.silu(self.node_out(agg)))
+        e = self.norm_e(e + self.edge_out(f))
+        return h, e
+
+
+class SymGNN(nn.Module):
+    """Symmetrization (or an ablation encoder) + EGAT layers + MLP decoder.
+
+    The decoder output is de-standardized with the training-label mean and
+    standard deviation held as buffers, so the model predicts eV.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.kind = cfg.kind
+        self.n_layers = cfg.n_layers
+        self.feature_dim = cfg.node_dim
+        if cfg.kind == "symgnn":
+            self.encoder = Symmetrizer(cfg.edge_dim, cfg.r_max, cfg)
+        elif cfg.kind == "raw":
+            self.encoder = RawEncoder(cfg.edge_dim, cfg.r_max)
+        elif cfg.kind == "length":
+            self.encoder = LengthEncoder(cfg.edge_dim, cfg.r_max, cfg.n_rbf)
+        else:
+            raise ValueError(f"SymGNN does not build model kind {cfg.kind!r}")
+        self.embedding = nn.Embedding(len(cfg.type_names), cfg.node_dim)
+        self.edge_norm = nn.LayerNorm(cfg.edge_dim)
+        self.layers = nn.ModuleList(
+            [EGATLayer(cfg.node_dim, cfg.edge_dim, h) for h in cfg.heads[: cfg.n_layers]]
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(cfg.node_dim, cfg.decoder_dim),
+            nn.SiLU(),
+            nn.Linear(cfg.decoder_dim, cfg.decoder_dim),
+            nn.SiLU(),
+            nn.Linear(cfg.decoder_dim, 1),
+        )
+        self.register_buffer("label_mean", torch.zeros(()))
+        self.register_buffer("label_std", torch.ones(()))
+
+    @torch.jit.export
+    def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.embedding(species)
+        e = self.edge_norm(self.encoder(edge_vec))
+        return h, e
+
+    @torch.jit.export
+    def interact(
+        self,
+        layer: int,
+        h: Tensor,
+        e: Tensor,
+        edge_index: Tensor,
+        edge_weight: Optional[Tensor] = None,
+    ) -> tuple[Tensor, Tensor]:
+        for i, mod in enumerate(self.layers):
+            if i == layer:
+                return mod(h, e, edge_index, edge_weight)
+        raise IndexError("layer out of range")
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        return self.decoder(h).squeeze(-1) * self.label_std + self.label_mean
+
+    def forward(
+        self,
+        species: Tensor,
+        edge_index: Tensor,
+        edge_vec: Tensor,
+        edge_weight: Optional[Tensor] = None,
+    ) -> Tensor:
+        h, e = self.embed(species, edge_index, edge_vec)
+        for mod in self.layers:
+            h, e = mod(h, e, edge_index, edge_weight)
+        return self.readout(h)
