@@ -1,0 +1,48 @@
+"""Matplotlib figures written by training and evaluation (PNG, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["learning_curve", "parity_plot"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    ax[0].plot(epochs, [h["train_loss"] for h in history])
+    ax[0].set_yscale("log")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("train loss (MSE, standardized)")
+    ax[1].plot(epochs, [h["valid_pearson"] for h in history])
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("valid Pearson r")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parity_plot(pred: np.ndarray, true: np.ndarray, path: Path, title: str = "") -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5), constrained_layout=True)
+    ax.hexbin(true, pred, gridsize=60, mincnt=1, cmap="viridis")
+    lo = float(min(true.min(), pred.min()))
+    hi = float(max(true.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("ARTn barrier (eV)")
+    ax.set_ylabel("predicted barrier (eV)")
+    ax.set_title(title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,342 @@
+"""Training: full-graph AMSGrad on standardized labels, selected on validation Pearson.
+
+A run lives in one folder: the config as given, the git commit, ``metrics.csv``
+(one row per epoch), ``last.pt`` (everything needed to continue exactly) and
+``best.pt`` (the model with the best validation Pearson so far), both written
+atomically; at the end ``learning_curve.png``, ``parity.png`` and
+``summary.json``. ``resume=True`` continues a killed run from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._data import file_sha256, load_graphs
+from ._factory import build_model
+from ._graph import Graph
+from ._metrics import regression_metrics
+from ._model import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_config", "train", "evaluate_graphs", "atomic_save", "load_checkpoint"]
+
+OPTIM_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3,
+    "amsgrad": True,
+    "weight_decay": 0.0,
+    "grad_clip": 10.0,
+    "epochs": 300,
+    "patience": 60,
+    "max_minutes": None,
+    "lr_factor": 0.5,
+    "lr_patience": 15,
+    "min_lr": 1e-5,
+}
+TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim"}
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML or TOML training config and fill defaults; unknown keys are errors."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"training config not found: {path}")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        cfg = tomllib.loads(text)
+    else:
+        import yaml
+
+        cfg = yaml.safe_load(text)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: a config must be a mapping, got {type(cfg).__name__}")
+    unknown = sorted(set(cfg) - TOP_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; known: {sorted(TOP_KEYS)}")
+    data = cfg.get("data") or {}
+    if not data.get("train") or not data.get("valid"):
+        raise ValueError(f"{path}: `data.train` (a list of files) and `data.valid` are required")
+    if isinstance(data["train"], str):
+        data["train"] = [data["train"]]
+    data.setdefault("label", "energy_barrier")
+    optim = dict(OPTIM_DEFAULTS)
+    bad = sorted(set(cfg.get("optim") or {}) - set(OPTIM_DEFAULTS))
+    if bad:
+        raise ValueError(f"{path}: unknown optim key(s) {bad}; known: {sorted(OPTIM_DEFAULTS)}")
+    optim.update(cfg.get("optim") or {})
+    model = ModelConfig.from_dict(cfg.get("model") or {}).to_dict()
+    return {
+        "run_dir": str(cfg.get("run_dir") or Path("runs") / path.stem),
+        "seed": int(cfg.get("seed", 0)),
+        "threads": int(cfg.get("threads", 0)),
+        "data": data,
+        "model": model,
+        "optim": optim,
+    }
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@torch.no_grad()
+def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, list[np.ndarray]]:
+    """Pooled and per-graph metrics of ``model`` (put in eval mode) on labelled graphs."""
+    model.eval()
+    preds = [model(g.species, g.edge_index, g.edge_vec).numpy() for g in graphs]
+    trues = [g.label.numpy() for g in graphs]
+    pooled = regression_metrics(np.concatenate(preds), np.concatenate(trues))
+    per_file = {g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues)}
+    return {"pooled": pooled, "per_file": per_file}, preds
+
+
+def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def train(
+    config_path: str | os.PathLike,
+    resume: bool = False,
+    run_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> Path:
+    """Train per the config; returns the run folder. See module docstring."""
+    cfg = load_config(config_path)
+    if run_dir is not None:
+        cfg["run_dir"] = str(run_dir)
+    out = Path(cfg["run_dir"])
+    last_path = out / "last.pt"
+    if out.exists() and (out / "last.pt").exists() and not resume:
+        raise ValueError(
+            f"run folder {out} already holds a run; pass --resume to continue it "
+            "or choose another run_dir"
+        )
+    if resume and not last_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint {last_path} to continue from")
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        saved = load_checkpoint(last_path)
+        if saved["config"] != cfg:
+            logger.warning("config differs from the one the run started with; using the saved one")
+        cfg = saved["config"]
+    else:
+        shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
+        (out / "git_commit.txt").write_text(_git_commit() + "\n")
+    if cfg["threads"] > 0:
+        torch.set_num_threads(cfg["threads"])
+
+    mcfg = ModelConfig.from_dict(cfg["model"])
+    data = cfg["data"]
+    t0 = time.perf_counter()
+    train_graphs = load_graphs(data["train"], mcfg.r_max, mcfg.type_names, data["label"])
+    valid_graphs = load_graphs([data["valid"]], mcfg.r_max, mcfg.type_names, data["label"])
+    logger.info(
+        "graphs: %d train, %d valid, built in %.1f s",
+        len(train_graphs),
+        len(valid_graphs),
+        time.perf_counter() - t0,
+    )
+    labels = torch.cat([g.label for g in train_graphs])
+    torch.manual_seed(cfg["seed"])
+    model = build_model(mcfg)
+    with torch.no_grad():
+        model.label_mean.fill_(float(labels.mean()))
+        model.label_std.fill_(float(labels.std()))
+    opt_cfg = cfg["optim"]
+    optim = torch.optim.Adam(
+        model.parameters(),
+        lr=opt_cfg["lr"],
+        amsgrad=bool(opt_cfg["amsgrad"]),
+        weight_decay=opt_cfg["weight_decay"],
+    )
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optim,
+        mode="max",
+        factor=opt_cfg["lr_factor"],
+        patience=opt_cfg["lr_patience"],
+        min_lr=opt_cfg["min_lr"],
+    )
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    history: list[dict[str, Any]] = []
+    epoch, best, best_epoch, elapsed = 0, -math.inf, -1, 0.0
+    if resume:
+        model.load_state_dict(saved["model"])
+        optim.load_state_dict(saved["optim"])
+        sched.load_state_dict(saved["sched"])
+        gen.set_state(saved["gen"])
+        torch.set_rng_state(saved["rng"])
+        history = list(saved["history"])
+        epoch, best, best_epoch = saved["epoch"], saved["best"], saved["best_epoch"]
+        elapsed = saved["elapsed"]
+        logger.info("resumed %s at epoch %d (best valid pearson %.4f)", out, epoch, best)
+
+    hashes = {os.path.basename(p): file_sha256(p) for p in list(data["train"]) + [data["valid"]]}
+    mean, std = float(model.label_mean), float(model.label_std)
+    n_epochs = opt_cfg["epochs"] if max_epochs is None else min(opt_cfg["epochs"], max_epochs)
+    deadline = None
+    if opt_cfg["max_minutes"]:
+        deadline = time.perf_counter() + 60.0 * float(opt_cfg["max_minutes"]) - elapsed
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_epochs, initial=epoch, desc="train", unit="epoch", dynamic_ncols=True)
+    stop_reason = "epochs"
+    while epoch < n_epochs:
+        if epoch - best_epoch > opt_cfg["patience"] and best_epoch >= 0:
+            stop_reason = "early stopping (validation pearson)"
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            stop_reason = "max_minutes"
+            break
+        t_epoch = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train_graphs), generator=gen).tolist()
+        losses = []
+        for k in order:
+            g = train_graphs[k]
+            pred = model(g.species, g.edge_index, g.edge_vec)
+            loss = torch.mean(((pred - g.label) / std) ** 2)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            if opt_cfg["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
+            optim.step()
+            losses.append(loss.detach().item())
+        metrics, _ = evaluate_graphs(model, valid_graphs)
+        val_r = metrics["pooled"]["pearson"]
+        sched.step(val_r if math.isfinite(val_r) else -1.0)
+        epoch += 1
+        dt = time.perf_counter() - t_epoch
+        elapsed += dt
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "valid_pearson": val_r,
+            "valid_mae": metrics["pooled"]["mae"],
+            "valid_rmse": metrics["pooled"]["rmse"],
+            "lr": optim.param_groups[0]["lr"],
+            "epoch_seconds": dt,
+            "elapsed_seconds": elapsed,
+        }
+        history.append(row)
+        improved = math.isfinite(val_r) and val_r > best
+        if improved:
+            best, best_epoch = val_r, epoch
+            atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "config": cfg,
+                    "epoch": epoch,
+                    "metrics": metrics,
+                    "data_sha256": hashes,
+                    "label_mean": mean,
+                    "label_std": std,
+                    "elapsed": elapsed,
+                },
+                out / "best.pt",
+            )
+        atomic_save(
+            {
+                "model": model.state_dict(),
+                "optim": optim.state_dict(),
+                "sched": sched.state_dict(),
+                "gen": gen.get_state(),
+                "rng": torch.get_rng_state(),
+                "config": cfg,
+                "history": history,
+                "epoch": epoch,
+                "best": best,
+                "best_epoch": best_epoch,
+                "elapsed": elapsed,
+            },
+            last_path,
+        )
+        _write_csv(out / "metrics.csv", history)
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", r=f"{val_r:.4f}", best=f"{best:.4f}")
+            bar.update(1)
+        logger.debug("epoch %d: %s", epoch, row)
+    if bar is not None:
+        bar.close()
+    _finish(out, valid_graphs, stop_reason)
+    return out
+
+
+def _finish(out: Path, valid_graphs: list[Graph], stop_reason: str) -> None:
+    """Plots and summary from the saved checkpoints."""
+    from ._plots import learning_curve, parity_plot
+
+    last = load_checkpoint(out / "last.pt")
+    history = last["history"]
+    summary: dict[str, Any] = {"stop_reason": stop_reason, "epochs": last["epoch"]}
+    if (out / "best.pt").exists():
+        best = load_checkpoint(out / "best.pt")
+        model = build_model(ModelConfig.from_dict(best["config"]["model"]))
+        model.load_state_dict(best["model"])
+        metrics, preds = evaluate_graphs(model, valid_graphs)
+        summary.update(best_epoch=best["epoch"], valid=metrics, elapsed_to_best=best["elapsed"])
+        parity_plot(
+            np.concatenate(preds),
+            np.concatenate([g.label.numpy() for g in valid_graphs]),
+            out / "parity.png",
+            title=f"valid, epoch {best['epoch']}: r = {metrics['pooled']['pearson']:.4f}",
+        )
+    summary["train_seconds"] = last["elapsed"]
+    learning_curve(history, out / "learning_curve.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    logger.info(
+        "run %s finished (%s): %s",
+        out,
+        stop_reason,
+        json.dumps(summary.get("valid", {}).get("pooled", {})),
+    )
