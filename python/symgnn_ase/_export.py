@@ -7,11 +7,14 @@ and the LAMMPS compute read them from the model itself.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import os
+import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +103,16 @@ class LoadedModel:
         return self.module(species, edge_index, edge_vec)
 
 
+@contextlib.contextmanager
+def torchscript_allowed() -> Iterator[None]:
+    """TorchScript is what libtorch (the LAMMPS plugin) loads; torch >= 2.10 warns on it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning
+        )
+        yield
+
+
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -116,7 +129,8 @@ def export_model(
     dtype_name = {v: k for k, v in _DTYPES.items()}.get(dtype)
     if dtype_name is None:
         raise ValueError(f"model dtype must be float32 or float64, got {dtype}")
-    scripted = torch.jit.script(model)
+    with torchscript_allowed():
+        scripted = torch.jit.script(model)
     meta = {
         "symgnn_format": FORMAT_VERSION,
         "r_max": repr(float(r_max)),
@@ -135,7 +149,8 @@ def export_model(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.jit.save(scripted, str(tmp), _extra_files=meta)
+    with torchscript_allowed():
+        torch.jit.save(scripted, str(tmp), _extra_files=meta)
     os.replace(tmp, path)
     logger.info("exported %s model to %s", getattr(model, "kind", "?"), path)
     return path
@@ -153,7 +168,8 @@ def load_model(
         )
     extra = dict.fromkeys(METADATA_KEYS, "")
     try:
-        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        with torchscript_allowed():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as exc:
         raise ValueError(f"{path} is not a loadable TorchScript model: {exc}") from None
     extra = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}

@@ -117,6 +117,15 @@ class Symmetrizer(nn.Module):
         refl = -euler_matrices(angles[1])
         return torch.cat([rot, refl], 0)
 
+    @torch.jit.unused
+    def set_eval_samples(self, n_samples: int, seed: int) -> None:
+        """Redraw the fixed evaluation transforms: ``n_samples`` per distribution."""
+        if n_samples < 1:
+            raise ValueError(f"the number of transforms must be >= 1, got {n_samples}")
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn(2, n_samples, 3, generator=gen)
+        self.eval_noise = noise.to(device=self.mu.device, dtype=self.mu.dtype)
+
     def current_transforms(self) -> Tensor:
         if self.training:
             noise = torch.randn(2, self.n_samples, 3, device=self.mu.device, dtype=self.mu.dtype)

@@ -127,7 +127,7 @@ def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, 
     preds = [model(g.species, g.edge_index, g.edge_vec).numpy() for g in graphs]
     trues = [g.label.numpy() for g in graphs]
     pooled = regression_metrics(np.concatenate(preds), np.concatenate(trues))
-    per_file = {g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues)}
+    per_file = {g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues, strict=True)}
     return {"pooled": pooled, "per_file": per_file}, preds
 
 
