@@ -1,0 +1,398 @@
+// compute symgnn: the LAMMPS side (see compute_symgnn.h). No torch headers
+// here; the model runs in symgnn_model.cpp.
+#include "compute_symgnn.h"
+
+#include "symgnn_model.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "memory.h"
+#include "neighbor.h"
+#include "pair.h"
+#include "update.h"
+#include "utils.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sys/stat.h>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+const char kSyntax[] = "compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda]";
+
+bool is_file(const std::string &path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string dirname_of(const std::string &path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos)
+    return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The folder holding this plugin library (found with dladdr), or "".
+std::string plugin_folder() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void *>(&plugin_folder), &info) != 0 && info.dli_fname != nullptr) {
+    std::string file(info.dli_fname);
+    char *real = ::realpath(file.c_str(), nullptr);
+    if (real != nullptr) {
+      file = real;
+      std::free(real);
+    }
+    return dirname_of(file);
+  }
+  return "";
+}
+
+// Where bundled models may live: $SYMGNN_MODELS_DIR, models/ next to the
+// plugin (a wheel install), the source tree's models/ (an editable install).
+std::vector<std::string> model_folders() {
+  std::vector<std::string> out;
+  if (const char *env = std::getenv("SYMGNN_MODELS_DIR"); env != nullptr && *env != '\0')
+    out.emplace_back(env);
+  std::string here = plugin_folder();
+  if (!here.empty())
+    out.push_back(here + "/models");
+#ifdef SYMGNN_SOURCE_MODELS_DIR
+  out.emplace_back(SYMGNN_SOURCE_MODELS_DIR);
+#endif
+  return out;
+}
+
+std::string read_first_word(const std::string &path) {
+  std::ifstream in(path);
+  std::string word;
+  in >> word;
+  return word;
+}
+
+std::string join(const std::vector<std::string> &items, const std::string &sep) {
+  std::string out;
+  for (size_t k = 0; k < items.size(); ++k)
+    out += (k ? sep : "") + items[k];
+  return out;
+}
+
+// MODEL argument -> a file path. An existing file wins; otherwise `default`
+// and other bundled names (file stems in a models folder) are looked up.
+// Returns "" with `why` set when `default` cannot be resolved.
+std::string resolve_model(const std::string &model, std::string &why) {
+  if (is_file(model))
+    return model;
+  const auto folders = model_folders();
+  for (const auto &dir : folders) {
+    if (model == "default") {
+      std::string stem = read_first_word(dir + "/DEFAULT");
+      if (!stem.empty() && is_file(dir + "/" + stem + ".pt"))
+        return dir + "/" + stem + ".pt";
+    } else if (model.find('/') == std::string::npos && is_file(dir + "/" + model + ".pt")) {
+      return dir + "/" + model + ".pt";
+    }
+  }
+  if (model == "default")
+    why = "MODEL `default` names the model bundled with the symgnn package, but none was "
+          "found (looked for DEFAULT naming a .pt file in: " +
+          (folders.empty() ? std::string("no folder") : join(folders, ", ")) +
+          "); pass the path of an exported model instead";
+  return model;
+}
+
+} // namespace
+
+/* ---------------------------------------------------------------------- */
+
+ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, narg, arg) {
+  if (narg < 5)
+    error->all(FLERR,
+               "Illegal compute symgnn command: expected `{}`, got {} argument(s) after "
+               "`symgnn`",
+               kSyntax, narg - 3);
+  if (std::strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR,
+               "compute symgnn requires `units metal` (Å, eV: the model's units); this input "
+               "has `units {}`",
+               update->unit_style);
+  if (domain->dimension != 3)
+    error->all(FLERR, "compute symgnn requires a 3d simulation (`dimension 3`)");
+  if (atom->type == nullptr || atom->ntypes < 1)
+    error->all(FLERR, "compute symgnn requires an atom style with atom types (e.g. `atom_style "
+                      "atomic`) and at least one type");
+
+  const int ntypes = atom->ntypes;
+  const std::string model_arg = arg[3];
+
+  // TYPE1 ... TYPEn: exactly one per LAMMPS atom type
+  int ngiven = 0;
+  while (ngiven < ntypes && 4 + ngiven < narg && std::strcmp(arg[4 + ngiven], "device") != 0)
+    ++ngiven;
+  if (ngiven != ntypes) {
+    std::vector<std::string> given(arg + 4, arg + 4 + ngiven);
+    error->all(FLERR,
+               "compute symgnn: expected {} type name(s) after MODEL `{}` (one per LAMMPS atom "
+               "type, like `pair_coeff * * Cu Zr`), got {}{}{}; syntax: `{}`",
+               ntypes, model_arg, ngiven, ngiven ? ": " : "", join(given, " "), kSyntax);
+  }
+  type_args_.assign(arg + 4, arg + 4 + ntypes);
+
+  device_ = "cpu";
+  for (int iarg = 4 + ntypes; iarg < narg; iarg += 2) {
+    const std::string key = arg[iarg];
+    if (key == "device") {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "compute symgnn: keyword `device` needs a value: `device cpu` or "
+                          "`device cuda`");
+      device_ = arg[iarg + 1];
+      if (device_ != "cpu" && device_ != "cuda")
+        error->all(FLERR,
+                   "compute symgnn: unknown device `{}`; expected `device cpu` or `device cuda`",
+                   device_);
+    } else {
+      error->all(FLERR,
+                 "compute symgnn: unknown keyword `{}` after the {} type name(s) (LAMMPS has {} "
+                 "atom type(s)); expected `device cpu|cuda`; syntax: `{}`",
+                 key, ntypes, ntypes, kSyntax);
+    }
+  }
+
+  // the model
+  std::string why;
+  const std::string path = resolve_model(model_arg, why);
+  if (!why.empty())
+    error->all(FLERR, "compute symgnn: {}", why);
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe)
+      error->all(FLERR,
+                 "compute symgnn: cannot read model file `{}`: {} (MODEL must be the path of an "
+                 "exported symgnn model, .pt, or `default`)",
+                 path, std::strerror(errno));
+  }
+  try {
+    model_ = std::make_unique<symgnn::Model>(path, device_);
+  } catch (const std::exception &err) {
+    error->all(FLERR, "compute symgnn: {}", err.what());
+  }
+  const symgnn::ModelInfo &info = model_->info();
+  r_max_ = info.r_max;
+  n_layers_ = info.n_layers;
+  feature_dim_ = info.feature_dim;
+
+  species_of_type_.assign(ntypes + 1, -1);
+  for (int t = 1; t <= ntypes; ++t) {
+    const auto &name = type_args_[t - 1];
+    auto it = std::find(info.type_names.begin(), info.type_names.end(), name);
+    if (it == info.type_names.end())
+      error->all(FLERR,
+                 "compute symgnn: LAMMPS type {} maps to `{}`, which is not in the model's "
+                 "type_names [{}] (model {})",
+                 t, name, join(info.type_names, ", "), path);
+    species_of_type_[t] = it - info.type_names.begin();
+  }
+
+  peratom_flag = 1;
+  size_peratom_cols = 0;
+  comm_forward = feature_dim_;
+
+  const char *dbg = std::getenv("SYMGNN_LAMMPS_DEBUG");
+  debug_ = dbg != nullptr && *dbg != '\0' && std::strcmp(dbg, "0") != 0;
+
+  if (comm->me == 0)
+    print_model_info();
+}
+
+/* ---------------------------------------------------------------------- */
+
+ComputeSymGNN::~ComputeSymGNN() {
+  memory->destroy(barrier_);
+  memory->destroy(features_);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::print_model_info() const {
+  const symgnn::ModelInfo &info = model_->info();
+  std::vector<std::string> map;
+  for (size_t t = 0; t < type_args_.size(); ++t)
+    map.push_back(std::to_string(t + 1) + " -> " + type_args_[t]);
+  std::string text = fmt::format("compute {} symgnn: model {}\n", id, info.path);
+  text += fmt::format("  output {} ({}), dtype {}, r_max {} A, {} layers, feature_dim {}, "
+                      "type_names [{}]\n",
+                      info.output, info.unit, info.dtype, info.r_max, info.n_layers,
+                      info.feature_dim, join(info.type_names, ", "));
+  text += fmt::format("  LAMMPS types: {}; device {}, torch {}\n", join(map, ", "), device_,
+                      symgnn::Model::torch_version());
+  auto meta = json::parse(info.info, nullptr, false);
+  if (!meta.is_discarded() && meta.is_object()) {
+    std::vector<std::string> items;
+    for (auto it = meta.begin(); it != meta.end(); ++it) {
+      std::string value =
+          it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+      if (value.size() > 160)
+        value = value.substr(0, 157) + "...";
+      items.push_back(it.key() + ": " + value);
+    }
+    text += "  info: " + join(items, "\n        ") + "\n";
+  } else {
+    text += "  info: " + info.info.substr(0, 300) + "\n";
+  }
+  if (info.unit != "eV")
+    text += fmt::format("  note: the model's unit is `{}`, not eV\n", info.unit);
+  utils::logmesg(lmp, text);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::init() {
+  if (comm->mode != Comm::SINGLE)
+    error->all(FLERR, "compute symgnn requires `comm_modify mode single` (the default)");
+
+  // ghost atoms must reach r_max beyond the subdomain, plus the skin they
+  // may move before the next reneighboring (force->init() ran already, so
+  // the pair cutoff is current; neighbor->init() and comm->setup() follow)
+  const double need = r_max_ + neighbor->skin;
+  double have = comm->cutghostuser;
+  if (force->pair != nullptr && force->pair->cutforce > 0.0)
+    have = std::max(have, force->pair->cutforce + neighbor->skin);
+  if (have < need) {
+    if (comm->me == 0)
+      utils::logmesg(lmp,
+                     "compute {} symgnn: raising the ghost-atom cutoff (comm_modify cutoff) "
+                     "from {:.4g} to {:.4g} A = r_max {:.4g} + skin {:.4g}\n",
+                     id, have, need, r_max_, neighbor->skin);
+    comm->cutghostuser = need;
+  }
+
+  // torch intra-op threads follow LAMMPS's OpenMP threads per rank
+  // (OMP_NUM_THREADS, or `package omp N`)
+  const int threads = std::max(1, comm->nthreads);
+  symgnn::Model::set_num_threads(threads);
+  if (comm->me == 0 && debug_)
+    utils::logmesg(lmp, "compute {} symgnn: {} torch thread(s) per MPI rank\n", id,
+                   symgnn::Model::num_threads());
+
+  cached_step_ = -1;
+  cached_builds_ = -1;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::setup() {
+  cached_step_ = -1;
+  cached_builds_ = -1;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::grow() {
+  if (atom->nmax <= nmax_)
+    return;
+  nmax_ = atom->nmax;
+  memory->destroy(barrier_);
+  memory->destroy(features_);
+  memory->create(barrier_, nmax_, "symgnn:barrier");
+  memory->create(features_, nmax_, feature_dim_, "symgnn:features");
+  vector_atom = barrier_;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::exchange_features(int nlocal) {
+  if (nlocal > 0)
+    model_->get_local_features(features_[0]);
+  comm->forward_comm(this);
+  if (nlocal > 0)
+    model_->set_ghost_features(features_[nlocal]);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::compute_peratom() {
+  invoked_peratom = update->ntimestep;
+  // one model call per timestep, however many consumers ask
+  if (cached_step_ == update->ntimestep && cached_builds_ == neighbor->ncalls)
+    return;
+
+  grow();
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int *type = atom->type;
+  species_.resize(nall);
+  for (int i = 0; i < nall; ++i)
+    species_[i] = species_of_type_[type[i]];
+
+  try {
+    // every rank takes part in every forward_comm, also one without atoms
+    if (nlocal > 0)
+      model_->begin(atom->x[0], nall, nlocal, species_.data(), comm->nthreads);
+    exchange_features(nlocal);
+    for (int layer = 0; layer < n_layers_; ++layer) {
+      if (nlocal > 0)
+        model_->interact(layer);
+      if (layer + 1 < n_layers_)
+        exchange_features(nlocal);
+    }
+    if (nlocal > 0)
+      model_->readout(barrier_);
+  } catch (const std::exception &err) {
+    error->one(FLERR, "compute symgnn: model evaluation failed on rank {} at step {}: {}", comm->me,
+               update->ntimestep, err.what());
+  }
+
+  const int *mask = atom->mask;
+  for (int i = 0; i < nlocal; ++i)
+    if (!(mask[i] & groupbit))
+      barrier_[i] = 0.0;
+
+  cached_step_ = update->ntimestep;
+  cached_builds_ = neighbor->ncalls;
+  ++n_evaluations_;
+  if (debug_ && comm->me == 0)
+    utils::logmesg(lmp, "compute {} symgnn: evaluation {} at step {}\n", id, n_evaluations_,
+                   update->ntimestep);
+}
+
+/* ---------------------------------------------------------------------- */
+
+int ComputeSymGNN::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/,
+                                     int * /*pbc*/) {
+  const int width = feature_dim_;
+  double *out = buf;
+  for (int k = 0; k < n; ++k) {
+    const double *row = features_[list[k]];
+    std::copy(row, row + width, out);
+    out += width;
+  }
+  return n * width;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::unpack_forward_comm(int n, int first, double *buf) {
+  const int width = feature_dim_;
+  const double *in = buf;
+  for (int k = 0; k < n; ++k) {
+    std::copy(in, in + width, features_[first + k]);
+    in += width;
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+double ComputeSymGNN::memory_usage() {
+  return static_cast<double>(nmax_) * (1.0 + feature_dim_) * sizeof(double) +
+         static_cast<double>(species_.capacity()) * sizeof(int64_t);
+}

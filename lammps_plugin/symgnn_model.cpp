@@ -1,0 +1,331 @@
+// The torch side of `compute symgnn` (see symgnn_model.h). No LAMMPS headers
+// here: LAMMPS bundles its own {fmt} and must not meet torch's.
+#include "symgnn_model.h"
+
+#include "symgnn_nl.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+namespace symgnn {
+
+namespace {
+
+const char *const kMetadataKeys[] = {"symgnn_format", "r_max",       "n_layers",
+                                     "type_names",    "feature_dim", "output",
+                                     "unit",          "dtype",       "info"};
+const char kFormatVersion[] = "1";
+const char kExportHint[] = "export one with `symgnn export RUN -o model.pt`";
+
+// Owns what symgnn_neighbors_* stored; frees it on every path out.
+struct NeighborsGuard {
+  SymgnnNeighbors nl{};
+  NeighborsGuard() = default;
+  NeighborsGuard(const NeighborsGuard &) = delete;
+  NeighborsGuard &operator=(const NeighborsGuard &) = delete;
+  ~NeighborsGuard() { symgnn_neighbors_free(&nl); }
+};
+
+std::string first_line(const std::string &text) {
+  auto end = text.find('\n');
+  return end == std::string::npos ? text : text.substr(0, end);
+}
+
+std::vector<std::string> split_words(const std::string &text) {
+  std::istringstream in(text);
+  std::vector<std::string> out;
+  std::string word;
+  while (in >> word)
+    out.push_back(word);
+  return out;
+}
+
+double parse_double(const std::string &path, const char *key, const std::string &value) {
+  try {
+    size_t used = 0;
+    double x = std::stod(value, &used);
+    if (used == value.size() && std::isfinite(x))
+      return x;
+  } catch (const std::exception &) {
+  }
+  throw ModelError("model `" + path + "`: metadata `" + key + "` must be a finite number, got `" +
+                   value + "`");
+}
+
+int parse_positive_int(const std::string &path, const char *key, const std::string &value) {
+  try {
+    size_t used = 0;
+    long x = std::stol(value, &used);
+    if (used == value.size() && x > 0 && x < (1L << 30))
+      return static_cast<int>(x);
+  } catch (const std::exception &) {
+  }
+  throw ModelError("model `" + path + "`: metadata `" + key +
+                   "` must be a positive integer, got `" + value + "`");
+}
+
+std::pair<torch::Tensor, torch::Tensor> two_tensors(const c10::IValue &value, const char *method) {
+  if (!value.isTuple())
+    throw ModelError(std::string("model method `") + method + "` did not return a tuple (h, e)");
+  const auto &items = value.toTupleRef().elements();
+  if (items.size() != 2 || !items[0].isTensor() || !items[1].isTensor())
+    throw ModelError(std::string("model method `") + method +
+                     "` must return two tensors (h, e), got " + std::to_string(items.size()) +
+                     " values");
+  return {items[0].toTensor(), items[1].toTensor()};
+}
+
+} // namespace
+
+struct Model::Impl {
+  ModelInfo info;
+  torch::jit::Module module;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;
+
+  // the graph of the current evaluation
+  int64_t n_all = 0;
+  int64_t n_local = 0;
+  int64_t n_edges = 0;
+  torch::Tensor edge_index, h, e;
+
+  void check_h(const char *method) const {
+    if (h.dim() != 2 || h.size(0) != n_all || h.size(1) != info.feature_dim)
+      throw ModelError(std::string("model method `") + method +
+                       "` returned node features of shape " + c10::str(h.sizes()) + ", expected [" +
+                       std::to_string(n_all) + ", " + std::to_string(info.feature_dim) +
+                       "] (feature_dim from the metadata)");
+  }
+
+  void clear() {
+    edge_index = h = e = torch::Tensor();
+    n_all = n_local = n_edges = 0;
+  }
+};
+
+Model::Model(const std::string &path, const std::string &device) : impl_(new Impl) {
+  ModelInfo &info = impl_->info;
+  info.path = path;
+
+  {
+    std::ifstream file(path, std::ios::binary);
+    if (!file)
+      throw ModelError("cannot read model file `" + path + "`: " + std::strerror(errno));
+    char magic[4] = {0, 0, 0, 0};
+    file.read(magic, 4);
+    if (file.gcount() != 4 || std::memcmp(magic, "PK\x03\x04", 4) != 0)
+      throw ModelError("`" + path +
+                       "` is not a symgnn model: not a TorchScript archive (zip file); " +
+                       kExportHint);
+  }
+
+  if (device == "cuda") {
+    if (!torch_has_cuda())
+      throw ModelError("device cuda: this torch (" + torch_version() +
+                       ") sees no CUDA device: it is a CPU-only build or the machine has no "
+                       "GPU. Install a CUDA build of torch and rebuild the plugin, or use "
+                       "`device cpu`");
+    if (!neighbors_have_cuda())
+      throw ModelError(
+          "device cuda: the symgnn neighbor list in this plugin was built without CUDA (or "
+          "sees no device); rebuild with nvcc on PATH (CMAKE_ARGS=-DSYMGNN_CUDA=ON), or use "
+          "`device cpu`");
+    impl_->device = torch::Device(torch::kCUDA);
+  } else if (device != "cpu") {
+    throw ModelError("unknown device `" + device + "`, expected cpu or cuda");
+  }
+
+  torch::jit::ExtraFilesMap extra;
+  for (const char *key : kMetadataKeys)
+    extra[key] = "";
+  try {
+    impl_->module = torch::jit::load(path, impl_->device, extra);
+  } catch (const c10::Error &err) {
+    throw ModelError("`" + path + "` is not a loadable TorchScript model: " +
+                     first_line(err.what_without_backtrace()));
+  } catch (const std::exception &err) {
+    throw ModelError("`" + path +
+                     "` is not a loadable TorchScript model: " + first_line(err.what()));
+  }
+
+  info.format = extra["symgnn_format"];
+  if (info.format.empty())
+    throw ModelError("`" + path +
+                     "` is not a symgnn model: a TorchScript file without `symgnn_format` "
+                     "metadata; " +
+                     kExportHint);
+  if (info.format != kFormatVersion)
+    throw ModelError("`" + path + "`: symgnn_format is `" + info.format + "`, this plugin reads `" +
+                     kFormatVersion + "`; update symgnn or re-export the model");
+  std::string missing;
+  for (const char *key : kMetadataKeys)
+    if (extra[key].empty())
+      missing += std::string(missing.empty() ? "" : ", ") + key;
+  if (!missing.empty())
+    throw ModelError("`" + path + "`: symgnn model metadata lacks " + missing);
+
+  info.r_max = parse_double(path, "r_max", extra["r_max"]);
+  if (info.r_max <= 0.0)
+    throw ModelError("`" + path + "`: metadata r_max must be > 0, got " + extra["r_max"]);
+  info.n_layers = parse_positive_int(path, "n_layers", extra["n_layers"]);
+  info.feature_dim = parse_positive_int(path, "feature_dim", extra["feature_dim"]);
+  info.type_names = split_words(extra["type_names"]);
+  info.output = extra["output"];
+  info.unit = extra["unit"];
+  info.dtype = extra["dtype"];
+  info.info = extra["info"];
+  if (info.dtype == "float32")
+    impl_->dtype = torch::kFloat32;
+  else if (info.dtype == "float64")
+    impl_->dtype = torch::kFloat64;
+  else
+    throw ModelError("`" + path + "`: metadata dtype must be float32 or float64, got `" +
+                     info.dtype + "`");
+  if (info.type_names.empty())
+    throw ModelError("`" + path + "`: metadata type_names is empty");
+
+  for (const char *method : {"embed", "interact", "readout"})
+    if (!impl_->module.find_method(method))
+      throw ModelError("`" + path + "` is not a symgnn model: it has no `" + method +
+                       "` method (the exported contract has embed, interact, readout)");
+  impl_->module.eval();
+}
+
+Model::~Model() = default;
+
+const ModelInfo &Model::info() const { return impl_->info; }
+
+int64_t Model::n_edges() const { return impl_->n_edges; }
+
+void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const int64_t *species,
+                  int n_threads) {
+  Impl &m = *impl_;
+  m.clear();
+  c10::InferenceMode guard;
+  const auto device = m.device;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+
+  NeighborsGuard nb;
+  const char *err = nullptr;
+  const bool pbc[3] = {false, false, false};
+  int rc = 0;
+  if (device.is_cuda()) {
+    torch::Tensor pos = torch::from_blob(const_cast<double *>(positions), {n_all, 3}, f64)
+                            .to(device, torch::kFloat64, false, true);
+    rc = symgnn_neighbors_cuda(pos.data_ptr<double>(), n_all, nullptr, pbc, m.info.r_max, n_local,
+                               nullptr, &nb.nl, &err);
+  } else {
+    rc = symgnn_neighbors_cpu(positions, n_all, nullptr, pbc, m.info.r_max, n_local, n_threads,
+                              &nb.nl, &err);
+  }
+  if (rc != 0)
+    throw ModelError(std::string("neighbor list failed: ") + (err ? err : "unknown error"));
+
+  const int64_t n_edges = nb.nl.length;
+  const auto on_nl = [&](torch::TensorOptions opt) {
+    return opt.device(nb.nl.device == SYMGNN_CUDA ? torch::Device(torch::kCUDA) : torch::kCPU);
+  };
+  torch::Tensor edge_vec;
+  if (n_edges > 0) {
+    torch::Tensor senders = torch::from_blob(nb.nl.senders, {n_edges}, on_nl(i64));
+    torch::Tensor receivers = torch::from_blob(nb.nl.receivers, {n_edges}, on_nl(i64));
+    // copies: the neighbor arrays are freed when `nb` goes
+    m.edge_index = torch::stack({senders, receivers}).to(device);
+    edge_vec = torch::from_blob(nb.nl.vectors, {n_edges, 3}, on_nl(f64))
+                   .to(device, m.dtype, false, /*copy=*/true);
+  } else {
+    m.edge_index = torch::empty({2, 0}, i64.device(device));
+    edge_vec = torch::empty({0, 3}, f64.dtype(m.dtype).device(device));
+  }
+  torch::Tensor species_t = torch::from_blob(const_cast<int64_t *>(species), {n_all}, i64)
+                                .to(device, torch::kInt64, false, true);
+  m.n_all = n_all;
+  m.n_local = n_local;
+  m.n_edges = n_edges;
+
+  auto out = m.module.get_method("embed")({species_t, m.edge_index, edge_vec});
+  std::tie(m.h, m.e) = two_tensors(out, "embed");
+  m.check_h("embed");
+}
+
+void Model::interact(int layer) {
+  Impl &m = *impl_;
+  c10::InferenceMode guard;
+  auto out = m.module.get_method("interact")(
+      {c10::IValue(static_cast<int64_t>(layer)), m.h, m.e, m.edge_index});
+  std::tie(m.h, m.e) = two_tensors(out, "interact");
+  m.check_h("interact");
+}
+
+void Model::get_local_features(double *dst) const {
+  const Impl &m = *impl_;
+  if (m.n_local == 0)
+    return;
+  c10::InferenceMode guard;
+  torch::Tensor out = torch::from_blob(dst, {m.n_local, m.info.feature_dim},
+                                       torch::TensorOptions().dtype(torch::kFloat64));
+  out.copy_(m.h.narrow(0, 0, m.n_local));
+}
+
+void Model::set_ghost_features(const double *src) {
+  Impl &m = *impl_;
+  const int64_t n_ghost = m.n_all - m.n_local;
+  if (n_ghost == 0)
+    return;
+  c10::InferenceMode guard;
+  torch::Tensor in = torch::from_blob(const_cast<double *>(src), {n_ghost, m.info.feature_dim},
+                                      torch::TensorOptions().dtype(torch::kFloat64));
+  if (!m.h.is_contiguous())
+    m.h = m.h.contiguous();
+  m.h.narrow(0, m.n_local, n_ghost).copy_(in);
+}
+
+void Model::readout(double *out) {
+  Impl &m = *impl_;
+  c10::InferenceMode guard;
+  if (m.n_local > 0) {
+    auto value = m.module.get_method("readout")({m.h.narrow(0, 0, m.n_local)});
+    if (!value.isTensor())
+      throw ModelError("model method `readout` did not return a tensor");
+    torch::Tensor r = value.toTensor();
+    if (r.dim() != 1 || r.size(0) != m.n_local)
+      throw ModelError("model method `readout` returned shape " + c10::str(r.sizes()) +
+                       ", expected [" + std::to_string(m.n_local) + "]");
+    torch::from_blob(out, {m.n_local}, torch::TensorOptions().dtype(torch::kFloat64)).copy_(r);
+  }
+  m.clear();
+}
+
+std::string Model::torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+bool Model::torch_has_cuda() {
+  try {
+    return torch::cuda::is_available();
+  } catch (const std::exception &) {
+    return false;
+  }
+}
+
+bool Model::neighbors_have_cuda() { return symgnn_cuda_available() != 0; }
+
+void Model::set_num_threads(int n) {
+  if (n > 0 && n != at::get_num_threads())
+    at::set_num_threads(n);
+}
+
+int Model::num_threads() { return at::get_num_threads(); }
+
+} // namespace symgnn
