@@ -23,7 +23,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["register", "run", "predict_files", "guess_format"]
+__all__ = ["register", "run", "predict_files", "guess_format", "parse_types"]
 
 DEFAULT_LABEL = "energy_barrier"
 _RESERVED = {"numbers", "positions", "species", "pos", "Z", "momenta", "masses"}
@@ -68,11 +68,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--types",
-        nargs="+",
         default=None,
-        metavar="ELEMENT",
-        help="elements of LAMMPS atom types 1, 2, ... (LAMMPS data/dump files carry type "
-        "numbers; like `pair_coeff * * Cu Zr`)",
+        metavar="ELEMENTS",
+        help="elements of LAMMPS atom types 1, 2, ..., comma separated, e.g. Cu,Zr (LAMMPS "
+        "data/dump files carry type numbers; like `pair_coeff * * Cu Zr`)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (also off when not a tty)"
@@ -88,6 +87,16 @@ def guess_format(path: str | os.PathLike[str]) -> str | None:
     if name.endswith(_LAMMPS_DUMP_SUFFIXES) or name.startswith("dump."):
         return "lammps-dump-text"
     return None
+
+
+def parse_types(text: str | None) -> list[str] | None:
+    """``"Cu,Zr"`` or ``"Cu Zr"`` -> ``["Cu", "Zr"]``; None or empty -> None."""
+    if text is None:
+        return None
+    types = [t for t in re.split(r"[,\s]+", text.strip()) if t]
+    if not types:
+        raise ValueError("--types is empty; give the element of each LAMMPS type, e.g. Cu,Zr")
+    return types
 
 
 def _read_kwargs(fmt: str | None, types: list[str] | None) -> dict[str, Any]:
@@ -201,7 +210,10 @@ def predict_files(
                     except ValueError as exc:
                         hint = ""
                         if (fmt or guess_format(path) or "").startswith("lammps") and not types:
-                            hint = " (LAMMPS files carry type numbers: name the element of each type with --types, e.g. --types Cu Zr)"
+                            hint = (
+                                " (LAMMPS files carry type numbers: name the element of "
+                                "each type with --types, e.g. --types Cu,Zr)"
+                            )
                         raise ValueError(f"{path} frame {k}: {exc}{hint}") from None
                     elapsed = time.perf_counter() - start
                     extra = ""
@@ -253,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
         label_name=args.label_name,
         fmt=args.format,
         index=args.index,
-        types=args.types,
+        types=parse_types(args.types),
         progress=not args.no_progress,
     )
     return 0
