@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import pytest
 import torch
@@ -12,6 +13,7 @@ from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.emt import EMT
 from ase.md.verlet import VelocityVerlet
+
 from symgnn_ase import SymGNNCalculator, get_energy_barriers
 from symgnn_ase._export import export_model, load_model
 from symgnn_ase._factory import build_model
@@ -300,3 +302,17 @@ def test_quickstart_runs(
     monkeypatch.setattr(export, "default_model_path", lambda: model_path)
     runpy.run_path(str(ROOT / "examples" / "ase_quickstart.py"), run_name="__main__")
     assert "eV" in capsys.readouterr().out
+
+
+def test_ase_md_example_runs(model_path: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("lammps")
+    pytest.importorskip("matplotlib")
+    example = runpy.run_path(str(ROOT / "examples" / "ase_md.py"), run_name="ase_md")
+    args = ["--model", str(model_path), "--atoms", "40", "--steps", "6", "--interval", "3"]
+    rc = example["main"]([*args, "--relax-steps", "5", "--out", str(tmp_path)])
+    assert rc == 0
+    frames = ase.io.read(tmp_path / "barriers.extxyz", ":")
+    assert [f.info["step"] for f in frames] == [0, 3, 6]
+    assert frames[0].arrays["energy_barrier"].shape == (40,)
+    assert (tmp_path / "barriers.png").stat().st_size > 10_000
+    assert "3 records, 3 model calls" in capsys.readouterr().out
