@@ -1,6 +1,7 @@
 """Per-atom energy barriers of a CuZr structure with the bundled model (README snippet)."""
 
 from ase.build import bulk
+
 from symgnn_ase import SymGNNCalculator
 
 atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat(3)  # 108 atoms; or ase.io.read("glass.xyz")

@@ -6,12 +6,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import symgnn_ase._export as export
 import torch
+from torch import Tensor, nn
+
+import symgnn_ase._export as export
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase._export import load_model, torchscript_allowed
 from symgnn_ase._testing import make_tiny_model
-from torch import Tensor, nn
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase._cli import main
 from symgnn_ase._predict import guess_format
