@@ -1,0 +1,683 @@
+"""Which neighbors drive an atom's predicted barrier: GNNExplainer for node regression.
+
+The paper (§4.4) replaces GNNExplainer's entropy objective by the mean squared
+error between the masked and the unmasked prediction. For one explained atom
+``a`` we learn a soft mask ``m = sigmoid(z)`` over the directed edges that can
+influence ``a`` and minimize::
+
+    ((f_a(G, m) - f_a(G)) / s)^2 + size_weight * sum(m) + entropy_weight * mean(H(m))
+
+where ``f_a(G, m)`` is the model run with every edge's attention (SymGNN) or
+message (equivariant model) multiplied by its mask value (the models'
+``edge_weight`` argument), ``s`` is the model's label standard deviation (so the
+error is in standardized units, as in training; 1 when the model has none) and
+``H`` the binary entropy. The mask importances are ``m`` after optimization.
+
+The computation runs on the atom's receptive field only: the nodes within
+``n_layers`` hops along incoming edges and the edges whose receiver is within
+``n_layers - 1`` hops (the only edges that can change ``f_a``). With an
+exported model (``embed``/``interact``/``readout``), layer ``l`` only gets the
+edges whose receiver is within ``n_layers - 1 - l`` hops, which gives the same
+number at a fraction of the cost; the subgraph prediction is checked against the
+full-structure prediction for every atom.
+
+Distances of an edge ``j -> i`` from the explained atom: ``hop`` is the hop
+distance of its receiver ``i`` (0: an edge into the atom itself) and
+``distance`` the Euclidean distance of the edge midpoint ``r_i + D_ij / 2`` from
+the atom, with positions unwrapped around the atom by walking the edge vectors
+outward from it (so periodic images are placed next to the atom).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ExplainConfig",
+    "ExplainGraph",
+    "Subgraph",
+    "Explanation",
+    "Explainer",
+    "build_explain_graph",
+    "extract_subgraph",
+    "importance_vs_distance",
+    "write_edges_csv",
+]
+
+_EPS = 1e-12
+#: subgraph and full-structure predictions must agree to this (relative to the scale s)
+LOCALITY_TOL = 1e-4
+#: random K-edge subsets drawn for the fidelity baseline
+N_RANDOM_BASELINE = 8
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Settings of the mask optimization and of the fidelity report."""
+
+    epochs: int = 100
+    lr: float = 0.05
+    size_weight: float = 0.005
+    entropy_weight: float = 1.0
+    seed: int = 0
+    top_k: int = 50
+    init_logit: float = 1.0  # initial mask sigmoid(1) ~ 0.73: near the full prediction
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("size_weight", "entropy_weight", "init_std"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not math.isfinite(self.init_logit):
+            raise ValueError(f"init_logit must be finite, got {self.init_logit}")
+        if isinstance(self.top_k, bool) or int(self.top_k) != self.top_k or self.top_k < 1:
+            raise ValueError(f"top_k must be an integer >= 1, got {self.top_k}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ExplainGraph:
+    """The whole structure's radius graph, with what explanations need beyond the model input."""
+
+    species: np.ndarray  # [N] int64 indices into type_names
+    receiver: np.ndarray  # [E] int64 (i)
+    sender: np.ndarray  # [E] int64 (j)
+    shift: np.ndarray  # [E, 3] int32 (S)
+    vec: np.ndarray  # [E, 3] float64: D = r_j - r_i + S.cell
+    type_names: list[str]
+    r_max: float
+    _ptr: np.ndarray = field(init=False, repr=False)  # CSR of incoming edges
+    _order: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._order = np.argsort(self.receiver, kind="stable")
+        self._ptr = np.searchsorted(self.receiver[self._order], np.arange(self.n_atoms + 1))
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.species.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.receiver.shape[0])
+
+    def incoming(self, nodes: np.ndarray) -> np.ndarray:
+        """Ids of the edges whose receiver is in ``nodes``."""
+        start = self._ptr[nodes]
+        count = self._ptr[nodes + 1] - start
+        total = int(count.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        offsets = np.repeat(start - np.cumsum(count) + count, count)
+        return self._order[offsets + np.arange(total)]
+
+
+def build_explain_graph(atoms: Any, r_max: float, type_names: Sequence[str]) -> ExplainGraph:
+    """The radius graph of ``atoms`` (an ``ase.Atoms``), keeping shifts and float64 vectors."""
+    from ._graph import species_indices
+    from ._neighbors import atoms_neighbors
+
+    if len(atoms) == 0:
+        raise ValueError("the structure has no atoms")
+    species = species_indices(atoms.get_chemical_symbols(), type_names)
+    i, j, shift, vec = atoms_neighbors(atoms, r_max)
+    return ExplainGraph(
+        species=species,
+        receiver=np.asarray(i, dtype=np.int64),
+        sender=np.asarray(j, dtype=np.int64),
+        shift=np.asarray(shift, dtype=np.int32),
+        vec=np.asarray(vec, dtype=np.float64),
+        type_names=list(type_names),
+        r_max=float(r_max),
+    )
+
+
+@dataclass
+class Subgraph:
+    """An atom's receptive field: local node and edge numbering, hops, unwrapped positions.
+
+    Edges are ordered by the hop of their receiver (ascending), so the edges a
+    layer needs are a prefix: ``n_edges_per_layer[l]`` of them for layer ``l``.
+    """
+
+    atom: int
+    nodes: np.ndarray  # [n] global atom ids; nodes[0] == atom
+    node_hop: np.ndarray  # [n]
+    edges: np.ndarray  # [e] global edge ids
+    local_receiver: np.ndarray  # [e] into nodes
+    local_sender: np.ndarray  # [e]
+    edge_hop: np.ndarray  # [e] hop of the receiver
+    node_pos: np.ndarray  # [n, 3] unwrapped positions relative to the atom (Å)
+    midpoint: np.ndarray  # [e, 3] edge midpoints relative to the atom (Å)
+    n_edges_per_layer: list[int]
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.nodes.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.edges.shape[0])
+
+
+def extract_subgraph(graph: ExplainGraph, atom: int, n_layers: int) -> Subgraph:
+    """Nodes within ``n_layers`` hops of ``atom`` along incoming edges, and the edges into
+    nodes within ``n_layers - 1`` hops (all that can change the atom's output)."""
+    _check_atom(atom, graph.n_atoms)
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    hop = np.full(graph.n_atoms, -1, dtype=np.int64)
+    pos = np.full((graph.n_atoms, 3), np.nan)
+    hop[atom] = 0
+    pos[atom] = 0.0
+    frontier = np.array([atom], dtype=np.int64)
+    edge_parts: list[np.ndarray] = []
+    for h in range(n_layers):
+        eids = graph.incoming(frontier)  # receivers at hop h
+        edge_parts.append(eids)
+        senders = graph.sender[eids]
+        new = hop[senders] < 0
+        # first edge reaching each new node places it (path-consistent periodic image)
+        new_nodes, first = np.unique(senders[new], return_index=True)
+        hop[new_nodes] = h + 1
+        via = eids[new][first]
+        pos[new_nodes] = pos[graph.receiver[via]] + graph.vec[via]
+        frontier = new_nodes
+    edges = np.concatenate(edge_parts) if edge_parts else np.zeros(0, dtype=np.int64)
+    nodes = np.flatnonzero(hop >= 0)
+    nodes = nodes[np.argsort(hop[nodes], kind="stable")]  # the atom (hop 0) first
+    local = np.full(graph.n_atoms, -1, dtype=np.int64)
+    local[nodes] = np.arange(nodes.shape[0])
+    recv = graph.receiver[edges]
+    edge_hop = hop[recv]
+    counts = [int(np.sum(edge_hop <= n_layers - 1 - layer)) for layer in range(n_layers)]
+    midpoint = pos[recv] + 0.5 * graph.vec[edges]
+    return Subgraph(
+        atom=int(atom),
+        nodes=nodes,
+        node_hop=hop[nodes],
+        edges=edges,
+        local_receiver=local[recv],
+        local_sender=local[graph.sender[edges]],
+        edge_hop=edge_hop,
+        node_pos=pos[nodes],
+        midpoint=midpoint,
+        n_edges_per_layer=counts,
+    )
+
+
+def _check_atom(atom: Any, n_atoms: int) -> int:
+    if isinstance(atom, bool) or not isinstance(atom, (int, np.integer)):
+        raise ValueError(f"atom index must be an integer, got {atom!r}")
+    if not 0 <= int(atom) < n_atoms:
+        raise ValueError(
+            f"atom index {int(atom)} is out of range: the structure has {n_atoms} atoms "
+            f"(valid indices 0 to {n_atoms - 1})"
+        )
+    return int(atom)
+
+
+class _Runner:
+    """The explained atom's prediction as a function of the edge weights of its subgraph."""
+
+    def __init__(
+        self,
+        module: Any,
+        n_layers: int,
+        sub: Subgraph,
+        graph: ExplainGraph,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        self.module = module
+        self.n_layers = n_layers
+        self.counts = sub.n_edges_per_layer
+        self.species = torch.from_numpy(graph.species[sub.nodes]).to(device)
+        self.edge_index = torch.from_numpy(np.stack([sub.local_sender, sub.local_receiver])).to(
+            device
+        )
+        self.edge_vec = torch.from_numpy(graph.vec[sub.edges]).to(device=device, dtype=dtype)
+        self.dtype = dtype
+        self.device = device
+        self.staged = all(hasattr(module, name) for name in ("embed", "interact", "readout"))
+        self._h0: Tensor | None = None
+        self._e0: Tensor | None = None
+        if self.staged:
+            with torch.no_grad():
+                self._h0, self._e0 = module.embed(self.species, self.edge_index, self.edge_vec)
+
+    def __call__(self, weight: Tensor | None) -> Tensor:
+        if not self.staged:
+            out = self.module(self.species, self.edge_index, self.edge_vec, weight)
+            return out[0]
+        assert self._h0 is not None and self._e0 is not None
+        h, e = self._h0, self._e0
+        for layer in range(self.n_layers):
+            n = self.counts[layer]
+            w = None if weight is None else weight[:n]
+            h, e = self.module.interact(layer, h, e[:n], self.edge_index[:, :n], w)
+        return self.module.readout(h[:1])[0]
+
+    def hard(self, keep: np.ndarray) -> float:
+        """Prediction with weight 1 on the edges in the boolean ``keep``, 0 elsewhere."""
+        w = torch.from_numpy(keep.astype(np.float64)).to(device=self.device, dtype=self.dtype)
+        with torch.no_grad():
+            return float(self(w))
+
+
+@dataclass
+class Explanation:
+    """One atom's explanation: per-edge importances (subgraph edge order) and fidelity."""
+
+    atom: int
+    species: str
+    subgraph: Subgraph
+    importance: np.ndarray  # [e] mask values in [0, 1]
+    edge_length: np.ndarray  # [e] Å
+    distance: np.ndarray  # [e] edge midpoint distance from the atom, Å
+    prediction: float  # full-structure prediction (eV)
+    subgraph_prediction: float
+    fidelity: dict[str, float]
+    loss: dict[str, float]
+    time_s: float  # wall clock
+    cpu_time_s: float  # this process's CPU time (all threads)
+    top_k: int
+
+    @property
+    def order(self) -> np.ndarray:
+        """Subgraph edge positions sorted by importance, most important first."""
+        return np.argsort(-self.importance, kind="stable")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready numbers (no per-edge arrays)."""
+        sub = self.subgraph
+        return {
+            "atom": self.atom,
+            "species": self.species,
+            "prediction_eV": self.prediction,
+            "subgraph_prediction_eV": self.subgraph_prediction,
+            "subgraph": {
+                "nodes": sub.n_nodes,
+                "edges": sub.n_edges,
+                "edges_per_layer": sub.n_edges_per_layer,
+            },
+            "top_k": self.top_k,
+            "fidelity": self.fidelity,
+            "loss": self.loss,
+            "importance": {
+                "mean": float(self.importance.mean()) if sub.n_edges else float("nan"),
+                "top_k_mean": float(self.importance[self.order[: self.top_k]].mean())
+                if sub.n_edges
+                else float("nan"),
+                "fraction_above_0.5": float((self.importance > 0.5).mean())
+                if sub.n_edges
+                else float("nan"),
+            },
+            "top_k_mean_distance_A": float(self.distance[self.order[: self.top_k]].mean())
+            if sub.n_edges
+            else float("nan"),
+            "time_s": self.time_s,
+            "cpu_time_s": self.cpu_time_s,
+        }
+
+
+class Explainer:
+    """Explains per-atom predictions of one model on one structure.
+
+    ``module`` is anything called as ``module(species, edge_index, edge_vec,
+    edge_weight)`` (an exported model, an eager model, or a test module), and is
+    run layer by layer when it has ``embed``/``interact``/``readout``.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        atoms: Any,
+        *,
+        r_max: float,
+        n_layers: int,
+        type_names: Sequence[str],
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        config: ExplainConfig | None = None,
+    ) -> None:
+        self.module = module
+        self.n_layers = int(n_layers)
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.config = config or ExplainConfig()
+        self.atoms = atoms
+        start = time.perf_counter()
+        self.graph = build_explain_graph(atoms, r_max, type_names)
+        scale = getattr(module, "label_std", None)
+        self.scale = float(scale) if isinstance(scale, Tensor) and float(scale) > 0 else 1.0
+        species = torch.from_numpy(self.graph.species).to(self.device)
+        edge_index = torch.from_numpy(np.stack([self.graph.sender, self.graph.receiver]))
+        edge_vec = torch.from_numpy(self.graph.vec).to(device=self.device, dtype=dtype)
+        with torch.no_grad():
+            try:
+                out = module(species, edge_index.to(self.device), edge_vec, None)
+            except (RuntimeError, TypeError) as exc:
+                if "argument" not in str(exc):
+                    raise
+                raise ValueError(
+                    "the model does not take per-edge weights (forward(species, edge_index, "
+                    "edge_vec, edge_weight)); re-export it with this version of symgnn "
+                    f"(`symgnn export`): {str(exc).splitlines()[0]}"
+                ) from None
+        self.full_prediction = out.detach().to("cpu", torch.float64).numpy()
+        self.setup_time_s = time.perf_counter() - start
+        logger.info(
+            "explainer: %d atoms, %d edges, full prediction in %.2f s",
+            self.graph.n_atoms,
+            self.graph.n_edges,
+            self.setup_time_s,
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        atoms: Any,
+        config: ExplainConfig | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Explainer:
+        """From a :class:`~symgnn_ase._export.LoadedModel`, a model path/name, or None (default)."""
+        from ._export import LoadedModel, load_model
+
+        loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device)
+        return cls(
+            loaded.module,
+            atoms,
+            r_max=loaded.r_max,
+            n_layers=loaded.n_layers,
+            type_names=loaded.type_names,
+            dtype=loaded.dtype,
+            device=device,
+            config=config,
+        )
+
+    def explain(self, atom: int, config: ExplainConfig | None = None) -> Explanation:
+        """Learn the edge mask of ``atom`` and measure the explanation's fidelity."""
+        cfg = config or self.config
+        atom = _check_atom(atom, self.graph.n_atoms)
+        start = time.perf_counter()
+        cpu_start = time.process_time()
+        sub = extract_subgraph(self.graph, atom, self.n_layers)
+        runner = _Runner(self.module, self.n_layers, sub, self.graph, self.dtype, self.device)
+        with torch.no_grad():
+            target = runner(None).detach()
+        sub_pred = float(target)
+        full_pred = float(self.full_prediction[atom])
+        if abs(sub_pred - full_pred) > LOCALITY_TOL * max(self.scale, abs(full_pred)):
+            raise RuntimeError(
+                f"atom {atom}: the prediction on its {self.n_layers}-hop subgraph "
+                f"({sub_pred:.6g}) differs from the full-structure prediction ({full_pred:.6g}); "
+                "the model is not local within n_layers hops, so edge masks cannot explain it"
+            )
+        e = sub.n_edges
+        gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + atom)
+        logits = cfg.init_logit + cfg.init_std * torch.randn(e, generator=gen, dtype=torch.float64)
+        logits = logits.to(device=self.device, dtype=self.dtype).requires_grad_(True)
+        history: list[float] = []
+        err_history: list[float] = []
+        if e:
+            opt = torch.optim.Adam([logits], lr=cfg.lr)
+            for _ in range(cfg.epochs):
+                mask = torch.sigmoid(logits)
+                pred = runner(mask)
+                err = ((pred - target) / self.scale) ** 2
+                ent = -(
+                    mask * torch.log(mask + _EPS) + (1 - mask) * torch.log(1 - mask + _EPS)
+                ).mean()
+                loss = err + cfg.size_weight * mask.sum() + cfg.entropy_weight * ent
+                opt.zero_grad(set_to_none=True)
+                loss.backward(inputs=[logits])
+                opt.step()
+                history.append(float(loss.detach()))
+                err_history.append(float(err.detach()))
+        with torch.no_grad():
+            mask = torch.sigmoid(logits)
+            mask_pred = float(runner(mask)) if e else sub_pred
+        importance = mask.detach().to("cpu", torch.float64).numpy()
+        fidelity = self._fidelity(runner, sub, importance, full_pred, mask_pred, cfg)
+        elapsed = time.perf_counter() - start
+        vec = self.graph.vec[sub.edges]
+        expl = Explanation(
+            atom=atom,
+            species=self.graph.type_names[int(self.graph.species[atom])],
+            subgraph=sub,
+            importance=importance,
+            edge_length=np.linalg.norm(vec, axis=1),
+            distance=np.linalg.norm(sub.midpoint, axis=1),
+            prediction=full_pred,
+            subgraph_prediction=sub_pred,
+            fidelity=fidelity,
+            loss={
+                "first": history[0] if history else float("nan"),
+                "last": history[-1] if history else float("nan"),
+                "error_last": err_history[-1] if err_history else float("nan"),
+                "scale_eV": self.scale,
+            },
+            time_s=elapsed,
+            cpu_time_s=time.process_time() - cpu_start,
+            top_k=min(cfg.top_k, e),
+        )
+        logger.info(
+            "atom %d (%s): %d nodes, %d edges, prediction %.4f eV, keep-top-%d %.4f, "
+            "remove-top-%d %.4f, %.2f s",
+            atom,
+            expl.species,
+            sub.n_nodes,
+            e,
+            full_pred,
+            expl.top_k,
+            fidelity["keep_top_k_eV"],
+            expl.top_k,
+            fidelity["remove_top_k_eV"],
+            elapsed,
+        )
+        return expl
+
+    def _fidelity(
+        self,
+        runner: _Runner,
+        sub: Subgraph,
+        importance: np.ndarray,
+        full_pred: float,
+        mask_pred: float,
+        cfg: ExplainConfig,
+    ) -> dict[str, float]:
+        """Hard-mask predictions: top-K kept (others weight 0) and top-K removed, with the
+        K nearest edges and random K-edge sets as baselines."""
+        e = sub.n_edges
+        k = min(cfg.top_k, e)
+        if e == 0:
+            nan = float("nan")
+            return {
+                "soft_mask_eV": mask_pred,
+                "keep_top_k_eV": full_pred,
+                "remove_top_k_eV": full_pred,
+                "empty_eV": full_pred,
+                "keep_error_eV": 0.0,
+                "remove_change_eV": 0.0,
+                "keep_nearest_error_eV": nan,
+                "remove_nearest_change_eV": nan,
+                "keep_random_error_eV": nan,
+                "remove_random_change_eV": nan,
+            }
+        top = np.zeros(e, dtype=bool)
+        top[np.argsort(-importance, kind="stable")[:k]] = True
+        near = np.zeros(e, dtype=bool)
+        near[np.argsort(np.linalg.norm(sub.midpoint, axis=1), kind="stable")[:k]] = True
+        keep = runner.hard(top)
+        remove = runner.hard(~top)
+        keep_near = runner.hard(near)
+        remove_near = runner.hard(~near)
+        rng = np.random.default_rng(int(cfg.seed) + 7919 * sub.atom)
+        keep_rand, remove_rand = [], []
+        for _ in range(N_RANDOM_BASELINE):
+            sel = np.zeros(e, dtype=bool)
+            sel[rng.choice(e, size=k, replace=False)] = True
+            keep_rand.append(abs(runner.hard(sel) - full_pred))
+            remove_rand.append(abs(runner.hard(~sel) - full_pred))
+        return {
+            "soft_mask_eV": mask_pred,
+            "keep_top_k_eV": keep,
+            "remove_top_k_eV": remove,
+            "empty_eV": runner.hard(np.zeros(e, dtype=bool)),
+            # |f(top-K only) - f(all)|: small when the top-K edges suffice
+            "keep_error_eV": abs(keep - full_pred),
+            # |f(all but top-K) - f(all)|: large when the top-K edges are necessary
+            "remove_change_eV": abs(remove - full_pred),
+            "keep_nearest_error_eV": abs(keep_near - full_pred),
+            "remove_nearest_change_eV": abs(remove_near - full_pred),
+            "keep_random_error_eV": float(np.mean(keep_rand)),
+            "remove_random_change_eV": float(np.mean(remove_rand)),
+        }
+
+
+EDGE_COLUMNS = (
+    "rank",
+    "i",
+    "j",
+    "sx",
+    "sy",
+    "sz",
+    "species_i",
+    "species_j",
+    "hop",
+    "distance",
+    "edge_length",
+    "importance",
+)
+
+
+def write_edges_csv(expl: Explanation, graph: ExplainGraph, path: str | os.PathLike) -> Path:
+    """All subgraph edges, most important first: receiver ``i``, sender ``j``, shift, species,
+    ``hop`` of the receiver, ``distance`` of the edge midpoint from the atom (Å),
+    ``edge_length`` (Å) and ``importance`` (mask value in [0, 1])."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sub = expl.subgraph
+    names = graph.type_names
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fd:
+        writer = csv.writer(fd)
+        writer.writerow(EDGE_COLUMNS)
+        for rank, k in enumerate(expl.order, start=1):
+            eid = sub.edges[k]
+            i = int(graph.receiver[eid])
+            j = int(graph.sender[eid])
+            s = graph.shift[eid]
+            writer.writerow(
+                [
+                    rank,
+                    i,
+                    j,
+                    int(s[0]),
+                    int(s[1]),
+                    int(s[2]),
+                    names[int(graph.species[i])],
+                    names[int(graph.species[j])],
+                    int(sub.edge_hop[k]),
+                    f"{expl.distance[k]:.4f}",
+                    f"{expl.edge_length[k]:.4f}",
+                    f"{expl.importance[k]:.6g}",
+                ]
+            )
+    os.replace(tmp, path)
+    return path
+
+
+def importance_vs_distance(
+    explanations: Sequence[Explanation], bin_width: float = 1.0
+) -> dict[str, Any]:
+    """The medium-range-order statistic over many explained atoms.
+
+    Per distance bin (edge midpoint distance from the atom): the mean importance
+    of the edges in the bin, averaged over atoms (each atom counts once; standard
+    error over atoms), the share of each atom's top-K edges that falls in the bin,
+    the share of all subgraph edges in the bin, and their ratio (enrichment > 1:
+    top-K edges are over-represented at that distance). The same per receiver hop.
+    """
+    if bin_width <= 0 or not math.isfinite(bin_width):
+        raise ValueError(f"bin_width must be a finite number > 0, got {bin_width}")
+    usable = [x for x in explanations if x.subgraph.n_edges]
+    if not usable:
+        raise ValueError("no explanation with edges to aggregate")
+    max_d = max(float(x.distance.max()) for x in usable)
+    n_bins = max(1, int(math.ceil(max_d / bin_width + 1e-9)))
+    edges = np.arange(n_bins + 1) * bin_width
+
+    def table(keys: list[np.ndarray], n: int) -> dict[str, list[float]]:
+        means = np.full((len(usable), n), np.nan)
+        top_share = np.zeros((len(usable), n))
+        all_share = np.zeros((len(usable), n))
+        for a, (x, key) in enumerate(zip(usable, keys, strict=True)):
+            count = np.bincount(key, minlength=n)
+            total = np.bincount(key, weights=x.importance, minlength=n)
+            ok = count > 0
+            means[a, ok] = total[ok] / count[ok]
+            top = x.order[: x.top_k]
+            top_share[a] = np.bincount(key[top], minlength=n) / max(len(top), 1)
+            all_share[a] = count / count.sum()
+        n_atoms = np.sum(~np.isnan(means), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nanmean(np.where(n_atoms > 0, means, 0.0), axis=0)
+            mean = np.where(n_atoms > 0, mean, np.nan)
+            sq = np.nansum((means - mean) ** 2, axis=0)
+            sem = np.where(n_atoms > 1, np.sqrt(sq / np.maximum(n_atoms - 1, 1) / n_atoms), np.nan)
+            top_mean = top_share.mean(0)
+            all_mean = all_share.mean(0)
+            enrich = np.where(all_mean > 0, top_mean / all_mean, np.nan)
+        return {
+            "n_atoms": n_atoms.astype(int).tolist(),
+            "mean_importance": mean.tolist(),
+            "sem_importance": sem.tolist(),
+            "top_k_share": top_mean.tolist(),
+            "edge_share": all_mean.tolist(),
+            "enrichment": enrich.tolist(),
+        }
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN bins
+        by_distance = table(
+            [np.minimum((x.distance / bin_width).astype(np.int64), n_bins - 1) for x in usable],
+            n_bins,
+        )
+        n_hops = max(int(x.subgraph.edge_hop.max()) for x in usable) + 1
+        by_hop = table([x.subgraph.edge_hop.astype(np.int64) for x in usable], n_hops)
+    return {
+        "n_atoms": len(usable),
+        "bin_width_A": bin_width,
+        "distance_bins_A": edges.tolist(),
+        "by_distance": by_distance,
+        "hops": list(range(n_hops)),
+        "by_hop": by_hop,
+    }
