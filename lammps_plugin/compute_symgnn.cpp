@@ -129,8 +129,9 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
   if (domain->dimension != 3)
     error->all(FLERR, "compute symgnn requires a 3d simulation (`dimension 3`)");
   if (atom->type == nullptr || atom->ntypes < 1)
-    error->all(FLERR, "compute symgnn requires an atom style with atom types (e.g. `atom_style "
-                      "atomic`) and at least one type");
+    error->all(FLERR, "compute symgnn requires atom types: define the simulation box first "
+                      "(read_data, create_box or read_restart), with an atom style that has "
+                      "types (e.g. `atom_style atomic`)");
 
   const int ntypes = atom->ntypes;
   const std::string model_arg = arg[3];
@@ -174,6 +175,12 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
   if (!why.empty())
     error->all(FLERR, "compute symgnn: {}", why);
   {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      error->all(FLERR,
+                 "compute symgnn: cannot read model file `{}`: it is a directory (MODEL must be "
+                 "the path of an exported symgnn model, .pt, or `default`)",
+                 path);
     std::ifstream probe(path, std::ios::binary);
     if (!probe)
       error->all(FLERR,
@@ -325,6 +332,12 @@ void ComputeSymGNN::compute_peratom() {
   // one model call per timestep, however many consumers ask
   if (cached_step_ == update->ntimestep && cached_builds_ == neighbor->ncalls)
     return;
+
+  // Ghost positions as of now: fixes acting at end_of_step (fix deform with
+  // remap x, which moves local atoms and the box) run after this step's
+  // forward communication and before output, so ghosts can lag behind their
+  // owners when a dump or a thermo output calls this compute.
+  comm->forward_comm();
 
   grow();
   const int nlocal = atom->nlocal;
