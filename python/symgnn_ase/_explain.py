@@ -372,6 +372,11 @@ class Explainer:
         self.atoms = atoms
         start = time.perf_counter()
         self.graph = build_explain_graph(atoms, r_max, type_names)
+        if self.graph.n_edges == 0:
+            raise ValueError(
+                f"the structure has no pair of atoms closer than r_max = {r_max} Å: "
+                "no edges, nothing to explain"
+            )
         scale = getattr(module, "label_std", None)
         self.scale = float(scale) if isinstance(scale, Tensor) and float(scale) > 0 else 1.0
         species = torch.from_numpy(self.graph.species).to(self.device)
@@ -427,24 +432,29 @@ class Explainer:
         start = time.perf_counter()
         cpu_start = time.process_time()
         sub = extract_subgraph(self.graph, atom, self.n_layers)
-        runner = _Runner(self.module, self.n_layers, sub, self.graph, self.dtype, self.device)
-        with torch.no_grad():
-            target = runner(None).detach()
-        sub_pred = float(target)
+        e = sub.n_edges
         full_pred = float(self.full_prediction[atom])
+        runner: _Runner | None = None
+        sub_pred = full_pred  # an atom without edges: nothing to run or to explain
+        if e:
+            runner = _Runner(self.module, self.n_layers, sub, self.graph, self.dtype, self.device)
+            with torch.no_grad():
+                target = runner(None).detach()
+            sub_pred = float(target)
+        else:
+            logger.warning("atom %d has no neighbors within r_max: nothing to explain", atom)
         if abs(sub_pred - full_pred) > LOCALITY_TOL * max(self.scale, abs(full_pred)):
             raise RuntimeError(
                 f"atom {atom}: the prediction on its {self.n_layers}-hop subgraph "
                 f"({sub_pred:.6g}) differs from the full-structure prediction ({full_pred:.6g}); "
                 "the model is not local within n_layers hops, so edge masks cannot explain it"
             )
-        e = sub.n_edges
         gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + atom)
         logits = cfg.init_logit + cfg.init_std * torch.randn(e, generator=gen, dtype=torch.float64)
         logits = logits.to(device=self.device, dtype=self.dtype).requires_grad_(True)
         history: list[float] = []
         err_history: list[float] = []
-        if e:
+        if runner is not None:
             opt = torch.optim.Adam([logits], lr=cfg.lr)
             for _ in range(cfg.epochs):
                 mask = torch.sigmoid(logits)
@@ -461,7 +471,7 @@ class Explainer:
                 err_history.append(float(err.detach()))
         with torch.no_grad():
             mask = torch.sigmoid(logits)
-            mask_pred = float(runner(mask)) if e else sub_pred
+            mask_pred = float(runner(mask)) if runner is not None else sub_pred
         importance = mask.detach().to("cpu", torch.float64).numpy()
         fidelity = self._fidelity(runner, sub, importance, full_pred, mask_pred, cfg)
         elapsed = time.perf_counter() - start
@@ -504,7 +514,7 @@ class Explainer:
 
     def _fidelity(
         self,
-        runner: _Runner,
+        runner: _Runner | None,
         sub: Subgraph,
         importance: np.ndarray,
         full_pred: float,
@@ -515,7 +525,7 @@ class Explainer:
         K nearest edges and random K-edge sets as baselines."""
         e = sub.n_edges
         k = min(cfg.top_k, e)
-        if e == 0:
+        if runner is None or e == 0:
             nan = float("nan")
             return {
                 "soft_mask_eV": mask_pred,
