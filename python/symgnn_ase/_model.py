@@ -101,6 +101,7 @@ class Symmetrizer(nn.Module):
     def __init__(self, edge_dim: int, r_max: float, cfg: ModelConfig) -> None:
         super().__init__()
         self.r_max = r_max
+        self.edge_dim = edge_dim
         self.n_samples = cfg.n_samples
         log_sigma = math.log(cfg.init_sigma)
         self.mu = nn.Parameter(torch.zeros(2, 3))  # [rotation|reflection, angle]
@@ -140,7 +141,7 @@ class Symmetrizer(nn.Module):
         w = torch.matmul(self.lin1.weight.unsqueeze(0), t)  # [M, D, 3]
         w = w.permute(2, 0, 1).reshape(3, -1)  # [3, M*D]
         pre = torch.matmul(vec / self.r_max, w) + self.lin1.bias.repeat(m)
-        hidden = torch.nn.functional.silu(pre).view(vec.shape[0], m, -1).sum(1)
+        hidden = torch.nn.functional.silu(pre).view(vec.shape[0], m, self.edge_dim).sum(1)
         # second layer is linear too: sum_k (W2 a_k + b2) = W2 sum_k a_k + M b2
         return torch.nn.functional.linear(hidden, self.lin2.weight, self.lin2.bias * m) / m
 

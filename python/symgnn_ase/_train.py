@@ -44,6 +44,7 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "lr_factor": 0.5,
     "lr_patience": 15,
     "min_lr": 1e-5,
+    "compile": False,  # torch.compile the model (CPU: ~4x faster steps after a few minutes)
 }
 TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim"}
 
@@ -127,7 +128,9 @@ def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, 
     preds = [model(g.species, g.edge_index, g.edge_vec).numpy() for g in graphs]
     trues = [g.label.numpy() for g in graphs]
     pooled = regression_metrics(np.concatenate(preds), np.concatenate(trues))
-    per_file = {g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues, strict=True)}
+    per_file = {
+        g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues, strict=True)
+    }
     return {"pooled": pooled, "per_file": per_file}, preds
 
 
@@ -206,6 +209,8 @@ def train(
         min_lr=opt_cfg["min_lr"],
     )
     gen = torch.Generator().manual_seed(cfg["seed"])
+    # `model` holds the parameters (checkpoints save its state); `run_model` may be compiled
+    run_model = torch.compile(model, dynamic=True) if opt_cfg["compile"] else model
     history: list[dict[str, Any]] = []
     epoch, best, best_epoch, elapsed = 0, -math.inf, -1, 0.0
     if resume:
@@ -244,7 +249,7 @@ def train(
         losses = []
         for k in order:
             g = train_graphs[k]
-            pred = model(g.species, g.edge_index, g.edge_vec)
+            pred = run_model(g.species, g.edge_index, g.edge_vec)
             loss = torch.mean(((pred - g.label) / std) ** 2)
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -252,7 +257,7 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
             optim.step()
             losses.append(loss.detach().item())
-        metrics, _ = evaluate_graphs(model, valid_graphs)
+        metrics, _ = evaluate_graphs(run_model, valid_graphs)
         val_r = metrics["pooled"]["pearson"]
         sched.step(val_r if math.isfinite(val_r) else -1.0)
         epoch += 1
