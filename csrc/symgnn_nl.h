@@ -20,12 +20,12 @@ enum SymgnnDevice { SYMGNN_CPU = 0, SYMGNN_CUDA = 1 };
 
 typedef struct SymgnnNeighbors {
   int64_t length;     // number of directed edges E
-  int64_t* receivers; // [E] i
-  int64_t* senders;   // [E] j
-  int32_t* shifts;    // [E*3] S
-  double* vectors;    // [E*3] D
+  int64_t *receivers; // [E] i
+  int64_t *senders;   // [E] j
+  int32_t *shifts;    // [E*3] S
+  double *vectors;    // [E*3] D
   int device;         // SymgnnDevice of the arrays above
-  void* opaque;       // owned storage, freed by symgnn_neighbors_free
+  void *opaque;       // owned storage, freed by symgnn_neighbors_free
 } SymgnnNeighbors;
 
 // Computes the neighbor list on the CPU. `positions` is [n_atoms*3] row-major,
@@ -35,25 +35,25 @@ typedef struct SymgnnNeighbors {
 // Returns 0 on success. On failure returns non-zero, leaves `out` empty and
 // sets *error (if not NULL) to a message owned by the library, valid until the
 // next call on the same thread.
-int symgnn_neighbors_cpu(const double* positions, int64_t n_atoms, const double* cell,
-                         const bool* pbc, double cutoff, int64_t n_receivers, int n_threads,
-                         SymgnnNeighbors* out, const char** error);
+int symgnn_neighbors_cpu(const double *positions, int64_t n_atoms, const double *cell,
+                         const bool *pbc, double cutoff, int64_t n_receivers, int n_threads,
+                         SymgnnNeighbors *out, const char **error);
 
 // Same on a CUDA device: `positions` is a device pointer [n_atoms*3]; `cell`
 // and `pbc` are host pointers. The output arrays are device pointers (device =
 // SYMGNN_CUDA), same order as the CPU version. `stream` is a cudaStream_t or
 // NULL for the default stream. Without CUDA support this returns non-zero with
 // a message that says how to build it.
-int symgnn_neighbors_cuda(const double* positions, int64_t n_atoms, const double* cell,
-                          const bool* pbc, double cutoff, int64_t n_receivers, void* stream,
-                          SymgnnNeighbors* out, const char** error);
+int symgnn_neighbors_cuda(const double *positions, int64_t n_atoms, const double *cell,
+                          const bool *pbc, double cutoff, int64_t n_receivers, void *stream,
+                          SymgnnNeighbors *out, const char **error);
 
 // 1 if this build has CUDA support and a device is visible, else 0.
 int symgnn_cuda_available(void);
 
 // Frees what a successful call stored in `out` and zeroes it. Safe on a
 // zeroed struct.
-void symgnn_neighbors_free(SymgnnNeighbors* out);
+void symgnn_neighbors_free(SymgnnNeighbors *out);
 
 #ifdef __cplusplus
 }
