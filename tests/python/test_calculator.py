@@ -146,7 +146,6 @@ def test_non_periodic_cluster(calc: SymGNNCalculator, glass: Atoms) -> None:
     np.testing.assert_allclose(barriers, calc.get_property(B, boxed), atol=1e-4)
 
 
-@pytest.mark.xfail(reason="SymGNN edge encoder: view(E, m, -1) fails for E == 0 (_model.py)")
 def test_isolated_atoms_without_edges(calc: SymGNNCalculator) -> None:
     far = Atoms("CuZr", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 3 * calc.r_max]])
     barriers = calc.get_property(B, far)
