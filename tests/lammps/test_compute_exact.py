@@ -37,6 +37,7 @@ def _check_frames(cwd, computes: dict[str, str], min_frames: int = 1) -> float:
             ref = frame_reference(path, frame)
             got = frame.columns[f"c_{name}"]
             err = float(np.max(np.abs(got - ref)))
+            print(f"{name} step {frame.step}: max |LAMMPS - Python| = {err:.3g} eV")
             assert err <= TOL, f"{name} at step {frame.step}: max |LAMMPS - Python| = {err:.3g} eV"
             worst = max(worst, err)
     return worst
