@@ -85,6 +85,13 @@ def register(subparsers: Any) -> None:
         default=_DEFAULTS.entropy_weight,
         help=f"weight of the mean mask entropy (default {_DEFAULTS.entropy_weight})",
     )
+    p.add_argument(
+        "--scale",
+        choices=["empty", "label_std", "none"],
+        default=_DEFAULTS.scale,
+        help="unit of the prediction error: |f(all edges) - f(no edges)| (default), the "
+        "model's label std, or none (eV, the paper's plain MSE)",
+    )
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seed of masks and sampling")
     p.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--format", default=None, help="ase.io format of STRUCTURE (default: guessed)")
@@ -269,7 +276,7 @@ def explain_structure(
         "structure": {"path": str(structure), "index": index, "n_atoms": n_atoms},
         "settings": cfg.to_dict() | {"sample": sample, "device": device},
         "objective": (
-            "((f_atom(mask) - f_atom) / scale)^2 + size_weight * sum(mask) "
+            "((f_atom(mask) - f_atom) / scale_eV)^2 + size_weight * sum(mask) "
             "+ entropy_weight * mean(binary entropy(mask)); mask = sigmoid(logits) multiplies "
             "each edge's attention/message in every layer"
         ),
@@ -309,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
         entropy_weight=args.entropy_weight,
         seed=args.seed,
         top_k=args.top,
+        scale=args.scale,
     )
     explain_structure(
         structure=args.structure,

@@ -288,6 +288,7 @@ def test_importance_vs_distance_statistic(big_glass):
         ({"size_weight": -1.0}, "size_weight"),
         ({"entropy_weight": float("inf")}, "entropy_weight"),
         ({"top_k": 0}, "top_k"),
+        ({"scale": "std"}, "scale must be one of"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, match):
