@@ -27,12 +27,16 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <sys/mman.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include <unistd.h>
 
 #ifdef SYMGNN_WITH_CUDA
@@ -82,6 +86,18 @@ struct Storage {
 
 constexpr size_t kHuge = size_t(2) << 20;
 
+// A few freed large blocks are kept for the next call (an MD loop asks for
+// about the same size every step): reusing them skips the kernel's page
+// clearing, a large part of the cost. At most kPoolBlocks blocks and 1/8 of
+// the physical memory (capped at 4 GiB) are kept.
+constexpr size_t kPoolBlocks = 4;
+std::mutex g_pool_mutex;
+std::vector<std::pair<void *, size_t>> g_pool; // oldest first
+
+size_t pool_limit() {
+  return static_cast<size_t>(std::min(physical_memory_bytes() / 8.0, 4.0 * 1073741824.0));
+}
+
 Storage *allocate_storage(size_t bytes) {
   Storage *s = static_cast<Storage *>(std::malloc(sizeof(Storage)));
   if (s == nullptr)
@@ -89,6 +105,22 @@ Storage *allocate_storage(size_t bytes) {
   s->bytes = bytes;
   s->mapped = false;
   s->base = nullptr;
+  if (bytes >= 4 * kHuge) {
+    std::lock_guard<std::mutex> lock(g_pool_mutex);
+    // smallest cached block that fits without wasting more than a third
+    size_t best = g_pool.size();
+    for (size_t q = 0; q < g_pool.size(); ++q)
+      if (g_pool[q].second >= bytes && g_pool[q].second <= bytes + bytes / 2 + kHuge &&
+          (best == g_pool.size() || g_pool[q].second < g_pool[best].second))
+        best = q;
+    if (best < g_pool.size()) {
+      s->base = g_pool[best].first;
+      s->bytes = g_pool[best].second;
+      s->mapped = true;
+      g_pool.erase(g_pool.begin() + static_cast<std::ptrdiff_t>(best));
+      return s;
+    }
+  }
   if (bytes >= 4 * kHuge) {
     size_t len = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;
     void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -123,9 +155,24 @@ Storage *allocate_storage(size_t bytes) {
 void free_storage(Storage *s) {
   if (s == nullptr)
     return;
-  if (s->mapped)
-    munmap(s->base, s->bytes);
-  else
+  if (s->mapped) {
+    std::vector<std::pair<void *, size_t>> drop;
+    {
+      std::lock_guard<std::mutex> lock(g_pool_mutex);
+      g_pool.emplace_back(s->base, s->bytes);
+      size_t total = 0;
+      for (const auto &b : g_pool)
+        total += b.second;
+      const size_t limit = pool_limit();
+      while (!g_pool.empty() && (g_pool.size() > kPoolBlocks || total > limit)) {
+        total -= g_pool.front().second;
+        drop.push_back(g_pool.front());
+        g_pool.erase(g_pool.begin());
+      }
+    }
+    for (const auto &b : drop)
+      munmap(b.first, b.second);
+  } else
     std::free(s->base);
   std::free(s);
 }
@@ -146,6 +193,24 @@ void set_output(SymgnnNeighbors *out, int64_t n_edges) {
   out->opaque = s;
 }
 
+// Output is written once and not read back here: non-temporal stores skip
+// reading the destination lines into the cache.
+#if defined(__SSE2__)
+inline void stream_store(int64_t *p, int64_t v) {
+  _mm_stream_si64(reinterpret_cast<long long *>(p), static_cast<long long>(v));
+}
+inline void stream_store(int32_t *p, int32_t v) { _mm_stream_si32(p, v); }
+inline void stream_store(double *p, double v) {
+  long long bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  _mm_stream_si64(reinterpret_cast<long long *>(p), bits);
+}
+inline void stream_fence() { _mm_sfence(); }
+#else
+template <typename T> inline void stream_store(T *p, T v) { *p = v; }
+inline void stream_fence() {}
+#endif
+
 template <typename F> void run_parallel(int n_threads, F &&body) {
   if (n_threads <= 1) {
     body(0);
@@ -165,7 +230,8 @@ struct Segment {
   int64_t begin, end;
   int32_t s[3];
   bool zero_shift;
-  double sv[3]; // s . B
+  double sv[3];  // s . B (binning box)
+  double svc[3]; // s . cell, as in D = (r_j - r_i) + S . cell
 };
 
 struct Edge {
@@ -224,10 +290,14 @@ void build_segments(const Binned &bd, int64_t b, std::vector<Segment> &segs) {
         sg.s[1] = static_cast<int32_t>(sy);
         sg.s[2] = static_cast<int32_t>(sz);
         sg.zero_shift = sx == 0 && sy == 0 && sz == 0;
-        for (int c = 0; c < 3; ++c)
+        for (int c = 0; c < 3; ++c) {
           sg.sv[c] = static_cast<double>(sg.s[0]) * geo.B[0][c] +
                      static_cast<double>(sg.s[1]) * geo.B[1][c] +
                      static_cast<double>(sg.s[2]) * geo.B[2][c];
+          sg.svc[c] = static_cast<double>(sg.s[0]) * geo.cell[0][c] +
+                      static_cast<double>(sg.s[1]) * geo.cell[1][c] +
+                      static_cast<double>(sg.s[2]) * geo.cell[2][c];
+        }
         segs.push_back(sg);
       }
       x = xe + 1;
@@ -300,14 +370,70 @@ int64_t count_kernel(const double *__restrict x, const double *__restrict y,
   return in;
 }
 
-SYMGNN_CLONES
-void d2_kernel(const double *__restrict x, const double *__restrict y, const double *__restrict z,
-               size_t n, double xi, double yi, double zi, double *__restrict d2) {
-  for (size_t q = 0; q < n; ++q) {
+// Candidates with d2 < hi for a receiver at (xi, yi, zi): their positions go
+// to cand.hit and every d2 to cand.d2 (same expression as count_kernel).
+size_t hits_scalar(Candidates &cand, double xi, double yi, double zi, double hi) {
+  const double *__restrict x = cand.x.data();
+  const double *__restrict y = cand.y.data();
+  const double *__restrict z = cand.z.data();
+  double *__restrict d2s = cand.d2.data();
+  uint32_t *__restrict hit = cand.hit.data();
+  size_t nh = 0;
+  for (size_t q = 0; q < cand.size; ++q) {
     const double dx = x[q] - xi, dy = y[q] - yi, dz = z[q] - zi;
-    d2[q] = dx * dx + dy * dy + dz * dz;
+    const double d2 = dx * dx + dy * dy + dz * dz;
+    d2s[q] = d2;
+    hit[nh] = static_cast<uint32_t>(q);
+    nh += d2 < hi ? 1 : 0;
   }
+  return nh;
 }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx2"))) size_t hits_avx2(Candidates &cand, double xi, double yi, double zi,
+                                                 double hi) {
+  const double *x = cand.x.data();
+  const double *y = cand.y.data();
+  const double *z = cand.z.data();
+  double *d2s = cand.d2.data();
+  uint32_t *hit = cand.hit.data();
+  const size_t n = cand.size;
+  const __m256d vx = _mm256_set1_pd(xi), vy = _mm256_set1_pd(yi), vz = _mm256_set1_pd(zi);
+  const __m256d vh = _mm256_set1_pd(hi);
+  size_t nh = 0, q = 0;
+  for (; q + 4 <= n; q += 4) {
+    const __m256d dx = _mm256_sub_pd(_mm256_loadu_pd(x + q), vx);
+    const __m256d dy = _mm256_sub_pd(_mm256_loadu_pd(y + q), vy);
+    const __m256d dz = _mm256_sub_pd(_mm256_loadu_pd(z + q), vz);
+    // (dx*dx + dy*dy) + dz*dz, no FMA: the same rounding as the scalar code
+    const __m256d d2 = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), _mm256_mul_pd(dy, dy)),
+                                     _mm256_mul_pd(dz, dz));
+    _mm256_storeu_pd(d2s + q, d2);
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(d2, vh, _CMP_LT_OQ)));
+    while (mask != 0) {
+      hit[nh++] = static_cast<uint32_t>(q + static_cast<size_t>(__builtin_ctz(mask)));
+      mask &= mask - 1;
+    }
+  }
+  for (; q < n; ++q) {
+    const double dx = x[q] - xi, dy = y[q] - yi, dz = z[q] - zi;
+    const double d2 = dx * dx + dy * dy + dz * dz;
+    d2s[q] = d2;
+    hit[nh] = static_cast<uint32_t>(q);
+    nh += d2 < hi ? 1 : 0;
+  }
+  return nh;
+}
+
+size_t hits(Candidates &cand, double xi, double yi, double zi, double hi) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2 ? hits_avx2(cand, xi, yi, zi, hi) : hits_scalar(cand, xi, yi, zi, hi);
+}
+#else
+size_t hits(Candidates &cand, double xi, double yi, double zi, double hi) {
+  return hits_scalar(cand, xi, yi, zi, hi);
+}
+#endif
 
 // The full decision for receiver k (bin-sorted) over the candidates whose d2
 // was computed (in cand.d2). Fill: writes edges to `edges` (room for
@@ -321,15 +447,9 @@ int64_t scan(const Binned &bd, int64_t k, Candidates &cand, const std::vector<Se
   const int32_t *ni = &bd.img[3 * ks];
   const double *ri = &bd.r[3 * ks];
   const double lo = G.lo, hi = G.hi, c2 = G.c2;
-  // branch-free compaction of the candidates below hi
-  const size_t n = cand.size;
-  uint32_t *hit = cand.hit.data();
+  const size_t nh = hits(cand, bd.px[ks], bd.py[ks], bd.pz[ks], hi);
+  const uint32_t *hit = cand.hit.data();
   const double *d2s = cand.d2.data();
-  size_t nh = 0;
-  for (size_t q = 0; q < n; ++q) {
-    hit[nh] = static_cast<uint32_t>(q);
-    nh += d2s[q] < hi ? 1 : 0;
-  }
   int64_t count = 0;
   for (size_t h = 0; h < nh; ++h) {
     const size_t q = hit[h];
@@ -345,11 +465,18 @@ int64_t scan(const Binned &bd, int64_t k, Candidates &cand, const std::vector<Se
     const double *rj = &bd.r[3 * ms];
     double D[3];
     double e2 = 0.0;
-    for (int c = 0; c < 3; ++c) {
-      D[c] = (rj[c] - ri[c]) +
-             (static_cast<double>(S[0]) * cl[0][c] + static_cast<double>(S[1]) * cl[1][c] +
-              static_cast<double>(S[2]) * cl[2][c]);
-      e2 += D[c] * D[c];
+    if (S[0] == sg.s[0] && S[1] == sg.s[1] && S[2] == sg.s[2]) {
+      for (int c = 0; c < 3; ++c) {
+        D[c] = (rj[c] - ri[c]) + sg.svc[c];
+        e2 += D[c] * D[c];
+      }
+    } else {
+      for (int c = 0; c < 3; ++c) {
+        D[c] = (rj[c] - ri[c]) +
+               (static_cast<double>(S[0]) * cl[0][c] + static_cast<double>(S[1]) * cl[1][c] +
+                static_cast<double>(S[2]) * cl[2][c]);
+        e2 += D[c] * D[c];
+      }
     }
     if (!(d2 < lo || e2 < c2))
       continue;
@@ -535,8 +662,6 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
             int64_t c = count_kernel(cand.x.data(), cand.y.data(), cand.z.data(), cand.size,
                                      bd.px[ks], bd.py[ks], bd.pz[ks], G.lo, G.hi, &band);
             if (band != 0) {
-              d2_kernel(cand.x.data(), cand.y.data(), cand.z.data(), cand.size, bd.px[ks],
-                        bd.py[ks], bd.pz[ks], cand.d2.data());
               c = scan<false>(bd, k, cand, segs, nullptr);
             } else if (0.0 < G.lo) {
               --c; // the receiver itself (d2 = 0): no self pair
@@ -567,6 +692,16 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
            ", " + std::to_string(n_atoms) + " atoms); reduce the cutoff");
   }
   set_output(out, E);
+  // each receiver's slice, in bin order (sequential reads in pass 2)
+  struct Slot {
+    int64_t offset, count;
+  };
+  std::vector<Slot> slots(N);
+  for (size_t k = 0; k < N; ++k) {
+    const int64_t i = bd.order[k];
+    if (i < n_receivers)
+      slots[k] = {offsets[static_cast<size_t>(i)], counts[static_cast<size_t>(i)]};
+  }
 
   // ------------------------------------------------------------ pass 2: fill
   next.store(0);
@@ -591,42 +726,43 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
             const int64_t i = bd.order[static_cast<size_t>(k)];
             if (i >= n_receivers)
               continue;
-            const size_t ks = static_cast<size_t>(k);
-            d2_kernel(cand.x.data(), cand.y.data(), cand.z.data(), cand.size, bd.px[ks], bd.py[ks],
-                      bd.pz[ks], cand.d2.data());
             const size_t ne = static_cast<size_t>(scan<true>(bd, k, cand, segs, cand.edges.data()));
             const Edge *edges = cand.edges.data();
-            if (static_cast<int64_t>(ne) != counts[static_cast<size_t>(i)])
+            const Slot slot = slots[static_cast<size_t>(k)];
+            if (static_cast<int64_t>(ne) != slot.count)
               fail("internal error: receiver " + std::to_string(i) + " has " + std::to_string(ne) +
-                   " edges in pass 2 but " + std::to_string(counts[static_cast<size_t>(i)]) +
-                   " in pass 1");
-            const size_t dst = static_cast<size_t>(offsets[static_cast<size_t>(i)]);
+                   " edges in pass 2 but " + std::to_string(slot.count) + " in pass 1");
+            const size_t dst = static_cast<size_t>(slot.offset);
             int64_t *o_recv = out->receivers + dst;
             int64_t *o_send = out->senders + dst;
             int32_t *o_shift = out->shifts + 3 * dst;
             double *o_vec = out->vectors + 3 * dst;
             auto emit = [&](size_t q, const Edge &e) {
-              o_recv[q] = i;
-              o_send[q] = e.j;
+              stream_store(o_recv + q, i);
+              stream_store(o_send + q, e.j);
               for (int c = 0; c < 3; ++c) {
-                o_shift[3 * q + c] = e.s[c];
-                o_vec[3 * q + c] = e.d[c];
+                stream_store(o_shift + 3 * q + c, e.s[c]);
+                stream_store(o_vec + 3 * q + c, e.d[c]);
               }
             };
             // sort by (j, S): one 64-bit key (j, shifts, position) when it fits
             bool packable = ne <= 256 && n_atoms <= (int64_t(1) << 32);
-            for (size_t q = 0; q < ne && packable; ++q)
-              for (int c = 0; c < 3; ++c)
-                packable = packable && edges[q].s[c] >= -128 && edges[q].s[c] <= 127;
             if (packable) {
               keys.resize(ne);
+              uint32_t out_of_range = 0;
               for (size_t q = 0; q < ne; ++q) {
                 const Edge &e = edges[q];
-                keys[q] = (static_cast<uint64_t>(e.j) << 32) |
-                          (static_cast<uint64_t>(e.s[0] + 128) << 24) |
-                          (static_cast<uint64_t>(e.s[1] + 128) << 16) |
-                          (static_cast<uint64_t>(e.s[2] + 128) << 8) | static_cast<uint64_t>(q);
+                const uint32_t u0 = static_cast<uint32_t>(e.s[0] + 128);
+                const uint32_t u1 = static_cast<uint32_t>(e.s[1] + 128);
+                const uint32_t u2 = static_cast<uint32_t>(e.s[2] + 128);
+                out_of_range |= (u0 | u1 | u2) & ~0xffu;
+                keys[q] = (static_cast<uint64_t>(e.j) << 32) | (static_cast<uint64_t>(u0) << 24) |
+                          (static_cast<uint64_t>(u1) << 16) | (static_cast<uint64_t>(u2) << 8) |
+                          static_cast<uint64_t>(q);
               }
+              packable = out_of_range == 0;
+            }
+            if (packable) {
               std::sort(keys.begin(), keys.end());
               for (size_t q = 0; q < ne; ++q)
                 emit(q, edges[keys[q] & 0xff]);
@@ -640,6 +776,7 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
         }
       }
     });
+    stream_fence();
   });
   for (auto &e : errors)
     if (!e.empty())
