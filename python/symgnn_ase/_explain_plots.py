@@ -40,7 +40,7 @@ def _species_legend(ax: Any, graph: ExplainGraph, present: np.ndarray) -> None:
         ax.scatter([], [], [], s=40, color=_SPECIES_COLORS[k % 5], label=graph.type_names[k])
 
 
-def _equal_box(ax: Any, points: np.ndarray) -> None:
+def _equal_box(ax: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     center = 0.5 * (points.max(0) + points.min(0))
     half = 0.5 * float(np.max(points.max(0) - points.min(0))) + 0.5
     for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), center, strict=True):
@@ -49,6 +49,7 @@ def _equal_box(ax: Any, points: np.ndarray) -> None:
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     ax.set_zlabel("z (Å)")
+    return center - half, center + half
 
 
 def _fidelity_text(expl: Explanation) -> str:
@@ -76,8 +77,6 @@ def global_view(
     ax = fig.add_subplot(projection="3d")
     sel = expl.order[: min(top, sub.n_edges)]
     recv, send = _edge_ends(expl, graph)
-    # the receptive field, faint
-    ax.scatter(*sub.node_pos.T, s=2, color="0.6", alpha=0.12, depthshade=False)
     points = [np.zeros((1, 3))]
     if len(sel):
         imp = expl.importance[sel]
@@ -103,7 +102,10 @@ def global_view(
         fig.colorbar(sm, ax=ax, shrink=0.6, pad=0.08, label="edge importance (mask)")
     ax.scatter(0, 0, 0, s=260, marker="*", color="red", edgecolors="k", label="explained atom")
     ax.legend(loc="upper left", fontsize=9)
-    _equal_box(ax, np.concatenate(points))
+    lo, hi = _equal_box(ax, np.concatenate(points))
+    # the other atoms of the receptive field inside the drawn box, faint (3-D axes do not clip)
+    inside = np.all((sub.node_pos > lo) & (sub.node_pos < hi), axis=1)
+    ax.scatter(*sub.node_pos[inside].T, s=3, color="0.5", alpha=0.15, depthshade=False)
     ax.set_title(
         f"atom {expl.atom} ({expl.species}): top {len(sel)} of {sub.n_edges} edges "
         f"(receptive field: {sub.n_nodes} atoms)",
@@ -208,12 +210,13 @@ def importance_distance_plot(stats: dict[str, Any], path: str | os.PathLike) -> 
     ax[0].set_ylabel("mean edge importance (± s.e. over atoms)")
     ax[0].set_title(f"importance vs distance ({stats['n_atoms']} atoms)")
     enrich = np.asarray(d["enrichment"], dtype=float)
+    enrich = np.where(enrich > 0, enrich, np.nan)  # no top-K edge in the bin: not drawn
     ax[1].plot(centers, enrich, marker="o", ms=4, color="C1")
     ax[1].axhline(1.0, color="k", lw=0.8, ls="--")
     ax[1].set_xlabel("edge midpoint distance from the explained atom (Å)")
     ax[1].set_ylabel("top-K share / edge share")
     ax[1].set_title("top-K enrichment (>1: over-represented)")
-    ax[1].set_ylim(bottom=0)
+    ax[1].set_yscale("log", nonpositive="mask")
     h = stats["by_hop"]
     hops = np.asarray(stats["hops"])
     ax[2].bar(
