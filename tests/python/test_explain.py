@@ -214,7 +214,7 @@ def test_planted_edges_are_ranked_first_with_fidelity(big_glass):
         model, big_glass, r_max=5.0, n_layers=2, type_names=TYPES, dtype=torch.float64
     )
     seen = 0
-    for atom in (0, 1, 2, 3):
+    for atom in (0, 1, 2):
         expl = explainer.explain(atom)
         sub = expl.subgraph
         planted = (expl.edge_length > model.lo) & (expl.edge_length < model.hi)
@@ -228,6 +228,8 @@ def test_planted_edges_are_ranked_first_with_fidelity(big_glass):
         seen += 1
         assert truth[expl.order[:k]].all(), f"atom {atom}: planted edges not ranked first"
         assert expl.importance[truth].min() > 0.9 > 0.1 > expl.importance[~truth].max()
+        if seen > 1:
+            continue
         # fidelity with K = the planted set: keeping it reproduces, removing it zeroes
         kk = explainer.explain(atom, ExplainConfig(top_k=k))
         f = kk.fidelity
@@ -236,7 +238,7 @@ def test_planted_edges_are_ranked_first_with_fidelity(big_glass):
             kk.prediction
         )
         assert f["keep_random_error_eV"] > 0.5
-    assert seen >= 3
+    assert seen >= 2
 
 
 def test_non_local_model_is_rejected(small_glass):
@@ -317,7 +319,7 @@ def test_model_without_edge_weight_is_a_clear_error(small_glass):
 
 def test_isolated_atom_has_an_empty_explanation(tiny_path):
     atoms = Atoms("CuCuZr", positions=[[0, 0, 0], [2.5, 0, 0], [20, 0, 0]], pbc=False)
-    explainer = Explainer.from_model(load_model(tiny_path), atoms)
+    explainer = Explainer.from_model(load_model(tiny_path), atoms, ExplainConfig(epochs=5))
     expl = explainer.explain(2)
     assert expl.subgraph.n_edges == 0 and expl.top_k == 0
     assert expl.fidelity["keep_error_eV"] == 0.0
@@ -335,7 +337,7 @@ def test_cli_writes_csv_json_and_pictures(tiny_path, small_glass, tmp_path, caps
     out = tmp_path / "out"
     rc = main(
         ["explain", "--model", str(tiny_path), str(structure), "--atom", "3", "--top", "10"]
-        + ["--sample", "2", "--epochs", "3", "--seed", "4", "-o", str(out)]
+        + ["--sample", "1", "--epochs", "3", "--seed", "4", "-o", str(out)]
     )
     assert rc == 0
     assert "atom 3 (" in capsys.readouterr().out
@@ -361,13 +363,13 @@ def test_cli_writes_csv_json_and_pictures(tiny_path, small_glass, tmp_path, caps
     assert all(0 < float(r["edge_length"]) < 5.0 for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["epochs"] == 3 and summary["settings"]["top_k"] == 10
-    assert summary["settings"]["seed"] == 4 and summary["settings"]["sample"] == 2
+    assert summary["settings"]["seed"] == 4 and summary["settings"]["sample"] == 1
     assert summary["structure"]["n_atoms"] == 60
     ex = summary["explanations"]
-    assert [e["sampled"] for e in ex] == [False, True, True] and ex[0]["atom"] == 3
+    assert [e["sampled"] for e in ex] == [False, True] and ex[0]["atom"] == 3
     assert ex[0]["subgraph_prediction_eV"] == pytest.approx(ex[0]["prediction_eV"], abs=1e-4)
     assert ex[0]["fidelity"]["keep_top_k_eV"] is not None
-    assert summary["importance_vs_distance"]["n_atoms"] == 3
+    assert summary["importance_vs_distance"]["n_atoms"] == 2
     assert summary["time_s"]["per_atom_mean"] > 0
 
 
