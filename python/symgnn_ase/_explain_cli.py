@@ -71,8 +71,18 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="also explain N random atoms (seeded) for the importance-vs-distance statistic",
     )
-    p.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="optimizer steps")
-    p.add_argument("--lr", type=float, default=_DEFAULTS.lr, help="Adam learning rate")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=_DEFAULTS.epochs,
+        help=f"optimizer steps per atom (default {_DEFAULTS.epochs})",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=_DEFAULTS.lr,
+        help=f"Adam learning rate (default {_DEFAULTS.lr})",
+    )
     p.add_argument(
         "--size-weight",
         type=float,
