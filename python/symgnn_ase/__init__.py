@@ -27,6 +27,9 @@ _LAZY = {
     # ASE
     "SymGNNCalculator": "._calculator",
     "get_energy_barriers": "._calculator",
+    # explanations
+    "Explainer": "._explain",
+    "ExplainConfig": "._explain",
     # LAMMPS plugin location
     "plugin_path": "._plugin",
 }
