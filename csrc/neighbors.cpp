@@ -90,7 +90,7 @@ constexpr size_t kHuge = size_t(2) << 20;
 // about the same size every step): reusing them skips the kernel's page
 // clearing, a large part of the cost. At most kPoolBlocks blocks and 1/8 of
 // the physical memory (capped at 4 GiB) are kept.
-constexpr size_t kPoolBlocks = 4;
+constexpr size_t kPoolBlocks = 24;
 std::mutex g_pool_mutex;
 std::vector<std::pair<void *, size_t>> g_pool; // oldest first
 
@@ -176,6 +176,46 @@ void free_storage(Storage *s) {
     std::free(s->base);
   std::free(s);
 }
+
+// Per-thread storage of pass-1 records (8 bytes per edge) in large blocks
+// taken from (and given back to) the pool.
+class RecordArena {
+public:
+  RecordArena() = default;
+  RecordArena(const RecordArena &) = delete;
+  RecordArena &operator=(const RecordArena &) = delete;
+  RecordArena(RecordArena &&o) noexcept
+      : blocks_(std::move(o.blocks_)), cursor_(o.cursor_), room_(o.room_) {
+    o.blocks_.clear();
+    o.cursor_ = nullptr;
+    o.room_ = 0;
+  }
+  ~RecordArena() {
+    for (Storage *b : blocks_)
+      free_storage(b);
+  }
+  // room for n records; commit(used) afterwards
+  uint64_t *reserve(size_t n) {
+    if (room_ < n) {
+      const size_t records = std::max(kBlockRecords, n);
+      Storage *b = allocate_storage(records * sizeof(uint64_t));
+      blocks_.push_back(b);
+      cursor_ = static_cast<uint64_t *>(b->base);
+      room_ = b->bytes / sizeof(uint64_t);
+    }
+    return cursor_;
+  }
+  void commit(size_t used) {
+    cursor_ += used;
+    room_ -= used;
+  }
+
+private:
+  static constexpr size_t kBlockRecords = size_t(4) << 20; // 32 MiB
+  std::vector<Storage *> blocks_;
+  uint64_t *cursor_ = nullptr;
+  size_t room_ = 0;
+};
 
 void set_output(SymgnnNeighbors *out, int64_t n_edges) {
   const size_t e = static_cast<size_t>(n_edges);
@@ -315,6 +355,11 @@ struct Candidates {
   std::vector<uint32_t> hit;
   std::vector<Edge> edges;
   size_t size = 0;
+
+  void reserve_edges(size_t n) {
+    if (edges.size() < n)
+      edges.resize(n + 64);
+  }
 
   void gather(const Binned &bd, const std::vector<Segment> &segs) {
     size_t n = 0;
@@ -503,6 +548,50 @@ bool edge_less(const Edge &x, const Edge &y) {
   return x.s[2] < y.s[2];
 }
 
+// Writes the ne edges of receiver i, sorted by (j, S), at out[dst...].
+void write_sorted(Edge *edges, size_t ne, int64_t i, int64_t n_atoms, std::vector<uint64_t> &keys,
+                  SymgnnNeighbors *out, int64_t offset) {
+  const size_t dst = static_cast<size_t>(offset);
+  int64_t *o_recv = out->receivers + dst;
+  int64_t *o_send = out->senders + dst;
+  int32_t *o_shift = out->shifts + 3 * dst;
+  double *o_vec = out->vectors + 3 * dst;
+  auto emit = [&](size_t q, const Edge &e) {
+    stream_store(o_recv + q, i);
+    stream_store(o_send + q, e.j);
+    for (int c = 0; c < 3; ++c) {
+      stream_store(o_shift + 3 * q + c, e.s[c]);
+      stream_store(o_vec + 3 * q + c, e.d[c]);
+    }
+  };
+  // one 64-bit key (j, shifts, position) when it fits
+  bool packable = ne <= 256 && n_atoms <= (int64_t(1) << 32);
+  if (packable) {
+    keys.resize(ne);
+    uint32_t out_of_range = 0;
+    for (size_t q = 0; q < ne; ++q) {
+      const Edge &e = edges[q];
+      const uint32_t u0 = static_cast<uint32_t>(e.s[0] + 128);
+      const uint32_t u1 = static_cast<uint32_t>(e.s[1] + 128);
+      const uint32_t u2 = static_cast<uint32_t>(e.s[2] + 128);
+      out_of_range |= (u0 | u1 | u2) & ~0xffu;
+      keys[q] = (static_cast<uint64_t>(e.j) << 32) | (static_cast<uint64_t>(u0) << 24) |
+                (static_cast<uint64_t>(u1) << 16) | (static_cast<uint64_t>(u2) << 8) |
+                static_cast<uint64_t>(q);
+    }
+    packable = out_of_range == 0;
+  }
+  if (packable) {
+    std::sort(keys.begin(), keys.end());
+    for (size_t q = 0; q < ne; ++q)
+      emit(q, edges[keys[q] & 0xff]);
+  } else {
+    std::sort(edges, edges + ne, edge_less);
+    for (size_t q = 0; q < ne; ++q)
+      emit(q, edges[q]);
+  }
+}
+
 void compute(const double *positions, int64_t n_atoms, const double *cell_in, const bool *pbc_in,
              double cutoff, int64_t n_receivers, int n_threads, SymgnnNeighbors *out) {
   // ------------------------------------------------------------ validation
@@ -615,8 +704,30 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
   }
   const int64_t chunk = std::max<int64_t>(1, nbins / (static_cast<int64_t>(n_threads) * 64));
 
-  // ------------------------------------------------------------ pass 1: count
+  // Records mode (the usual case): pass 1 decides every edge and stores it as
+  // one 8-byte record (bin-sorted sender m, segment index); pass 2 turns the
+  // records into sorted output. Fallback (a segment index or m too large for
+  // the record): pass 1 only counts and pass 2 searches again.
+  size_t max_segments = 0;
+  for (const Row &row : G.rows) {
+    const int64_t width = row.xhi - row.xlo + 1;
+    max_segments += static_cast<size_t>(width / G.nb[0] + 2);
+  }
+  constexpr int kSegBits = 20;
+  // SYMGNN_NL_RECOUNT=1 forces the fallback (used by the tests)
+  const char *recount_env = std::getenv("SYMGNN_NL_RECOUNT");
+  const bool force_recount = recount_env != nullptr && recount_env[0] == '1';
+  const bool records =
+      !force_recount && max_segments < (size_t(1) << kSegBits) && n_atoms < (int64_t(1) << 43);
+
+  // ------------------------------------------------------------ pass 1: decide and count
   std::vector<int64_t> counts(static_cast<size_t>(n_receivers), 0);
+  struct Slot {
+    int64_t offset, count;
+    const uint64_t *rec;
+  };
+  std::vector<Slot> slots(N, Slot{0, 0, nullptr});
+  std::vector<RecordArena> arenas(static_cast<size_t>(n_threads));
   std::atomic<int64_t> next{0};
   std::atomic<bool> failed{false};
   std::vector<std::string> errors(static_cast<size_t>(n_threads));
@@ -624,7 +735,9 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
     try {
       fn();
     } catch (const std::bad_alloc &) {
-      errors[static_cast<size_t>(tid)] = "out of memory while building the neighbor list";
+      errors[static_cast<size_t>(tid)] = "out of memory while building the neighbor list (" +
+                                         std::to_string(n_atoms) + " atoms, cutoff " + fmt(cutoff) +
+                                         ")";
       failed.store(true);
     } catch (const NlError &e) {
       errors[static_cast<size_t>(tid)] = e.message;
@@ -637,10 +750,10 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
         return true;
     return false;
   };
-  run_parallel(n_threads, [&](int tid) {
+  // calls fn(b, first, last) for the bins holding receivers, chunks of bins
+  // shared out dynamically (the result does not depend on who does what)
+  auto for_bins = [&](int tid, auto &&fn) {
     guarded(tid, [&] {
-      std::vector<Segment> segs;
-      Candidates cand;
       while (!failed.load(std::memory_order_relaxed)) {
         const int64_t b0 = next.fetch_add(chunk);
         if (b0 >= nbins)
@@ -649,26 +762,73 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
         for (int64_t b = b0; b < b1; ++b) {
           const int64_t first = bd.bin_start[static_cast<size_t>(b)];
           const int64_t last = bd.bin_start[static_cast<size_t>(b) + 1];
-          if (!has_receiver(first, last))
-            continue;
-          build_segments(bd, b, segs);
-          cand.gather(bd, segs);
-          for (int64_t k = first; k < last; ++k) {
-            const int64_t i = bd.order[static_cast<size_t>(k)];
-            if (i >= n_receivers)
-              continue;
-            const size_t ks = static_cast<size_t>(k);
-            int64_t band = 0;
-            int64_t c = count_kernel(cand.x.data(), cand.y.data(), cand.z.data(), cand.size,
-                                     bd.px[ks], bd.py[ks], bd.pz[ks], G.lo, G.hi, &band);
-            if (band != 0) {
-              c = scan<false>(bd, k, cand, segs, nullptr);
-            } else if (0.0 < G.lo) {
-              --c; // the receiver itself (d2 = 0): no self pair
-            }
-            counts[static_cast<size_t>(i)] = c;
-          }
+          if (has_receiver(first, last))
+            fn(b, first, last);
         }
+      }
+    });
+  };
+  const double lo = G.lo, c2 = G.c2;
+  const Mat3 &cl = geo.cell;
+  run_parallel(n_threads, [&](int tid) {
+    std::vector<Segment> segs;
+    Candidates cand;
+    RecordArena &arena = arenas[static_cast<size_t>(tid)];
+    for_bins(tid, [&](int64_t b, int64_t first, int64_t last) {
+      build_segments(bd, b, segs);
+      cand.gather(bd, segs);
+      for (int64_t k = first; k < last; ++k) {
+        const size_t ks = static_cast<size_t>(k);
+        const int64_t i = bd.order[ks];
+        if (i >= n_receivers)
+          continue;
+        if (!records) {
+          int64_t band = 0;
+          int64_t c = count_kernel(cand.x.data(), cand.y.data(), cand.z.data(), cand.size,
+                                   bd.px[ks], bd.py[ks], bd.pz[ks], G.lo, G.hi, &band);
+          if (band != 0)
+            c = scan<false>(bd, k, cand, segs, nullptr);
+          else if (0.0 < G.lo)
+            --c; // the receiver itself (d2 = 0): no self pair
+          counts[static_cast<size_t>(i)] = c;
+          continue;
+        }
+        const size_t nh = hits(cand, bd.px[ks], bd.py[ks], bd.pz[ks], G.hi);
+        uint64_t *rec = arena.reserve(nh);
+        const uint32_t *hit = cand.hit.data();
+        const int32_t *ni = &bd.img[3 * ks];
+        const double *ri = &bd.r[3 * ks];
+        size_t n = 0;
+        for (size_t h = 0; h < nh; ++h) {
+          const size_t q = hit[h];
+          const int64_t m = cand.m[q];
+          const int32_t t = cand.seg[q];
+          const Segment &sg = segs[static_cast<size_t>(t)];
+          if (m == k && sg.zero_shift)
+            continue;
+          if (!(cand.d2[q] < lo)) {
+            // in the rounding band: the exact vector decides
+            const size_t ms = static_cast<size_t>(m);
+            const int32_t *nj = &bd.img[3 * ms];
+            const double *rj = &bd.r[3 * ms];
+            const int32_t S[3] = {sg.s[0] + ni[0] - nj[0], sg.s[1] + ni[1] - nj[1],
+                                  sg.s[2] + ni[2] - nj[2]};
+            double e2 = 0.0;
+            for (int c = 0; c < 3; ++c) {
+              const double d = (rj[c] - ri[c]) + (static_cast<double>(S[0]) * cl[0][c] +
+                                                  static_cast<double>(S[1]) * cl[1][c] +
+                                                  static_cast<double>(S[2]) * cl[2][c]);
+              e2 += d * d;
+            }
+            if (!(e2 < c2))
+              continue;
+          }
+          rec[n++] = (static_cast<uint64_t>(m) << kSegBits) | static_cast<uint64_t>(t);
+        }
+        arena.commit(n);
+        slots[ks].rec = rec;
+        slots[ks].count = static_cast<int64_t>(n);
+        counts[static_cast<size_t>(i)] = static_cast<int64_t>(n);
       }
     });
   });
@@ -692,88 +852,65 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
            ", " + std::to_string(n_atoms) + " atoms); reduce the cutoff");
   }
   set_output(out, E);
-  // each receiver's slice, in bin order (sequential reads in pass 2)
-  struct Slot {
-    int64_t offset, count;
-  };
-  std::vector<Slot> slots(N);
   for (size_t k = 0; k < N; ++k) {
     const int64_t i = bd.order[k];
-    if (i < n_receivers)
-      slots[k] = {offsets[static_cast<size_t>(i)], counts[static_cast<size_t>(i)]};
+    if (i < n_receivers) {
+      slots[k].offset = offsets[static_cast<size_t>(i)];
+      slots[k].count = counts[static_cast<size_t>(i)];
+    }
   }
 
   // ------------------------------------------------------------ pass 2: fill
   next.store(0);
   run_parallel(n_threads, [&](int tid) {
-    guarded(tid, [&] {
-      std::vector<Segment> segs;
-      Candidates cand;
-      std::vector<uint64_t> keys;
-      while (!failed.load(std::memory_order_relaxed)) {
-        const int64_t b0 = next.fetch_add(chunk);
-        if (b0 >= nbins)
-          break;
-        const int64_t b1 = std::min(nbins, b0 + chunk);
-        for (int64_t b = b0; b < b1; ++b) {
-          const int64_t first = bd.bin_start[static_cast<size_t>(b)];
-          const int64_t last = bd.bin_start[static_cast<size_t>(b) + 1];
-          if (!has_receiver(first, last))
-            continue;
-          build_segments(bd, b, segs);
-          cand.gather(bd, segs);
-          for (int64_t k = first; k < last; ++k) {
-            const int64_t i = bd.order[static_cast<size_t>(k)];
-            if (i >= n_receivers)
-              continue;
-            const size_t ne = static_cast<size_t>(scan<true>(bd, k, cand, segs, cand.edges.data()));
-            const Edge *edges = cand.edges.data();
-            const Slot slot = slots[static_cast<size_t>(k)];
-            if (static_cast<int64_t>(ne) != slot.count)
-              fail("internal error: receiver " + std::to_string(i) + " has " + std::to_string(ne) +
-                   " edges in pass 2 but " + std::to_string(slot.count) + " in pass 1");
-            const size_t dst = static_cast<size_t>(slot.offset);
-            int64_t *o_recv = out->receivers + dst;
-            int64_t *o_send = out->senders + dst;
-            int32_t *o_shift = out->shifts + 3 * dst;
-            double *o_vec = out->vectors + 3 * dst;
-            auto emit = [&](size_t q, const Edge &e) {
-              stream_store(o_recv + q, i);
-              stream_store(o_send + q, e.j);
-              for (int c = 0; c < 3; ++c) {
-                stream_store(o_shift + 3 * q + c, e.s[c]);
-                stream_store(o_vec + 3 * q + c, e.d[c]);
-              }
-            };
-            // sort by (j, S): one 64-bit key (j, shifts, position) when it fits
-            bool packable = ne <= 256 && n_atoms <= (int64_t(1) << 32);
-            if (packable) {
-              keys.resize(ne);
-              uint32_t out_of_range = 0;
-              for (size_t q = 0; q < ne; ++q) {
-                const Edge &e = edges[q];
-                const uint32_t u0 = static_cast<uint32_t>(e.s[0] + 128);
-                const uint32_t u1 = static_cast<uint32_t>(e.s[1] + 128);
-                const uint32_t u2 = static_cast<uint32_t>(e.s[2] + 128);
-                out_of_range |= (u0 | u1 | u2) & ~0xffu;
-                keys[q] = (static_cast<uint64_t>(e.j) << 32) | (static_cast<uint64_t>(u0) << 24) |
-                          (static_cast<uint64_t>(u1) << 16) | (static_cast<uint64_t>(u2) << 8) |
-                          static_cast<uint64_t>(q);
-              }
-              packable = out_of_range == 0;
-            }
-            if (packable) {
-              std::sort(keys.begin(), keys.end());
-              for (size_t q = 0; q < ne; ++q)
-                emit(q, edges[keys[q] & 0xff]);
+    std::vector<Segment> segs;
+    Candidates cand;
+    std::vector<uint64_t> keys;
+    for_bins(tid, [&](int64_t b, int64_t first, int64_t last) {
+      build_segments(bd, b, segs);
+      if (!records)
+        cand.gather(bd, segs);
+      for (int64_t k = first; k < last; ++k) {
+        const size_t ks = static_cast<size_t>(k);
+        const int64_t i = bd.order[ks];
+        if (i >= n_receivers)
+          continue;
+        const Slot slot = slots[ks];
+        size_t ne;
+        if (records) {
+          ne = static_cast<size_t>(slot.count);
+          cand.reserve_edges(ne);
+          const int32_t *ni = &bd.img[3 * ks];
+          const double *ri = &bd.r[3 * ks];
+          Edge *edges = cand.edges.data();
+          for (size_t q = 0; q < ne; ++q) {
+            const uint64_t r = slot.rec[q];
+            const size_t ms = static_cast<size_t>(r >> kSegBits);
+            const Segment &sg = segs[static_cast<size_t>(r & ((uint64_t(1) << kSegBits) - 1))];
+            const int32_t *nj = &bd.img[3 * ms];
+            const double *rj = &bd.r[3 * ms];
+            Edge &e = edges[q];
+            e.j = bd.order[ms];
+            e.s[0] = sg.s[0] + ni[0] - nj[0];
+            e.s[1] = sg.s[1] + ni[1] - nj[1];
+            e.s[2] = sg.s[2] + ni[2] - nj[2];
+            if (e.s[0] == sg.s[0] && e.s[1] == sg.s[1] && e.s[2] == sg.s[2]) {
+              for (int c = 0; c < 3; ++c)
+                e.d[c] = (rj[c] - ri[c]) + sg.svc[c];
             } else {
-              std::sort(cand.edges.begin(), cand.edges.begin() + static_cast<std::ptrdiff_t>(ne),
-                        edge_less);
-              for (size_t q = 0; q < ne; ++q)
-                emit(q, edges[q]);
+              for (int c = 0; c < 3; ++c)
+                e.d[c] = (rj[c] - ri[c]) + (static_cast<double>(e.s[0]) * cl[0][c] +
+                                            static_cast<double>(e.s[1]) * cl[1][c] +
+                                            static_cast<double>(e.s[2]) * cl[2][c]);
             }
           }
+        } else {
+          ne = static_cast<size_t>(scan<true>(bd, k, cand, segs, cand.edges.data()));
+          if (static_cast<int64_t>(ne) != slot.count)
+            fail("internal error: receiver " + std::to_string(i) + " has " + std::to_string(ne) +
+                 " edges in pass 2 but " + std::to_string(slot.count) + " in pass 1");
         }
+        write_sorted(cand.edges.data(), ne, i, n_atoms, keys, out, slot.offset);
       }
     });
     stream_fence();
@@ -824,4 +961,14 @@ extern "C" void symgnn_neighbors_free(SymgnnNeighbors *out) {
 #endif
   }
   std::memset(out, 0, sizeof(*out));
+}
+
+extern "C" void symgnn_neighbors_release_memory(void) {
+  std::vector<std::pair<void *, size_t>> drop;
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mutex);
+    drop.swap(g_pool);
+  }
+  for (const auto &b : drop)
+    munmap(b.first, b.second);
 }

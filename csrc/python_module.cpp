@@ -99,6 +99,9 @@ n_receivers: -1 for all atoms; n_threads: 0 for the default.
 Returns (i int64 [E], j int64 [E], S int32 [E, 3], D float64 [E, 3]),
 sorted by (i, j, S), with D = positions[j] - positions[i] + S @ cell.)doc");
   m.def(
+      "release_memory", []() { symgnn_neighbors_release_memory(); },
+      "Returns the blocks the neighbor list keeps for reuse to the system.");
+  m.def(
       "cuda_available", []() { return symgnn_cuda_available() != 0; },
       "True if this build has CUDA support and a CUDA device is visible.");
 }

@@ -55,6 +55,11 @@ int symgnn_cuda_available(void);
 // zeroed struct.
 void symgnn_neighbors_free(SymgnnNeighbors *out);
 
+// The CPU version keeps a few freed large blocks (at most 1/8 of the physical
+// memory, 4 GiB) to reuse on the next call, which saves the kernel's page
+// clearing in loops. This returns them to the system now. Thread-safe.
+void symgnn_neighbors_release_memory(void);
+
 #ifdef __cplusplus
 }
 #endif

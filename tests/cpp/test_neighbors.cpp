@@ -218,6 +218,12 @@ void test_cpu() {
       bool ok = run_cpu(s, t, &other) && other == ref;
       expect(ok, s.name + ": bit-identical with " + std::to_string(t) + " threads");
     }
+    // the fallback that counts, then searches again
+    setenv("SYMGNN_NL_RECOUNT", "1", 1);
+    Result recount;
+    bool ok = run_cpu(s, 2, &recount) && recount == ref;
+    unsetenv("SYMGNN_NL_RECOUNT");
+    expect(ok, s.name + ": bit-identical in the recount fallback");
   }
 }
 

@@ -355,3 +355,15 @@ def test_atoms_neighbors_rejects_non_atoms() -> None:
 
 def test_cuda_available_is_bool() -> None:
     assert isinstance(_core.cuda_available(), bool)
+
+
+def test_release_memory_then_recompute() -> None:
+    rng = np.random.default_rng(8)
+    atoms = random_atoms(rng, 4000, np.eye(3) * 40.0, True)
+    first = atoms_neighbors(atoms, 5.0)  # large enough for the block pool
+    del first
+    ref = atoms_neighbors(atoms, 5.0)  # reuses the freed block
+    _core.release_memory()
+    again = atoms_neighbors(atoms, 5.0)
+    for a, b in zip(ref, again, strict=True):
+        assert a.tobytes() == b.tobytes()
