@@ -698,7 +698,7 @@ void compute(const double *positions, int64_t n_atoms, const double *cell_in, co
     n_threads = default_threads();
   {
     const int64_t work = n_receivers * static_cast<int64_t>(std::max<size_t>(G.rows.size(), 1));
-    const int64_t useful = std::max<int64_t>(1, work / 50000);
+    const int64_t useful = std::max<int64_t>(1, work / 4000); // ~1000 receivers a thread
     n_threads = static_cast<int>(std::min<int64_t>({n_threads, useful, 256}));
     n_threads = std::max(1, n_threads);
   }
