@@ -200,7 +200,7 @@ class EGATLayer(nn.Module):
 
     f_ij = LeakyReLU(A h_i + B h_j + C e_ij) per head; attention logits
     a . f_ij, softmax over the receiver's incoming edges; the node update
-    aggregates attention-weighted values of the senders; the edge update adds
+    aggregates attention-weighted values (V h_j + f_ij); the edge update adds
     a projection of f_ij. Node width ``node_dim`` and edge width ``edge_dim``
     stay fixed; heads * head_dim = node_dim.
     """
@@ -233,7 +233,10 @@ class EGATLayer(nn.Module):
         alpha = segment_softmax(logits, dst, n)
         if edge_weight is not None:
             alpha = alpha * edge_weight.unsqueeze(1)
-        msg = value.index_select(0, src).view(-1, self.heads, self.head_dim) * alpha.unsqueeze(-1)
+        # values carry the sender's state and the edge's attention feature, so geometry
+        # reaches the nodes directly, not only through the attention weights
+        msg = (value.index_select(0, src) + f).view(-1, self.heads, self.head_dim)
+        msg = msg * alpha.unsqueeze(-1)
         agg = torch.zeros((n, width), dtype=h.dtype, device=h.device)
         agg = agg.index_add_(0, dst, msg.view(-1, width))
         h = self.norm_h(h + torch.nn.functional.silu(self.node_out(agg)))
