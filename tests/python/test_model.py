@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+
 from symgnn_ase._evaluate import random_orthogonal
 from symgnn_ase._export import load_model
 from symgnn_ase._factory import build_model
