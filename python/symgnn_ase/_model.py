@@ -42,6 +42,7 @@ class ModelConfig:
     n_samples: int = 4  # transforms drawn per distribution while training
     n_samples_eval: int = 16  # transforms fixed for evaluation and export
     init_sigma: float = 1.0  # initial spread (rad) of the wrapped-normal angles
+    edge_input_scale: float = 0.5  # Å; edge vectors enter the encoder MLP as D / scale
     n_rbf: int = 16
     decoder_dim: int = 64
     sample_seed: int = 12345
@@ -98,9 +99,11 @@ class Symmetrizer(nn.Module):
     equals what gets exported.
     """
 
-    def __init__(self, edge_dim: int, r_max: float, cfg: ModelConfig) -> None:
+    def __init__(self, edge_dim: int, cfg: ModelConfig) -> None:
         super().__init__()
-        self.r_max = r_max
+        # D / r_max would leave the averaged encoding almost constant across edges (its
+        # |D| dependence comes from the MLP's curvature only): scale so SiLU bends
+        self.input_scale = cfg.edge_input_scale
         self.edge_dim = edge_dim
         self.n_samples = cfg.n_samples
         log_sigma = math.log(cfg.init_sigma)
@@ -140,7 +143,7 @@ class Symmetrizer(nn.Module):
         # first layer is linear: W1 (T x) = (W1 T) x, one matmul for all M copies
         w = torch.matmul(self.lin1.weight.unsqueeze(0), t)  # [M, D, 3]
         w = w.permute(2, 0, 1).reshape(3, -1)  # [3, M*D]
-        pre = torch.matmul(vec / self.r_max, w) + self.lin1.bias.repeat(m)
+        pre = torch.matmul(vec / self.input_scale, w) + self.lin1.bias.repeat(m)
         hidden = torch.nn.functional.silu(pre).view(vec.shape[0], m, self.edge_dim).sum(1)
         # second layer is linear too: sum_k (W2 a_k + b2) = W2 sum_k a_k + M b2
         return torch.nn.functional.linear(hidden, self.lin2.weight, self.lin2.bias * m) / m
@@ -149,13 +152,13 @@ class Symmetrizer(nn.Module):
 class RawEncoder(nn.Module):
     """Ablation: the edge encoder on raw (unsymmetrized) vectors."""
 
-    def __init__(self, edge_dim: int, r_max: float) -> None:
+    def __init__(self, edge_dim: int, input_scale: float) -> None:
         super().__init__()
-        self.r_max = r_max
+        self.input_scale = input_scale
         self.mlp = nn.Sequential(nn.Linear(3, edge_dim), nn.SiLU(), nn.Linear(edge_dim, edge_dim))
 
     def forward(self, vec: Tensor) -> Tensor:
-        return self.mlp(vec / self.r_max)
+        return self.mlp(vec / self.input_scale)
 
 
 class GaussianRBF(nn.Module):
@@ -257,9 +260,9 @@ class SymGNN(nn.Module):
         self.n_layers = cfg.n_layers
         self.feature_dim = cfg.node_dim
         if cfg.kind == "symgnn":
-            self.encoder = Symmetrizer(cfg.edge_dim, cfg.r_max, cfg)
+            self.encoder = Symmetrizer(cfg.edge_dim, cfg)
         elif cfg.kind == "raw":
-            self.encoder = RawEncoder(cfg.edge_dim, cfg.r_max)
+            self.encoder = RawEncoder(cfg.edge_dim, cfg.edge_input_scale)
         elif cfg.kind == "length":
             self.encoder = LengthEncoder(cfg.edge_dim, cfg.r_max, cfg.n_rbf)
         else:
