@@ -141,8 +141,8 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
                        "`device cpu`");
     if (!neighbors_have_cuda())
       throw ModelError(
-          "device cuda: the symgnn neighbor list in this plugin was built without CUDA (or "
-          "sees no device); rebuild with nvcc on PATH (CMAKE_ARGS=-DSYMGNN_CUDA=ON), or use "
+          "device cuda: symgnn was built without CUDA support (or its CUDA neighbor list sees "
+          "no device); rebuild with nvcc on PATH (CMAKE_ARGS=-DSYMGNN_CUDA=ON), or use "
           "`device cpu`");
     impl_->device = torch::Device(torch::kCUDA);
   } else if (device != "cpu") {
