@@ -25,8 +25,8 @@ demo: setup
 	bash examples/lammps/run_demo.sh
 
 lint: $(VENV)/.deps
-	$(VENV)/bin/ruff check python tests benchmarks examples
-	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(VENV)/bin/ruff check python tests benchmarks examples training
+	$(VENV)/bin/ruff format --check python tests benchmarks examples training
 	$(VENV)/bin/clang-format --dry-run --Werror $$(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'lammps_plugin/*.h' 'lammps_plugin/*.cpp' 'tests/cpp/*.cpp')
 
 format: $(VENV)/.deps
