@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ._model import ModelConfig
+from ._model import ModelConfig, add_label_scale, mlp_decoder
 
 __all__ = ["EquivariantGNN", "PaiNNLayer"]
 
@@ -105,15 +105,8 @@ class EquivariantGNN(nn.Module):
         self.rbf = BesselRBF(cfg.n_rbf, cfg.r_max)
         self.embedding = nn.Embedding(len(cfg.type_names), c)
         self.layers = nn.ModuleList([PaiNNLayer(c, cfg.n_rbf) for _ in range(cfg.n_layers)])
-        self.decoder = nn.Sequential(
-            nn.Linear(c, cfg.decoder_dim),
-            nn.SiLU(),
-            nn.Linear(cfg.decoder_dim, cfg.decoder_dim),
-            nn.SiLU(),
-            nn.Linear(cfg.decoder_dim, 1),
-        )
-        self.register_buffer("label_mean", torch.zeros(()))
-        self.register_buffer("label_std", torch.ones(()))
+        self.decoder = mlp_decoder(c, cfg.decoder_dim)
+        add_label_scale(self)
 
     def _split(self, h: Tensor) -> tuple[Tensor, Tensor]:
         c = self.channels

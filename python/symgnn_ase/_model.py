@@ -187,6 +187,23 @@ class LengthEncoder(nn.Module):
         return self.mlp(self.rbf(torch.linalg.vector_norm(vec, dim=-1)))
 
 
+def mlp_decoder(in_dim: int, hidden: int) -> nn.Sequential:
+    """The per-atom readout MLP: in_dim -> hidden -> hidden -> 1 (SiLU)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.SiLU(),
+        nn.Linear(hidden, hidden),
+        nn.SiLU(),
+        nn.Linear(hidden, 1),
+    )
+
+
+def add_label_scale(module: nn.Module) -> None:
+    """Buffers that de-standardize the decoder output to eV (set from the training labels)."""
+    module.register_buffer("label_mean", torch.zeros(()))
+    module.register_buffer("label_std", torch.ones(()))
+
+
 def segment_softmax(logits: Tensor, index: Tensor, n: int) -> Tensor:
     """Softmax of [E, H] logits over the edges sharing a receiver."""
     h = logits.shape[1]
@@ -276,15 +293,8 @@ class SymGNN(nn.Module):
         self.layers = nn.ModuleList(
             [EGATLayer(cfg.node_dim, cfg.edge_dim, h) for h in cfg.heads[: cfg.n_layers]]
         )
-        self.decoder = nn.Sequential(
-            nn.Linear(cfg.node_dim, cfg.decoder_dim),
-            nn.SiLU(),
-            nn.Linear(cfg.decoder_dim, cfg.decoder_dim),
-            nn.SiLU(),
-            nn.Linear(cfg.decoder_dim, 1),
-        )
-        self.register_buffer("label_mean", torch.zeros(()))
-        self.register_buffer("label_std", torch.ones(()))
+        self.decoder = mlp_decoder(cfg.node_dim, cfg.decoder_dim)
+        add_label_scale(self)
 
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:

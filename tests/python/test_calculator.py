@@ -36,15 +36,6 @@ def _export_tiny(path: Path, label_std: float, dtype: torch.dtype = torch.float3
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: fast and steady on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _export_tiny(tmp_path_factory.mktemp("models") / "spread.pt", label_std=300.0)

@@ -31,15 +31,6 @@ KINDS = ["symgnn", "raw", "length", "equivariant"]
 TYPES = ["Cu", "Zr"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: fast and steady on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _tiny(kind: str, path: Path | None = None, **overrides) -> torch.nn.Module:
     """A tiny model whose output visibly depends on geometry (large label_std), exported
     to ``path`` when given."""

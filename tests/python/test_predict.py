@@ -10,7 +10,6 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-import torch
 from ase import Atoms
 
 from symgnn_ase import SymGNNCalculator
@@ -19,14 +18,6 @@ from symgnn_ase._predict import guess_format
 from symgnn_ase._testing import make_tiny_model, random_glass
 
 B = "energy_barriers"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
