@@ -108,6 +108,10 @@ class EquivariantGNN(nn.Module):
         self.decoder = mlp_decoder(c, cfg.decoder_dim)
         add_label_scale(self)
 
+    def _edge_parts(self, e: Tensor) -> tuple[Tensor, Tensor]:
+        """The edge state's radial basis and unit vector."""
+        return e[:, : self.n_rbf], e[:, self.n_rbf :]
+
     def _split(self, h: Tensor) -> tuple[Tensor, Tensor]:
         c = self.channels
         return h[:, :c], h[:, c:].reshape(-1, 3, c)
@@ -133,8 +137,7 @@ class EquivariantGNN(nn.Module):
         edge_weight: Optional[Tensor] = None,
     ) -> tuple[Tensor, Tensor]:
         s, v = self._split(h)
-        rbf = e[:, : self.n_rbf]
-        unit = e[:, self.n_rbf :]
+        rbf, unit = self._edge_parts(e)
         for i, mod in enumerate(self.layers):
             if i == layer:
                 s, v = mod(s, v, rbf, unit, edge_index, edge_weight)
@@ -143,7 +146,9 @@ class EquivariantGNN(nn.Module):
 
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
-        s = h[:, : self.channels]
+        return self._decode(h[:, : self.channels])
+
+    def _decode(self, s: Tensor) -> Tensor:
         return self.decoder(s).squeeze(-1) * self.label_std + self.label_mean
 
     def forward(
@@ -155,8 +160,7 @@ class EquivariantGNN(nn.Module):
     ) -> Tensor:
         h, e = self.embed(species, edge_index, edge_vec)
         s, v = self._split(h)
-        rbf = e[:, : self.n_rbf]
-        unit = e[:, self.n_rbf :]
+        rbf, unit = self._edge_parts(e)
         for mod in self.layers:
             s, v = mod(s, v, rbf, unit, edge_index, edge_weight)
-        return self.decoder(s).squeeze(-1) * self.label_std + self.label_mean
+        return self._decode(s)
