@@ -22,7 +22,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ._model import ModelConfig, add_label_scale, mlp_decoder
+from ._model import ModelConfig, add_label_scale, inference_on_cpu, mlp_decoder
+from ._ops import fused_ops_available
 
 __all__ = ["EquivariantGNN", "PaiNNLayer"]
 
@@ -45,8 +46,11 @@ class BesselRBF(nn.Module):
 class PaiNNLayer(nn.Module):
     """One message + update block on (s [N, C], v [N, 3, C])."""
 
+    __constants__ = ["fused"]  # symgnn::painn_message for inference (see EGATLayer)
+
     def __init__(self, channels: int, n_rbf: int) -> None:
         super().__init__()
+        self.fused = fused_ops_available()
         c = channels
         self.channels = c
         self.phi = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 3 * c))
@@ -66,17 +70,7 @@ class PaiNNLayer(nn.Module):
         edge_weight: Optional[Tensor] = None,
     ) -> tuple[Tensor, Tensor]:
         c = self.channels
-        src = edge_index[0]
-        dst = edge_index[1]
-        n = s.shape[0]
-        x = self.phi(s).index_select(0, src) * self.filt(rbf)
-        if edge_weight is not None:
-            x = x * edge_weight.unsqueeze(1)
-        xs, xvv, xvs = x.split(c, dim=1)
-        ds = torch.zeros((n, c), dtype=s.dtype, device=s.device).index_add_(0, dst, xs)
-        vmsg = v.index_select(0, src) * xvv.unsqueeze(1) + unit.unsqueeze(2) * xvs.unsqueeze(1)
-        dv = torch.zeros((n, 3 * c), dtype=s.dtype, device=s.device)
-        dv = dv.index_add_(0, dst, vmsg.reshape(-1, 3 * c)).view(n, 3, c)
+        ds, dv = self.message(s, v, rbf, unit, edge_index, edge_weight)
         s = s + ds
         v = v + dv
         u = self.mix_u(v)
@@ -87,6 +81,43 @@ class PaiNNLayer(nn.Module):
         v = v + a_vv.unsqueeze(1) * u
         s = self.norm(s + a_ss + a_sv * (u * w).sum(1))
         return s, v
+
+    def message(
+        self,
+        s: Tensor,
+        v: Tensor,
+        rbf: Tensor,
+        unit: Tensor,
+        edge_index: Tensor,
+        edge_weight: Optional[Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """Summed messages of each receiver: scalars [N, C] and vectors [N, 3, C]."""
+        c = self.channels
+        n = s.shape[0]
+        if self.fused:
+            if inference_on_cpu(self.training, s):
+                ds, dv = torch.ops.symgnn.painn_message(
+                    self.phi(s),
+                    v,
+                    rbf,
+                    unit,
+                    self.filt.weight,
+                    self.filt.bias,
+                    edge_index,
+                    edge_weight,
+                )
+                return ds, dv.view(n, 3, c)
+        src = edge_index[0]
+        dst = edge_index[1]
+        x = self.phi(s).index_select(0, src) * self.filt(rbf)
+        if edge_weight is not None:
+            x = x * edge_weight.unsqueeze(1)
+        xs, xvv, xvs = x.split(c, dim=1)
+        ds = torch.zeros((n, c), dtype=s.dtype, device=s.device).index_add_(0, dst, xs)
+        vmsg = v.index_select(0, src) * xvv.unsqueeze(1) + unit.unsqueeze(2) * xvs.unsqueeze(1)
+        dv = torch.zeros((n, 3 * c), dtype=s.dtype, device=s.device)
+        dv = dv.index_add_(0, dst, vmsg.reshape(-1, 3 * c)).view(n, 3, c)
+        return ds, dv
 
 
 class EquivariantGNN(nn.Module):

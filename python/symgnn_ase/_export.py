@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._ops import LIBRARY_NAME, fused_ops_available, ops_library_path
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -167,10 +169,22 @@ def load_model(
             "`symgnn export RUN -o model.pt`)"
         )
     extra = dict.fromkeys(METADATA_KEYS, "")
+    fused_ops_available()  # models exported with the fused operators name them
     try:
         with torchscript_allowed():
             module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as exc:
+        if "symgnn::" in str(exc):
+            why = (
+                "SYMGNN_DISABLE_FUSED=1 is set"
+                if os.environ.get("SYMGNN_DISABLE_FUSED", "") == "1"
+                else f"this installation has no {LIBRARY_NAME} (found: {ops_library_path()})"
+            )
+            raise ValueError(
+                f"{path} uses the fused operators symgnn::egat_edges / symgnn::painn_message "
+                f"but {why}; rebuild the package with torch installed (`make setup`), or "
+                "re-export the model with SYMGNN_DISABLE_FUSED=1 to get plain PyTorch ops"
+            ) from None
         raise ValueError(f"{path} is not a loadable TorchScript model: {exc}") from None
     extra = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
     if extra["symgnn_format"] != FORMAT_VERSION:

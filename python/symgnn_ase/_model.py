@@ -18,6 +18,8 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from ._ops import fused_ops_available
+
 __all__ = ["ModelConfig", "SymGNN", "EGATLayer", "Symmetrizer", "euler_matrices"]
 
 MODEL_KINDS = ("symgnn", "raw", "length", "equivariant")
@@ -143,8 +145,20 @@ class Symmetrizer(nn.Module):
         # first layer is linear: W1 (T x) = (W1 T) x, one matmul for all M copies
         w = torch.matmul(self.lin1.weight.unsqueeze(0), t)  # [M, D, 3]
         w = w.permute(2, 0, 1).reshape(3, -1)  # [3, M*D]
-        pre = torch.matmul(vec / self.input_scale, w) + self.lin1.bias.repeat(m)
-        hidden = torch.nn.functional.silu(pre).view(vec.shape[0], m, self.edge_dim).sum(1)
+        bias = self.lin1.bias.repeat(m)
+        x = vec / self.input_scale
+        if inference_on_cpu(self.training, x):
+            # [E, M*D] would be written and read back from memory three times; in
+            # chunks of edges it stays in cache (same values, row by row)
+            hidden = torch.empty((x.shape[0], self.edge_dim), dtype=x.dtype, device=x.device)
+            step = 4096
+            for start in range(0, x.shape[0], step):
+                pre = torch.addmm(bias, x[start : start + step], w)
+                torch.nn.functional.silu(pre, inplace=True)
+                hidden[start : start + step] = pre.view(-1, m, self.edge_dim).sum(1)
+        else:
+            pre = torch.matmul(x, w) + bias
+            hidden = torch.nn.functional.silu(pre).view(x.shape[0], m, self.edge_dim).sum(1)
         # second layer is linear too: sum_k (W2 a_k + b2) = W2 sum_k a_k + M b2
         return torch.nn.functional.linear(hidden, self.lin2.weight, self.lin2.bias * m) / m
 
@@ -204,6 +218,16 @@ def add_label_scale(module: nn.Module) -> None:
     module.register_buffer("label_std", torch.ones(()))
 
 
+def inference_on_cpu(training: bool, x: Tensor) -> bool:
+    """Whether a layer may use the fused operators: inference, no autograd, CPU float32."""
+    return (
+        not training
+        and not torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+    )
+
+
 def segment_softmax(logits: Tensor, index: Tensor, n: int) -> Tensor:
     """Softmax of [E, H] logits over the edges sharing a receiver."""
     h = logits.shape[1]
@@ -225,8 +249,13 @@ class EGATLayer(nn.Module):
     stay fixed; heads * head_dim = node_dim.
     """
 
+    # `fused`: use symgnn::egat_edges for inference (a constant when scripted, so a model
+    # built without the operator library never names it)
+    __constants__ = ["fused"]
+
     def __init__(self, node_dim: int, edge_dim: int, heads: int) -> None:
         super().__init__()
+        self.fused = fused_ops_available()
         self.heads = heads
         self.head_dim = node_dim // heads
         width = heads * self.head_dim
@@ -245,11 +274,29 @@ class EGATLayer(nn.Module):
     def forward(
         self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
     ) -> tuple[Tensor, Tensor]:
+        p = self.node_proj(h)
+        if self.fused:
+            if inference_on_cpu(self.training, h):
+                agg, e_new = torch.ops.symgnn.egat_edges(
+                    p,
+                    e,
+                    edge_index,
+                    self.edge_proj.weight,
+                    self.attn,
+                    self.edge_out.weight,
+                    self.edge_out.bias,
+                    self.norm_e.weight,
+                    self.norm_e.bias,
+                    self.norm_e.eps,
+                    0.2,
+                    edge_weight,
+                )
+                h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
+                return h, e_new
         src = edge_index[0]
         dst = edge_index[1]
         n = h.shape[0]
         width = self.heads * self.head_dim
-        p = self.node_proj(h)
         p_dst, p_src, value = p.split(width, dim=1)
         f = p_dst.index_select(0, dst) + p_src.index_select(0, src) + self.edge_proj(e)
         f = torch.nn.functional.leaky_relu(f, 0.2)
@@ -299,6 +346,18 @@ class SymGNN(nn.Module):
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
         h = self.embedding(species)
+        if inference_on_cpu(self.training, edge_vec):
+            # edge by edge anyway: in chunks, the encoder's intermediates stay in cache
+            e = torch.empty(
+                (edge_vec.shape[0], self.edge_norm.normalized_shape[0]),
+                dtype=edge_vec.dtype,
+                device=edge_vec.device,
+            )
+            step = 4096
+            for start in range(0, edge_vec.shape[0], step):
+                chunk = edge_vec[start : start + step]
+                e[start : start + step] = self.edge_norm(self.encoder(chunk))
+            return h, e
         e = self.edge_norm(self.encoder(edge_vec))
         return h, e
 

@@ -29,7 +29,9 @@ def data(tmp_path_factory) -> Path:
     return folder
 
 
-def _config(data: Path, run_dir: Path, kind: str = "symgnn", epochs: int = 4) -> Path:
+def _config(
+    data: Path, run_dir: Path, kind: str = "symgnn", epochs: int = 4, noise: float = 0.0
+) -> Path:
     model = {"kind": kind, "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], "decoder_dim": 8}
     if kind == "equivariant":
         model.update(heads=[], n_layers=2)
@@ -42,7 +44,7 @@ def _config(data: Path, run_dir: Path, kind: str = "symgnn", epochs: int = 4) ->
             "valid": str(data / "g2.extxyz"),
         },
         "model": model,
-        "optim": {"epochs": epochs, "lr": 3e-3},
+        "optim": {"epochs": epochs, "lr": 3e-3, "position_noise": noise},
     }
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -75,10 +77,11 @@ def test_train_writes_run_folder(data, tmp_path):
     assert best["label_mean"] == pytest.approx(labels.mean(), rel=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["symgnn", "equivariant"])
-def test_resume_continues_exactly(data, tmp_path, kind):
-    straight = train(_config(data, tmp_path / "a", kind), progress=False)
-    cfg_b = _config(data, tmp_path / "b", kind)
+@pytest.mark.parametrize(("kind", "noise"), [("symgnn", 0.0), ("equivariant", 0.05)])
+def test_resume_continues_exactly(data, tmp_path, kind, noise):
+    """Also with position-noise augmentation: its draws come from the saved generator."""
+    straight = train(_config(data, tmp_path / "a", kind, noise=noise), progress=False)
+    cfg_b = _config(data, tmp_path / "b", kind, noise=noise)
     train(cfg_b, progress=False, max_epochs=2)  # as if killed after epoch 2
     resumed = train(cfg_b, resume=True, progress=False)
     a = load_checkpoint(straight / "last.pt")
@@ -110,6 +113,16 @@ def test_config_errors(tmp_path):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="training config not found"):
         load_config(tmp_path / "missing.yaml")
+    bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {position_noise: -0.1}\n")
+    with pytest.raises(ValueError, match=r"position_noise must be in \[0, 1\) Å, got -0.1"):
+        load_config(bad)
+
+
+def test_position_noise_changes_the_steps(data, tmp_path):
+    plain = train(_config(data, tmp_path / "p", epochs=1), progress=False)
+    noisy = train(_config(data, tmp_path / "n", epochs=1, noise=0.05), progress=False)
+    loss = [load_checkpoint(out / "last.pt")["history"][0]["train_loss"] for out in (plain, noisy)]
+    assert loss[0] != loss[1]
 
 
 def test_export_and_evaluate_cli(data, tmp_path, capsys):

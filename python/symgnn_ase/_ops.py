@@ -1,0 +1,54 @@
+"""The fused CPU inference operators (``symgnn::egat_edges``, ``symgnn::painn_message``).
+
+They live in ``libsymgnn_ops.so``, built with the package next to its compiled
+``_core`` module (and linked by the LAMMPS plugin). Models built while the
+library is loaded use the operators for inference (eval mode, gradients off,
+CPU float32) and plain PyTorch otherwise; a model exported that way needs the
+library at load time, which :func:`symgnn_ase.load_model` takes care of.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ops_library_path", "fused_ops_available"]
+
+LIBRARY_NAME = "libsymgnn_ops.so"
+_loaded: bool | None = None
+
+
+def ops_library_path() -> str | None:
+    """Absolute path of ``libsymgnn_ops.so``, or None if it was not built."""
+    spec = importlib.util.find_spec("symgnn_ase._core")
+    folders = []
+    if spec is not None and spec.origin:
+        folders.append(os.path.dirname(spec.origin))
+    folders.append(os.path.dirname(os.path.abspath(__file__)))
+    for folder in folders:
+        path = os.path.join(folder, LIBRARY_NAME)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def fused_ops_available() -> bool:
+    """Load the operator library once; True when the fused operators are registered."""
+    global _loaded
+    if _loaded is None:
+        if os.environ.get("SYMGNN_DISABLE_FUSED", "") == "1":
+            _loaded = False
+            return _loaded
+        path = ops_library_path()
+        if path is None:
+            logger.info("%s not found: models run on plain PyTorch ops", LIBRARY_NAME)
+            _loaded = False
+        else:
+            torch.ops.load_library(path)
+            _loaded = True
+    return _loaded
