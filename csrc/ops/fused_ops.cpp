@@ -109,7 +109,7 @@ struct EgatArgs {
   const float *weight; // [E] or null
   float ln_eps, slope;
   float *agg;   // [N, W]
-  float *e_new; // [E, De]
+  float *e_new; // [E, De], or null: no edge update
 };
 
 // out[m][N] += in[m][K] . wt[K][N] for row-major scratch blocks. The fixed-size
@@ -216,6 +216,11 @@ egat_receiver(const EgatArgs &a, const ReceiverRows &rows, int64_t i, EgatScratc
   // f = p_dst(i) + p_src(j) + W_e e, then LeakyReLU and the logits per head
   for (int64_t t = 0; t < deg; ++t) {
     const int64_t k = rows.edge(t0 + t);
+    if (t + 4 < deg) { // senders' rows are scattered: fetch a few edges ahead
+      const float *ahead = a.p + a.src[rows.edge(t0 + t + 4)] * 3 * W + W;
+      for (int64_t l = 0; l < 2 * W; l += 16)
+        __builtin_prefetch(ahead + l);
+    }
     const float *__restrict p_src = a.p + a.src[k] * 3 * W + W;
     const float *__restrict ek = a.e + k * De;
     for (int64_t o = 0; o < W; ++o)
@@ -237,9 +242,10 @@ egat_receiver(const EgatArgs &a, const ReceiverRows &rows, int64_t i, EgatScratc
       logit[t * H + h] = s;
     }
   }
-  // edge update: LayerNorm(e + b_out + W_out f)
-  gemm_rows<W_, De_>(deg, f, a.w_oT, out, W, De);
-  for (int64_t t = 0; t < deg; ++t) {
+  // edge update: LayerNorm(e + b_out + W_out f) (skipped when nothing reads it)
+  if (a.e_new != nullptr)
+    gemm_rows<W_, De_>(deg, f, a.w_oT, out, W, De);
+  for (int64_t t = 0; a.e_new != nullptr && t < deg; ++t) {
     const float *__restrict o = out + t * De;
     float mean = 0.0f;
     for (int64_t c = 0; c < De; ++c)
@@ -304,7 +310,7 @@ std::tuple<Tensor, Tensor> egat_edges(const Tensor &p, const Tensor &e, const Te
                                       const Tensor &w_edge, const Tensor &attn, const Tensor &w_out,
                                       const Tensor &b_out, const Tensor &ln_weight,
                                       const Tensor &ln_bias, double ln_eps, double negative_slope,
-                                      const c10::optional<Tensor> &edge_weight) {
+                                      const c10::optional<Tensor> &edge_weight, bool update_edges) {
   const char *op = "symgnn::egat_edges";
   TORCH_CHECK(p.dim() == 2 && p.size(1) % 3 == 0, op,
               ": p must be [N, 3*width] (receiver, sender and value projections), got ", p.sizes());
@@ -335,7 +341,8 @@ std::tuple<Tensor, Tensor> egat_edges(const Tensor &p, const Tensor &e, const Te
   const ReceiverRows rows = receiver_rows(dst, n_edges, n);
 
   Tensor agg = at::empty({n, W}, pc.options());
-  Tensor e_new = at::empty({n_edges, De}, pc.options());
+  // without the edge update (the last layer), e comes back unchanged
+  Tensor e_new = update_edges ? at::empty({n_edges, De}, pc.options()) : e;
   const EgatArgs a{n,
                    W,
                    H,
@@ -354,7 +361,7 @@ std::tuple<Tensor, Tensor> egat_edges(const Tensor &p, const Tensor &e, const Te
                    static_cast<float>(ln_eps),
                    static_cast<float>(negative_slope),
                    agg.data_ptr<float>(),
-                   e_new.data_ptr<float>()};
+                   update_edges ? e_new.data_ptr<float>() : nullptr};
   at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) { egat_range(a, rows, begin, end); });
   return {agg, e_new};
 }
@@ -476,7 +483,7 @@ std::tuple<Tensor, Tensor> painn_message(const Tensor &phi, const Tensor &v, con
 TORCH_LIBRARY(symgnn, m) {
   m.def("egat_edges(Tensor p, Tensor e, Tensor edge_index, Tensor w_edge, Tensor attn, "
         "Tensor w_out, Tensor b_out, Tensor ln_weight, Tensor ln_bias, float ln_eps, "
-        "float negative_slope, Tensor? edge_weight) -> (Tensor, Tensor)");
+        "float negative_slope, Tensor? edge_weight, bool update_edges) -> (Tensor, Tensor)");
   m.def("painn_message(Tensor phi, Tensor v, Tensor rbf, Tensor unit, Tensor w_filter, "
         "Tensor b_filter, Tensor edge_index, Tensor? edge_weight) -> (Tensor, Tensor)");
 }

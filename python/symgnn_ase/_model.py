@@ -251,11 +251,14 @@ class EGATLayer(nn.Module):
 
     # `fused`: use symgnn::egat_edges for inference (a constant when scripted, so a model
     # built without the operator library never names it)
-    __constants__ = ["fused"]
+    # `update_edges`: False on the last layer, whose edge states nothing reads (they
+    # come back unchanged)
+    __constants__ = ["fused", "update_edges"]
 
-    def __init__(self, node_dim: int, edge_dim: int, heads: int) -> None:
+    def __init__(self, node_dim: int, edge_dim: int, heads: int, update_edges: bool = True) -> None:
         super().__init__()
         self.fused = fused_ops_available()
+        self.update_edges = update_edges
         self.heads = heads
         self.head_dim = node_dim // heads
         width = heads * self.head_dim
@@ -290,6 +293,7 @@ class EGATLayer(nn.Module):
                     self.norm_e.eps,
                     0.2,
                     edge_weight,
+                    self.update_edges,
                 )
                 h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
                 return h, e_new
@@ -311,7 +315,8 @@ class EGATLayer(nn.Module):
         agg = torch.zeros((n, width), dtype=h.dtype, device=h.device)
         agg = agg.index_add_(0, dst, msg.view(-1, width))
         h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
-        e = self.norm_e(e + self.edge_out(f))
+        if self.update_edges:
+            e = self.norm_e(e + self.edge_out(f))
         return h, e
 
 
@@ -337,8 +342,12 @@ class SymGNN(nn.Module):
             raise ValueError(f"SymGNN does not build model kind {cfg.kind!r}")
         self.embedding = nn.Embedding(len(cfg.type_names), cfg.node_dim)
         self.edge_norm = nn.LayerNorm(cfg.edge_dim)
+        heads = cfg.heads[: cfg.n_layers]
         self.layers = nn.ModuleList(
-            [EGATLayer(cfg.node_dim, cfg.edge_dim, h) for h in cfg.heads[: cfg.n_layers]]
+            [
+                EGATLayer(cfg.node_dim, cfg.edge_dim, h, update_edges=k + 1 < len(heads))
+                for k, h in enumerate(heads)
+            ]
         )
         self.decoder = mlp_decoder(cfg.node_dim, cfg.decoder_dim)
         add_label_scale(self)

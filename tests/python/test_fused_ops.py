@@ -109,6 +109,7 @@ def _egat_args(n=5, e=7, width=8, heads=2, edge_dim=4):
         1e-5,
         0.2,
         None,
+        True,
     ]
 
 
