@@ -35,19 +35,25 @@ outward from it (so periodic images are placed next to the atom).
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ._explain_graph import (
+    ExplainGraph,
+    Subgraph,
+    _check_atom,
+    build_explain_graph,
+    extract_subgraph,
+)
+from ._explain_tables import importance_vs_distance, write_edges_csv
 
 logger = logging.getLogger(__name__)
 
@@ -107,148 +113,6 @@ class ExplainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class ExplainGraph:
-    """The whole structure's radius graph, with what explanations need beyond the model input."""
-
-    species: np.ndarray  # [N] int64 indices into type_names
-    receiver: np.ndarray  # [E] int64 (i)
-    sender: np.ndarray  # [E] int64 (j)
-    shift: np.ndarray  # [E, 3] int32 (S)
-    vec: np.ndarray  # [E, 3] float64: D = r_j - r_i + S.cell
-    type_names: list[str]
-    r_max: float
-    _ptr: np.ndarray = field(init=False, repr=False)  # CSR of incoming edges
-    _order: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._order = np.argsort(self.receiver, kind="stable")
-        self._ptr = np.searchsorted(self.receiver[self._order], np.arange(self.n_atoms + 1))
-
-    @property
-    def n_atoms(self) -> int:
-        return int(self.species.shape[0])
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.receiver.shape[0])
-
-    def incoming(self, nodes: np.ndarray) -> np.ndarray:
-        """Ids of the edges whose receiver is in ``nodes``."""
-        start = self._ptr[nodes]
-        count = self._ptr[nodes + 1] - start
-        total = int(count.sum())
-        if total == 0:
-            return np.zeros(0, dtype=np.int64)
-        offsets = np.repeat(start - np.cumsum(count) + count, count)
-        return self._order[offsets + np.arange(total)]
-
-
-def build_explain_graph(atoms: Any, r_max: float, type_names: Sequence[str]) -> ExplainGraph:
-    """The radius graph of ``atoms`` (an ``ase.Atoms``), keeping shifts and float64 vectors."""
-    from ._graph import species_indices
-    from ._neighbors import atoms_neighbors
-
-    if len(atoms) == 0:
-        raise ValueError("the structure has no atoms")
-    species = species_indices(atoms.get_chemical_symbols(), type_names)
-    i, j, shift, vec = atoms_neighbors(atoms, r_max)
-    return ExplainGraph(
-        species=species,
-        receiver=np.asarray(i, dtype=np.int64),
-        sender=np.asarray(j, dtype=np.int64),
-        shift=np.asarray(shift, dtype=np.int32),
-        vec=np.asarray(vec, dtype=np.float64),
-        type_names=list(type_names),
-        r_max=float(r_max),
-    )
-
-
-@dataclass
-class Subgraph:
-    """An atom's receptive field: local node and edge numbering, hops, unwrapped positions.
-
-    Edges are ordered by the hop of their receiver (ascending), so the edges a
-    layer needs are a prefix: ``n_edges_per_layer[l]`` of them for layer ``l``.
-    """
-
-    atom: int
-    nodes: np.ndarray  # [n] global atom ids; nodes[0] == atom
-    node_hop: np.ndarray  # [n]
-    edges: np.ndarray  # [e] global edge ids
-    local_receiver: np.ndarray  # [e] into nodes
-    local_sender: np.ndarray  # [e]
-    edge_hop: np.ndarray  # [e] hop of the receiver
-    node_pos: np.ndarray  # [n, 3] unwrapped positions relative to the atom (Å)
-    midpoint: np.ndarray  # [e, 3] edge midpoints relative to the atom (Å)
-    n_edges_per_layer: list[int]
-
-    @property
-    def n_nodes(self) -> int:
-        return int(self.nodes.shape[0])
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.edges.shape[0])
-
-
-def extract_subgraph(graph: ExplainGraph, atom: int, n_layers: int) -> Subgraph:
-    """Nodes within ``n_layers`` hops of ``atom`` along incoming edges, and the edges into
-    nodes within ``n_layers - 1`` hops (all that can change the atom's output)."""
-    _check_atom(atom, graph.n_atoms)
-    if n_layers < 1:
-        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-    hop = np.full(graph.n_atoms, -1, dtype=np.int64)
-    pos = np.full((graph.n_atoms, 3), np.nan)
-    hop[atom] = 0
-    pos[atom] = 0.0
-    frontier = np.array([atom], dtype=np.int64)
-    edge_parts: list[np.ndarray] = []
-    for h in range(n_layers):
-        eids = graph.incoming(frontier)  # receivers at hop h
-        edge_parts.append(eids)
-        senders = graph.sender[eids]
-        new = hop[senders] < 0
-        # first edge reaching each new node places it (path-consistent periodic image)
-        new_nodes, first = np.unique(senders[new], return_index=True)
-        hop[new_nodes] = h + 1
-        via = eids[new][first]
-        pos[new_nodes] = pos[graph.receiver[via]] + graph.vec[via]
-        frontier = new_nodes
-    edges = np.concatenate(edge_parts) if edge_parts else np.zeros(0, dtype=np.int64)
-    nodes = np.flatnonzero(hop >= 0)
-    nodes = nodes[np.argsort(hop[nodes], kind="stable")]  # the atom (hop 0) first
-    local = np.full(graph.n_atoms, -1, dtype=np.int64)
-    local[nodes] = np.arange(nodes.shape[0])
-    recv = graph.receiver[edges]
-    edge_hop = hop[recv]
-    counts = [int(np.sum(edge_hop <= n_layers - 1 - layer)) for layer in range(n_layers)]
-    midpoint = pos[recv] + 0.5 * graph.vec[edges]
-    return Subgraph(
-        atom=int(atom),
-        nodes=nodes,
-        node_hop=hop[nodes],
-        edges=edges,
-        local_receiver=local[recv],
-        local_sender=local[graph.sender[edges]],
-        edge_hop=edge_hop,
-        node_pos=pos[nodes],
-        midpoint=midpoint,
-        n_edges_per_layer=counts,
-    )
-
-
-def _check_atom(atom: Any, n_atoms: int) -> int:
-    if isinstance(atom, bool) or not isinstance(atom, (int, np.integer)):
-        raise ValueError(f"atom index must be an integer, got {atom!r}")
-    if not 0 <= int(atom) < n_atoms:
-        raise ValueError(
-            f"atom index {int(atom)} is out of range: the structure has {n_atoms} atoms "
-            f"(valid indices 0 to {n_atoms - 1})"
-        )
-    return int(atom)
 
 
 class _Runner:
@@ -586,126 +450,3 @@ class Explainer:
             "keep_random_error_eV": float(np.mean(keep_rand)),
             "remove_random_change_eV": float(np.mean(remove_rand)),
         }
-
-
-EDGE_COLUMNS = (
-    "rank",
-    "i",
-    "j",
-    "sx",
-    "sy",
-    "sz",
-    "species_i",
-    "species_j",
-    "hop",
-    "distance",
-    "edge_length",
-    "importance",
-)
-
-
-def write_edges_csv(expl: Explanation, graph: ExplainGraph, path: str | os.PathLike) -> Path:
-    """All subgraph edges, most important first: receiver ``i``, sender ``j``, shift, species,
-    ``hop`` of the receiver, ``distance`` of the edge midpoint from the atom (Å),
-    ``edge_length`` (Å) and ``importance`` (mask value in [0, 1])."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sub = expl.subgraph
-    names = graph.type_names
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fd:
-        writer = csv.writer(fd)
-        writer.writerow(EDGE_COLUMNS)
-        for rank, k in enumerate(expl.order, start=1):
-            eid = sub.edges[k]
-            i = int(graph.receiver[eid])
-            j = int(graph.sender[eid])
-            s = graph.shift[eid]
-            writer.writerow(
-                [
-                    rank,
-                    i,
-                    j,
-                    int(s[0]),
-                    int(s[1]),
-                    int(s[2]),
-                    names[int(graph.species[i])],
-                    names[int(graph.species[j])],
-                    int(sub.edge_hop[k]),
-                    f"{expl.distance[k]:.4f}",
-                    f"{expl.edge_length[k]:.4f}",
-                    f"{expl.importance[k]:.6g}",
-                ]
-            )
-    os.replace(tmp, path)
-    return path
-
-
-def importance_vs_distance(
-    explanations: Sequence[Explanation], bin_width: float = 1.0
-) -> dict[str, Any]:
-    """The medium-range-order statistic over many explained atoms.
-
-    Per distance bin (edge midpoint distance from the atom): the mean importance
-    of the edges in the bin, averaged over atoms (each atom counts once; standard
-    error over atoms), the share of each atom's top-K edges that falls in the bin,
-    the share of all subgraph edges in the bin, and their ratio (enrichment > 1:
-    top-K edges are over-represented at that distance). The same per receiver hop.
-    """
-    if bin_width <= 0 or not math.isfinite(bin_width):
-        raise ValueError(f"bin_width must be a finite number > 0, got {bin_width}")
-    usable = [x for x in explanations if x.subgraph.n_edges]
-    if not usable:
-        raise ValueError("no explanation with edges to aggregate")
-    max_d = max(float(x.distance.max()) for x in usable)
-    n_bins = max(1, int(math.ceil(max_d / bin_width + 1e-9)))
-    edges = np.arange(n_bins + 1) * bin_width
-
-    def table(keys: list[np.ndarray], n: int) -> dict[str, list[float]]:
-        means = np.full((len(usable), n), np.nan)
-        top_share = np.zeros((len(usable), n))
-        all_share = np.zeros((len(usable), n))
-        for a, (x, key) in enumerate(zip(usable, keys, strict=True)):
-            count = np.bincount(key, minlength=n)
-            total = np.bincount(key, weights=x.importance, minlength=n)
-            ok = count > 0
-            means[a, ok] = total[ok] / count[ok]
-            top = x.order[: x.top_k]
-            top_share[a] = np.bincount(key[top], minlength=n) / max(len(top), 1)
-            all_share[a] = count / count.sum()
-        n_atoms = np.sum(~np.isnan(means), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nanmean(np.where(n_atoms > 0, means, 0.0), axis=0)
-            mean = np.where(n_atoms > 0, mean, np.nan)
-            sq = np.nansum((means - mean) ** 2, axis=0)
-            sem = np.where(n_atoms > 1, np.sqrt(sq / np.maximum(n_atoms - 1, 1) / n_atoms), np.nan)
-            top_mean = top_share.mean(0)
-            all_mean = all_share.mean(0)
-            enrich = np.where(all_mean > 0, top_mean / all_mean, np.nan)
-        return {
-            "n_atoms": n_atoms.astype(int).tolist(),
-            "mean_importance": mean.tolist(),
-            "sem_importance": sem.tolist(),
-            "top_k_share": top_mean.tolist(),
-            "edge_share": all_mean.tolist(),
-            "enrichment": enrich.tolist(),
-        }
-
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN bins
-        by_distance = table(
-            [np.minimum((x.distance / bin_width).astype(np.int64), n_bins - 1) for x in usable],
-            n_bins,
-        )
-        n_hops = max(int(x.subgraph.edge_hop.max()) for x in usable) + 1
-        by_hop = table([x.subgraph.edge_hop.astype(np.int64) for x in usable], n_hops)
-    return {
-        "n_atoms": len(usable),
-        "bin_width_A": bin_width,
-        "distance_bins_A": edges.tolist(),
-        "by_distance": by_distance,
-        "hops": list(range(n_hops)),
-        "by_hop": by_hop,
-    }
