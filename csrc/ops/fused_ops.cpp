@@ -94,6 +94,28 @@ const float *optional_weight(const char *op, const c10::optional<Tensor> &w, int
   return keep.data_ptr<float>();
 }
 
+// The checked edge list of an operator call: senders, optional weights and the
+// receivers' rows. `per_edge` names the per-edge input whose row count is E.
+struct Edges {
+  Tensor index, weight_keep;
+  const int64_t *src = nullptr;
+  const float *weight = nullptr;
+  ReceiverRows rows;
+
+  Edges(const char *op, const Tensor &edge_index, const c10::optional<Tensor> &edge_weight,
+        int64_t n_edges, int64_t n_nodes, const char *per_edge)
+      : index(checked_index(op, edge_index)) {
+    TORCH_CHECK(index.size(1) == n_edges, op, ": edge_index has ", index.size(1), " edges but ",
+                per_edge, " has ", n_edges);
+    weight = optional_weight(op, edge_weight, n_edges, weight_keep);
+    src = index.data_ptr<int64_t>();
+    const int64_t *dst = src + n_edges;
+    check_indices(op, src, n_edges, n_nodes, "0");
+    check_indices(op, dst, n_edges, n_nodes, "1");
+    rows = receiver_rows(dst, n_edges, n_nodes);
+  }
+};
+
 // ------------------------------------------------------------------ EGAT
 struct EgatArgs {
   int64_t n_nodes, width, heads, head_dim, edge_dim;
@@ -322,23 +344,14 @@ std::tuple<Tensor, Tensor> egat_edges(const Tensor &p, const Tensor &e, const Te
   TORCH_CHECK(De <= 256, op, ": edge_dim must be <= 256, got ", De);
   const Tensor pc = checked(op, "p", p, {n, 3 * W});
   const Tensor ec = checked(op, "e", e, {n_edges, De});
-  const Tensor ei = checked_index(op, edge_index);
-  TORCH_CHECK(ei.size(1) == n_edges, op, ": edge_index has ", ei.size(1), " edges but e has ",
-              n_edges);
   const Tensor w_eT = checked(op, "w_edge", w_edge, {W, De}).t().contiguous();
   const Tensor attn_c = checked(op, "attn", attn, {H, D});
   const Tensor w_oT = checked(op, "w_out", w_out, {De, W}).t().contiguous();
   const Tensor b_c = checked(op, "b_out", b_out, {De});
   const Tensor lnw = checked(op, "ln_weight", ln_weight, {De});
   const Tensor lnb = checked(op, "ln_bias", ln_bias, {De});
-  Tensor w_keep;
-  const float *weight = optional_weight(op, edge_weight, n_edges, w_keep);
-
-  const int64_t *src = ei.data_ptr<int64_t>();
-  const int64_t *dst = src + n_edges;
-  check_indices(op, src, n_edges, n, "0");
-  check_indices(op, dst, n_edges, n, "1");
-  const ReceiverRows rows = receiver_rows(dst, n_edges, n);
+  const Edges edges(op, edge_index, edge_weight, n_edges, n, "e");
+  const ReceiverRows &rows = edges.rows;
 
   Tensor agg = at::empty({n, W}, pc.options());
   // without the edge update (the last layer), e comes back unchanged
@@ -350,14 +363,14 @@ std::tuple<Tensor, Tensor> egat_edges(const Tensor &p, const Tensor &e, const Te
                    De,
                    pc.data_ptr<float>(),
                    ec.data_ptr<float>(),
-                   src,
+                   edges.src,
                    w_eT.data_ptr<float>(),
                    attn_c.data_ptr<float>(),
                    w_oT.data_ptr<float>(),
                    b_c.data_ptr<float>(),
                    lnw.data_ptr<float>(),
                    lnb.data_ptr<float>(),
-                   weight,
+                   edges.weight,
                    static_cast<float>(ln_eps),
                    static_cast<float>(negative_slope),
                    agg.data_ptr<float>(),
@@ -449,16 +462,8 @@ std::tuple<Tensor, Tensor> painn_message(const Tensor &phi, const Tensor &v, con
   const Tensor unitc = checked(op, "unit", unit, {n_edges, 3});
   const Tensor w_fT = checked(op, "w_filter", w_filter, {3 * C, R}).t().contiguous();
   const Tensor b_c = checked(op, "b_filter", b_filter, {3 * C});
-  const Tensor ei = checked_index(op, edge_index);
-  TORCH_CHECK(ei.size(1) == n_edges, op, ": edge_index has ", ei.size(1), " edges but rbf has ",
-              n_edges);
-  Tensor w_keep;
-  const float *weight = optional_weight(op, edge_weight, n_edges, w_keep);
-  const int64_t *src = ei.data_ptr<int64_t>();
-  const int64_t *dst = src + n_edges;
-  check_indices(op, src, n_edges, n, "0");
-  check_indices(op, dst, n_edges, n, "1");
-  const ReceiverRows rows = receiver_rows(dst, n_edges, n);
+  const Edges edges(op, edge_index, edge_weight, n_edges, n, "rbf");
+  const ReceiverRows &rows = edges.rows;
 
   Tensor ds = at::empty({n, C}, phic.options());
   Tensor dv = at::empty({n, 3 * C}, phic.options());
@@ -470,8 +475,8 @@ std::tuple<Tensor, Tensor> painn_message(const Tensor &phi, const Tensor &v, con
                     unitc.data_ptr<float>(),
                     w_fT.data_ptr<float>(),
                     b_c.data_ptr<float>(),
-                    src,
-                    weight,
+                    edges.src,
+                    edges.weight,
                     ds.data_ptr<float>(),
                     dv.data_ptr<float>()};
   at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) { painn_range(a, rows, begin, end); });

@@ -9,11 +9,12 @@ library at load time, which :func:`symgnn_ase.load_model` takes care of.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 
 import torch
+
+from ._plugin import built_file
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +26,7 @@ _loaded: bool | None = None
 
 def ops_library_path() -> str | None:
     """Absolute path of ``libsymgnn_ops.so``, or None if it was not built."""
-    spec = importlib.util.find_spec("symgnn_ase._core")
-    folders = []
-    if spec is not None and spec.origin:
-        folders.append(os.path.dirname(spec.origin))
-    folders.append(os.path.dirname(os.path.abspath(__file__)))
-    for folder in folders:
-        path = os.path.join(folder, LIBRARY_NAME)
-        if os.path.exists(path):
-            return path
-    return None
+    return built_file(LIBRARY_NAME)
 
 
 def fused_ops_available() -> bool:
