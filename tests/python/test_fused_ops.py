@@ -139,3 +139,45 @@ def test_op_rejects_wrong_dtype_and_shape():
     args[11] = torch.ones(6)
     with pytest.raises(RuntimeError, match=r"`edge_weight` must have shape \[7\], got \[6\]"):
         torch.ops.symgnn.egat_edges(*args)
+
+
+def test_loading_without_the_operators_names_the_library(tmp_path):
+    """A fused model in a process without the operators: a clear error, not a TorchScript trace."""
+    import os
+    import subprocess
+    import sys
+
+    make_tiny_model(tmp_path / "m.pt", "length")
+    code = (
+        "import sys\n"
+        "from symgnn_ase import load_model\n"
+        "try:\n"
+        f"    load_model({str(tmp_path / 'm.pt')!r})\n"
+        "except ValueError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    env = dict(os.environ, SYMGNN_DISABLE_FUSED="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert "uses the fused operators symgnn::egat_edges" in proc.stdout
+    assert "SYMGNN_DISABLE_FUSED=1 is set" in proc.stdout
+
+
+def test_models_built_without_the_operators_export_plain_ops(tmp_path):
+    """SYMGNN_DISABLE_FUSED=1 at export time gives a file that needs no operators."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from symgnn_ase._testing import make_tiny_model\n"
+        "from symgnn_ase import load_model\n"
+        f"make_tiny_model({str(tmp_path / 'p.pt')!r}, 'equivariant')\n"
+        f"load_model({str(tmp_path / 'p.pt')!r})\n"
+    )
+    env = dict(os.environ, SYMGNN_DISABLE_FUSED="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    # the plain file loads and runs in this process too (operators registered or not)
+    model = load_model(tmp_path / "p.pt").module
+    assert "symgnn.painn_message" not in getattr(model.layers, "0").code
