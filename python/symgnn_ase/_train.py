@@ -48,6 +48,9 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     # augmentation: every training step displaces each atom by N(0, position_noise^2) per
     # axis (Å) in the edge vectors (graph topology kept); 0 turns it off
     "position_noise": 0.0,
+    # exponential moving average of the weights (decay per step; 0 turns it off): when on,
+    # validation, best.pt and the exported model use the averaged weights
+    "ema": 0.0,
 }
 TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim"}
 
@@ -82,6 +85,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if bad:
         raise ValueError(f"{path}: unknown optim key(s) {bad}; known: {sorted(OPTIM_DEFAULTS)}")
     optim.update(cfg.get("optim") or {})
+    ema = optim["ema"]
+    if not isinstance(ema, (int, float)) or not 0.0 <= ema < 1.0:
+        raise ValueError(f"{path}: optim.ema must be a decay in [0, 1), got {ema!r}")
     noise = optim["position_noise"]
     if not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
         raise ValueError(f"{path}: optim.position_noise must be in [0, 1) Å, got {noise!r}")
@@ -138,6 +144,20 @@ def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, 
         g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues, strict=True)
     }
     return {"pooled": pooled, "per_file": per_file}, preds
+
+
+def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * weights; integer buffers (counters) are copied."""
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            ema[key].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
+        else:
+            ema[key].copy_(value)
 
 
 def _jitter(g: Graph, sigma: float, gen: torch.Generator) -> torch.Tensor:
@@ -228,10 +248,16 @@ def train(
     gen = torch.Generator().manual_seed(cfg["seed"])
     # `model` holds the parameters (checkpoints save its state); `run_model` may be compiled
     run_model = torch.compile(model, dynamic=True) if opt_cfg["compile"] else model
+    ema_decay = float(opt_cfg.get("ema", 0.0))
+    # the model validation sees: the averaged weights (a second, eager copy) or the model
+    eval_model = build_model(mcfg) if ema_decay > 0 else model
+    ema_state = _copy_state(model) if ema_decay > 0 else None
     history: list[dict[str, Any]] = []
     epoch, best, best_epoch, elapsed = 0, -math.inf, -1, 0.0
     if resume:
         model.load_state_dict(saved["model"])
+        if ema_state is not None:
+            ema_state = saved["ema"] if saved.get("ema") is not None else _copy_state(model)
         optim.load_state_dict(saved["optim"])
         sched.load_state_dict(saved["sched"])
         gen.set_state(saved["gen"])
@@ -274,10 +300,14 @@ def train(
             if opt_cfg["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
             optim.step()
+            if ema_state is not None:
+                _ema_update(ema_state, model, ema_decay)
             losses.append(loss.detach().item())
         # the eager model: at inference it runs the fused operators, which torch.compile
         # cannot trace
-        metrics, _ = evaluate_graphs(model, valid_graphs)
+        if ema_state is not None:
+            eval_model.load_state_dict(ema_state)
+        metrics, _ = evaluate_graphs(eval_model, valid_graphs)
         val_r = metrics["pooled"]["pearson"]
         sched.step(val_r if math.isfinite(val_r) else -1.0)
         epoch += 1
@@ -299,7 +329,7 @@ def train(
             best, best_epoch = val_r, epoch
             atomic_save(
                 {
-                    "model": model.state_dict(),
+                    "model": eval_model.state_dict(),
                     "config": cfg,
                     "epoch": epoch,
                     "metrics": metrics,
@@ -313,6 +343,7 @@ def train(
         atomic_save(
             {
                 "model": model.state_dict(),
+                "ema": ema_state,
                 "optim": optim.state_dict(),
                 "sched": sched.state_dict(),
                 "gen": gen.get_state(),

@@ -30,7 +30,12 @@ def data(tmp_path_factory) -> Path:
 
 
 def _config(
-    data: Path, run_dir: Path, kind: str = "symgnn", epochs: int = 4, noise: float = 0.0
+    data: Path,
+    run_dir: Path,
+    kind: str = "symgnn",
+    epochs: int = 4,
+    noise: float = 0.0,
+    ema: float = 0.0,
 ) -> Path:
     model = {"kind": kind, "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], "decoder_dim": 8}
     if kind == "equivariant":
@@ -44,7 +49,7 @@ def _config(
             "valid": str(data / "g2.extxyz"),
         },
         "model": model,
-        "optim": {"epochs": epochs, "lr": 3e-3, "position_noise": noise},
+        "optim": {"epochs": epochs, "lr": 3e-3, "position_noise": noise, "ema": ema},
     }
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -77,11 +82,14 @@ def test_train_writes_run_folder(data, tmp_path):
     assert best["label_mean"] == pytest.approx(labels.mean(), rel=1e-5)
 
 
-@pytest.mark.parametrize(("kind", "noise"), [("symgnn", 0.0), ("equivariant", 0.05)])
-def test_resume_continues_exactly(data, tmp_path, kind, noise):
-    """Also with position-noise augmentation: its draws come from the saved generator."""
-    straight = train(_config(data, tmp_path / "a", kind, noise=noise), progress=False)
-    cfg_b = _config(data, tmp_path / "b", kind, noise=noise)
+@pytest.mark.parametrize(
+    ("kind", "noise", "ema"),
+    [("symgnn", 0.0, 0.0), ("equivariant", 0.05, 0.0), ("length", 0.0, 0.8)],
+)
+def test_resume_continues_exactly(data, tmp_path, kind, noise, ema):
+    """Also with position noise (drawn from the saved generator) and weight averaging."""
+    straight = train(_config(data, tmp_path / "a", kind, noise=noise, ema=ema), progress=False)
+    cfg_b = _config(data, tmp_path / "b", kind, noise=noise, ema=ema)
     train(cfg_b, progress=False, max_epochs=2)  # as if killed after epoch 2
     resumed = train(cfg_b, resume=True, progress=False)
     a = load_checkpoint(straight / "last.pt")
@@ -89,6 +97,9 @@ def test_resume_continues_exactly(data, tmp_path, kind, noise):
     assert a["epoch"] == b["epoch"] == 4
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    if ema:
+        for key, value in a["ema"].items():
+            assert torch.equal(value, b["ema"][key]), key
     hist_a = [(h["epoch"], h["train_loss"], h["valid_pearson"]) for h in a["history"]]
     hist_b = [(h["epoch"], h["train_loss"], h["valid_pearson"]) for h in b["history"]]
     assert hist_a == hist_b
@@ -115,6 +126,21 @@ def test_config_errors(tmp_path):
         load_config(tmp_path / "missing.yaml")
     bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {position_noise: -0.1}\n")
     with pytest.raises(ValueError, match=r"position_noise must be in \[0, 1\) Å, got -0.1"):
+        load_config(bad)
+
+
+def test_ema_weights_are_validated_and_kept(data, tmp_path):
+    out = train(_config(data, tmp_path / "e", "length", epochs=3, ema=0.5), progress=False)
+    last, best = load_checkpoint(out / "last.pt"), load_checkpoint(out / "best.pt")
+    # the averaged weights are what gets validated and saved as the best model
+    assert best["epoch"] in (1, 2, 3)
+    key = "embedding.weight"
+    assert not torch.equal(last["ema"][key], last["model"][key])
+    if best["epoch"] == 3:
+        assert torch.equal(best["model"][key], last["ema"][key])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {ema: 1.5}\n")
+    with pytest.raises(ValueError, match=r"optim.ema must be a decay in \[0, 1\), got 1.5"):
         load_config(bad)
 
 
