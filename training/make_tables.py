@@ -2,8 +2,8 @@
 
     python training/make_tables.py
 
-Reads training/runs/<kind>/{summary.json,metrics.csv} and
-training/results/<kind>_valid.json (written by `symgnn evaluate ... --json`).
+Reads training/runs/<run>/{summary.json,metrics.csv} and
+training/results/<run>_valid.json (written by `symgnn evaluate ... --json`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ KINDS = {
     "symgnn": "SymGNN (learned O(3) distribution, 4 EGAT layers)",
     "raw": "ablation: no symmetrization (raw vectors)",
     "length": "ablation: edge length only (invariant)",
-    "equivariant": "equivariant (PaiNN-style, 3 layers)",
+    "equivariant": "equivariant (PaiNN-style, 3 layers), first recipe",
+    "equivariant_noise": "equivariant + position noise 0.05 Å (bundled `equivariant`)",
+    "length_noise": "edge length + position noise 0.05 Å",
+    "length_ema": "edge length + weight averaging (EMA 0.99)",
 }
 
 
