@@ -1,8 +1,10 @@
 """Forward time of each model kind on an 8000-atom glass, graph included and excluded.
 
 Runs the peers side by side in one process (SymGNN, its two ablations and the
-equivariant model, at the sizes of examples/train/*.yaml) and prints times and
-ratios to SymGNN; also one training step (forward + backward + AMSGrad) each.
+equivariant model, at the sizes of examples/train/*.yaml), each with the fused
+inference operators of libsymgnn_ops.so and with plain PyTorch ops ("plain"),
+and prints times and ratios to SymGNN; also one training step (forward +
+backward + AMSGrad) each.
 
     python benchmarks/inference.py [--structure FILE] [--repeat 3] [--threads 2]
 
@@ -63,9 +65,14 @@ def main() -> None:
     for kind in ["symgnn", "raw", "length", "equivariant"]:
         cfg_path = ROOT / "examples" / "train" / f"{kind}.yaml"
         cfg = ModelConfig.from_dict(yaml.safe_load(cfg_path.read_text())["model"])
-        torch.manual_seed(0)
-        with torchscript_allowed():
-            peers[kind] = torch.jit.script(build_model(cfg).eval())
+        for fused in (True, False):
+            torch.manual_seed(0)
+            model = build_model(cfg).eval()
+            for mod in model.modules():
+                if hasattr(mod, "fused"):
+                    mod.fused = mod.fused and fused
+            with torchscript_allowed():
+                peers[kind if fused else f"{kind} plain"] = torch.jit.script(model)
     for name, path in bundled_models().items():
         if name != "default":
             peers[f"bundled:{name}"] = load_model(path).module
@@ -83,7 +90,7 @@ def main() -> None:
 
         t_fwd = _timeit(fwd, args.repeat)
         t_step = float("nan")
-        if not args.no_train and not name.startswith("bundled"):
+        if not args.no_train and not name.startswith("bundled") and "plain" not in name:
             kind = name
             cfg_path = ROOT / "examples" / "train" / f"{kind}.yaml"
             cfg = ModelConfig.from_dict(yaml.safe_load(cfg_path.read_text())["model"])
