@@ -417,14 +417,15 @@ int64_t count_kernel(const double *__restrict x, const double *__restrict y,
 
 // Candidates with d2 < hi for a receiver at (xi, yi, zi): their positions go
 // to cand.hit and every d2 to cand.d2 (same expression as count_kernel).
-size_t hits_scalar(Candidates &cand, double xi, double yi, double zi, double hi) {
+// Candidates q0 .. size-1, appended to the nh hits found so far; returns the new count.
+inline size_t hits_from(Candidates &cand, size_t q0, size_t nh, double xi, double yi, double zi,
+                        double hi) {
   const double *__restrict x = cand.x.data();
   const double *__restrict y = cand.y.data();
   const double *__restrict z = cand.z.data();
   double *__restrict d2s = cand.d2.data();
   uint32_t *__restrict hit = cand.hit.data();
-  size_t nh = 0;
-  for (size_t q = 0; q < cand.size; ++q) {
+  for (size_t q = q0; q < cand.size; ++q) {
     const double dx = x[q] - xi, dy = y[q] - yi, dz = z[q] - zi;
     const double d2 = dx * dx + dy * dy + dz * dz;
     d2s[q] = d2;
@@ -432,6 +433,10 @@ size_t hits_scalar(Candidates &cand, double xi, double yi, double zi, double hi)
     nh += d2 < hi ? 1 : 0;
   }
   return nh;
+}
+
+size_t hits_scalar(Candidates &cand, double xi, double yi, double zi, double hi) {
+  return hits_from(cand, 0, 0, xi, yi, zi, hi);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -460,14 +465,7 @@ __attribute__((target("avx2"))) size_t hits_avx2(Candidates &cand, double xi, do
       mask &= mask - 1;
     }
   }
-  for (; q < n; ++q) {
-    const double dx = x[q] - xi, dy = y[q] - yi, dz = z[q] - zi;
-    const double d2 = dx * dx + dy * dy + dz * dz;
-    d2s[q] = d2;
-    hit[nh] = static_cast<uint32_t>(q);
-    nh += d2 < hi ? 1 : 0;
-  }
-  return nh;
+  return hits_from(cand, q, nh, xi, yi, zi, hi); // the last n % 4
 }
 
 size_t hits(Candidates &cand, double xi, double yi, double zi, double hi) {
