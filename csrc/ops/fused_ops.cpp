@@ -118,7 +118,7 @@ struct Edges {
 
 // ------------------------------------------------------------------ EGAT
 struct EgatArgs {
-  int64_t n_nodes, width, heads, head_dim, edge_dim;
+  int64_t width, heads, head_dim, edge_dim;
   const float *p;      // [N, 3W]: receiver part, sender part, value
   const float *e;      // [E, De]
   const int64_t *src;  // [E]
@@ -247,10 +247,8 @@ egat_receiver(const EgatArgs &a, const ReceiverRows &rows, int64_t i, EgatScratc
     const float *__restrict ek = a.e + k * De;
     for (int64_t o = 0; o < W; ++o)
       f[t * W + o] = p_dst[o] + p_src[o];
-    for (int64_t c = 0; c < De; ++c) {
+    for (int64_t c = 0; c < De; ++c)
       eb[t * De + c] = ek[c];
-      out[t * De + c] = b_out[c] + ek[c];
-    }
   }
   gemm_rows<De_, W_>(deg, eb, a.w_eT, f, De, W);
   for (int64_t t = 0; t < deg; ++t) {
@@ -265,23 +263,27 @@ egat_receiver(const EgatArgs &a, const ReceiverRows &rows, int64_t i, EgatScratc
     }
   }
   // edge update: LayerNorm(e + b_out + W_out f) (skipped when nothing reads it)
-  if (a.e_new != nullptr)
+  if (a.e_new != nullptr) {
+    for (int64_t t = 0; t < deg; ++t)
+      for (int64_t c = 0; c < De; ++c)
+        out[t * De + c] = b_out[c] + eb[t * De + c];
     gemm_rows<W_, De_>(deg, f, a.w_oT, out, W, De);
-  for (int64_t t = 0; a.e_new != nullptr && t < deg; ++t) {
-    const float *__restrict o = out + t * De;
-    float mean = 0.0f;
-    for (int64_t c = 0; c < De; ++c)
-      mean += o[c];
-    mean /= static_cast<float>(De);
-    float var = 0.0f;
-    for (int64_t c = 0; c < De; ++c) {
-      const float d = o[c] - mean;
-      var += d * d;
+    for (int64_t t = 0; t < deg; ++t) {
+      const float *__restrict o = out + t * De;
+      float mean = 0.0f;
+      for (int64_t c = 0; c < De; ++c)
+        mean += o[c];
+      mean /= static_cast<float>(De);
+      float var = 0.0f;
+      for (int64_t c = 0; c < De; ++c) {
+        const float d = o[c] - mean;
+        var += d * d;
+      }
+      const float inv = 1.0f / std::sqrt(var / static_cast<float>(De) + ln_eps);
+      float *__restrict en = a.e_new + rows.edge(t0 + t) * De;
+      for (int64_t c = 0; c < De; ++c)
+        en[c] = (o[c] - mean) * inv * ln_w[c] + ln_b[c];
     }
-    const float inv = 1.0f / std::sqrt(var / static_cast<float>(De) + ln_eps);
-    float *__restrict en = a.e_new + rows.edge(t0 + t) * De;
-    for (int64_t c = 0; c < De; ++c)
-      en[c] = (o[c] - mean) * inv * ln_w[c] + ln_b[c];
   }
   // softmax over the receiver's edges, per head
   for (int64_t h = 0; h < H; ++h) {
@@ -356,8 +358,7 @@ std::tuple<Tensor, Tensor> egat_edges(const Tensor &p, const Tensor &e, const Te
   Tensor agg = at::empty({n, W}, pc.options());
   // without the edge update (the last layer), e comes back unchanged
   Tensor e_new = update_edges ? at::empty({n_edges, De}, pc.options()) : e;
-  const EgatArgs a{n,
-                   W,
+  const EgatArgs a{W,
                    H,
                    D,
                    De,

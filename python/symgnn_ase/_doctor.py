@@ -126,12 +126,12 @@ def run(args: argparse.Namespace) -> int:
             f"{torch.get_num_threads()} (OMP_NUM_THREADS="
             f"{os.environ.get('OMP_NUM_THREADS', 'unset')})",
         )
-        from ._ops import fused_ops_available, ops_library_path
+        from ._ops import fused_ops_available, fused_ops_disabled, ops_library_path
 
         ops = ops_library_path()
         if ops is None:
             add("fused operators", "NOT BUILT: libsymgnn_ops.so is missing (models run ~4x slower)")
-        elif os.environ.get("SYMGNN_DISABLE_FUSED", "") == "1":
+        elif fused_ops_disabled():
             add("fused operators", f"{ops} (disabled by SYMGNN_DISABLE_FUSED=1)")
         else:
             add("fused operators", f"{ops} (registered: {fused_ops_available()})")

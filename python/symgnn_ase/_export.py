@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._ops import LIBRARY_NAME, fused_ops_available, ops_library_path
+from ._ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def load_model(
         if "symgnn::" in str(exc):
             why = (
                 "SYMGNN_DISABLE_FUSED=1 is set"
-                if os.environ.get("SYMGNN_DISABLE_FUSED", "") == "1"
+                if fused_ops_disabled()
                 else f"this installation has no {LIBRARY_NAME} (found: {ops_library_path()})"
             )
             raise ValueError(

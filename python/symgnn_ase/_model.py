@@ -145,20 +145,8 @@ class Symmetrizer(nn.Module):
         # first layer is linear: W1 (T x) = (W1 T) x, one matmul for all M copies
         w = torch.matmul(self.lin1.weight.unsqueeze(0), t)  # [M, D, 3]
         w = w.permute(2, 0, 1).reshape(3, -1)  # [3, M*D]
-        bias = self.lin1.bias.repeat(m)
-        x = vec / self.input_scale
-        if inference_on_cpu(self.training, x):
-            # [E, M*D] would be written and read back from memory three times; in
-            # chunks of edges it stays in cache (same values, row by row)
-            hidden = torch.empty((x.shape[0], self.edge_dim), dtype=x.dtype, device=x.device)
-            step = 4096
-            for start in range(0, x.shape[0], step):
-                pre = torch.addmm(bias, x[start : start + step], w)
-                torch.nn.functional.silu(pre, inplace=True)
-                hidden[start : start + step] = pre.view(-1, m, self.edge_dim).sum(1)
-        else:
-            pre = torch.matmul(x, w) + bias
-            hidden = torch.nn.functional.silu(pre).view(x.shape[0], m, self.edge_dim).sum(1)
+        pre = torch.matmul(vec / self.input_scale, w) + self.lin1.bias.repeat(m)
+        hidden = torch.nn.functional.silu(pre).view(vec.shape[0], m, self.edge_dim).sum(1)
         # second layer is linear too: sum_k (W2 a_k + b2) = W2 sum_k a_k + M b2
         return torch.nn.functional.linear(hidden, self.lin2.weight, self.lin2.bias * m) / m
 
@@ -277,10 +265,17 @@ class EGATLayer(nn.Module):
     def forward(
         self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
     ) -> tuple[Tensor, Tensor]:
-        p = self.node_proj(h)
+        agg, e = self.edges(self.node_proj(h), e, edge_index, edge_weight)
+        h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
+        return h, e
+
+    def edges(
+        self, p: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """Attention aggregate of each receiver [N, width] and the new edge states."""
         if self.fused:
-            if inference_on_cpu(self.training, h):
-                agg, e_new = torch.ops.symgnn.egat_edges(
+            if inference_on_cpu(self.training, p):
+                return torch.ops.symgnn.egat_edges(
                     p,
                     e,
                     edge_index,
@@ -295,11 +290,9 @@ class EGATLayer(nn.Module):
                     edge_weight,
                     self.update_edges,
                 )
-                h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
-                return h, e_new
         src = edge_index[0]
         dst = edge_index[1]
-        n = h.shape[0]
+        n = p.shape[0]
         width = self.heads * self.head_dim
         p_dst, p_src, value = p.split(width, dim=1)
         f = p_dst.index_select(0, dst) + p_src.index_select(0, src) + self.edge_proj(e)
@@ -312,12 +305,11 @@ class EGATLayer(nn.Module):
         # reaches the nodes directly, not only through the attention weights
         msg = (value.index_select(0, src) + f).view(-1, self.heads, self.head_dim)
         msg = msg * alpha.unsqueeze(-1)
-        agg = torch.zeros((n, width), dtype=h.dtype, device=h.device)
+        agg = torch.zeros((n, width), dtype=p.dtype, device=p.device)
         agg = agg.index_add_(0, dst, msg.view(-1, width))
-        h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
         if self.update_edges:
             e = self.norm_e(e + self.edge_out(f))
-        return h, e
+        return agg, e
 
 
 class SymGNN(nn.Module):

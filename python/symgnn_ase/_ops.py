@@ -18,7 +18,7 @@ from ._plugin import built_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ops_library_path", "fused_ops_available"]
+__all__ = ["ops_library_path", "fused_ops_available", "fused_ops_disabled"]
 
 LIBRARY_NAME = "libsymgnn_ops.so"
 _loaded: bool | None = None
@@ -29,11 +29,16 @@ def ops_library_path() -> str | None:
     return built_file(LIBRARY_NAME)
 
 
+def fused_ops_disabled() -> bool:
+    """True when ``SYMGNN_DISABLE_FUSED=1`` keeps the operators from being loaded."""
+    return os.environ.get("SYMGNN_DISABLE_FUSED", "") == "1"
+
+
 def fused_ops_available() -> bool:
     """Load the operator library once; True when the fused operators are registered."""
     global _loaded
     if _loaded is None:
-        if os.environ.get("SYMGNN_DISABLE_FUSED", "") == "1":
+        if fused_ops_disabled():
             _loaded = False
             return _loaded
         path = ops_library_path()

@@ -85,7 +85,7 @@ def test_fused_bitwise_same_for_any_thread_count(graph, kind):
 def test_exported_fused_model_equals_eager(tmp_path, graph):
     eager = make_tiny_model(tmp_path / "m.pt", "length", node_dim=64, edge_dim=32)
     loaded = load_model(tmp_path / "m.pt").module
-    assert "symgnn.egat_edges" in getattr(loaded.layers, "0").code
+    assert "symgnn.egat_edges" in getattr(loaded.layers, "0").edges.code
     with torch.no_grad():
         a = loaded(graph.species, graph.edge_index, graph.edge_vec)
         b = eager.eval()(graph.species, graph.edge_index, graph.edge_vec)
@@ -180,4 +180,4 @@ def test_models_built_without_the_operators_export_plain_ops(tmp_path):
     assert proc.returncode == 0, proc.stderr
     # the plain file loads and runs in this process too (operators registered or not)
     model = load_model(tmp_path / "p.pt").module
-    assert "symgnn.painn_message" not in getattr(model.layers, "0").code
+    assert "symgnn.painn_message" not in getattr(model.layers, "0").message.code
