@@ -21,8 +21,9 @@ build: $(VENV)/.deps
 
 setup: build
 
+# the demo runs NP ranks x 1 thread (ranks x threads <= cores) unless you set OMP_NUM_THREADS
 demo: setup
-	bash examples/lammps/run_demo.sh
+	$(if $(filter file,$(origin OMP_NUM_THREADS)),env -u OMP_NUM_THREADS) bash examples/lammps/run_demo.sh
 
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check python tests benchmarks examples training
