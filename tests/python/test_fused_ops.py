@@ -181,3 +181,22 @@ def test_models_built_without_the_operators_export_plain_ops(tmp_path):
     # the plain file loads and runs in this process too (operators registered or not)
     model = load_model(tmp_path / "p.pt").module
     assert "symgnn.painn_message" not in getattr(model.layers, "0").message.code
+
+
+def test_op_rejects_widths_beyond_its_limits():
+    args = _egat_args(edge_dim=257)
+    with pytest.raises(RuntimeError, match=r"edge_dim must be <= 256, got 257"):
+        torch.ops.symgnn.egat_edges(*args)
+    n, c = 2, 513
+    index = torch.tensor([[0], [1]])
+    with pytest.raises(RuntimeError, match=r"channels must be <= 512, got 513"):
+        torch.ops.symgnn.painn_message(
+            torch.zeros(n, 3 * c),
+            torch.zeros(n, 3, c),
+            torch.zeros(1, 4),
+            torch.zeros(1, 3),
+            torch.zeros(3 * c, 4),
+            torch.zeros(3 * c),
+            index,
+            None,
+        )
