@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from symgnn_ase._export import bundled_models, load_model, torchscript_allowed
-from symgnn_ase._factory import build_model
-from symgnn_ase._graph import graph_from_atoms
-from symgnn_ase._model import ModelConfig
+from symgnn_ase.data.graph import graph_from_atoms
+from symgnn_ase.export import bundled_models, load_model, torchscript_allowed
+from symgnn_ase.nn import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 GLASS = ROOT.parent / "shared" / "data" / "cuzr64" / "train0.extxyz"
@@ -55,7 +54,7 @@ def main() -> None:
     if Path(args.structure).exists():
         atoms = ase.io.read(args.structure)
     else:
-        from symgnn_ase._testing import random_glass
+        from symgnn_ase.testing import random_glass
 
         print(f"{args.structure} not found: using a random 8000-atom glass")
         atoms = random_glass(8000, seed=0)

@@ -84,7 +84,7 @@ def write_glass(path: Path) -> int:
 
 def model_file(choice: str, folder: Path) -> tuple[str, str]:
     """(argument for the compute, description)."""
-    from symgnn_ase._export import bundled_models
+    from symgnn_ase.export import bundled_models
 
     if choice != "default":
         return choice, choice
@@ -93,9 +93,8 @@ def model_file(choice: str, folder: Path) -> tuple[str, str]:
         return "default", f"bundled default ({models['default'].name})"
     import yaml
 
-    from symgnn_ase._export import export_model
-    from symgnn_ase._factory import build_model
-    from symgnn_ase._model import ModelConfig
+    from symgnn_ase.export import export_model
+    from symgnn_ase.nn import ModelConfig, build_model
 
     cfg = yaml.safe_load((ROOT / "examples/train/symgnn.yaml").read_text())["model"]
     model = build_model(ModelConfig.from_dict(cfg))

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
-from symgnn_ase._explain import ExplainConfig, Explainer, write_edges_csv
-from symgnn_ase._explain_plots import global_view, local_view
+from symgnn_ase.explain import ExplainConfig, Explainer, write_edges_csv
+from symgnn_ase.explain.plots import global_view, local_view
 
 model = sys.argv[1] if len(sys.argv) > 1 else None  # None: the bundled model
 if len(sys.argv) > 2:

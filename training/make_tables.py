@@ -38,7 +38,7 @@ def main() -> None:
         res = json.loads(res_path.read_text())
         rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
         pm, rot = res["pooled"], res["rotations"]
-        from symgnn_ase._export import load_model
+        from symgnn_ase.export import load_model
 
         n_par = load_model(res["model"]).info.get("n_parameters", "?")
         print(

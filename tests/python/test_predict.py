@@ -13,9 +13,9 @@ import pytest
 from ase import Atoms
 
 from symgnn_ase import SymGNNCalculator
-from symgnn_ase._cli import main
-from symgnn_ase._predict import guess_format
-from symgnn_ase._testing import make_tiny_model, random_glass
+from symgnn_ase.cli import main
+from symgnn_ase.data.io import guess_format
+from symgnn_ase.testing import make_tiny_model, random_glass
 
 B = "energy_barriers"
 
@@ -186,7 +186,7 @@ def test_console_script(model: str, tmp_path: Path) -> None:
     ase.io.write(src, [random_glass(12, seed=s) for s in range(2)])
     out = tmp_path / "g_pred.xyz"
     exe = Path(sys.executable).with_name("symgnn")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "symgnn_ase._cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "symgnn_ase"]
     proc = subprocess.run(
         [*cmd, "predict", "--model", model, str(src), "-o", str(out)],
         capture_output=True,

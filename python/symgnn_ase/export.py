@@ -1,0 +1,213 @@
+"""TorchScript export and loading of models, with their metadata (SPEC §4).
+
+The file carries everything a user would otherwise repeat (cutoff, layer
+count, species, feature width) as ``_extra_files`` strings, so the calculator
+and the LAMMPS compute read them from the model itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .nn.ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LoadedModel",
+    "export_model",
+    "load_model",
+    "default_model_path",
+    "bundled_models",
+]
+
+FORMAT_VERSION = "1"
+METADATA_KEYS = (
+    "symgnn_format",
+    "r_max",
+    "n_layers",
+    "type_names",
+    "feature_dim",
+    "output",
+    "unit",
+    "dtype",
+    "info",
+)
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "default"
+
+
+def bundled_models() -> dict[str, Path]:
+    """Models shipped inside the package, by name (``default`` among them)."""
+    out = {p.stem: p for p in sorted(MODELS_DIR.glob("*.pt"))}
+    link = MODELS_DIR / "DEFAULT"
+    if link.exists():
+        target = link.read_text().strip()
+        if target in out:
+            out[DEFAULT_MODEL] = out[target]
+    return out
+
+
+def default_model_path() -> Path:
+    """Path of the bundled default model."""
+    models = bundled_models()
+    if DEFAULT_MODEL not in models:
+        raise FileNotFoundError(
+            f"no bundled default model in {MODELS_DIR}: the package was installed without "
+            "its models folder; reinstall it or pass a model path"
+        )
+    return models[DEFAULT_MODEL]
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """A path, a bundled model name (``default``, ``symgnn``, ...), or None for the default."""
+    if model is None:
+        return default_model_path()
+    text = str(model)
+    models = bundled_models()
+    if text in models and not os.path.exists(text):
+        return models[text]
+    path = Path(text)
+    if not path.exists():
+        names = ", ".join(sorted(models)) or "none"
+        raise FileNotFoundError(f"model file not found: {text} (bundled model names: {names})")
+    return path
+
+
+@dataclass
+class LoadedModel:
+    """A loaded TorchScript model and its metadata."""
+
+    module: torch.jit.ScriptModule
+    path: Path
+    r_max: float
+    n_layers: int
+    type_names: list[str]
+    feature_dim: int
+    dtype: torch.dtype
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, species, edge_index, edge_vec):  # noqa: D401 - thin wrapper
+        return self.module(species, edge_index, edge_vec)
+
+
+@contextlib.contextmanager
+def torchscript_allowed() -> Iterator[None]:
+    """TorchScript is what libtorch (the LAMMPS plugin) loads; torch >= 2.10 warns on it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def export_model(
+    model: nn.Module,
+    path: str | os.PathLike,
+    type_names: list[str],
+    r_max: float,
+    info: dict[str, Any] | None = None,
+) -> Path:
+    """Script ``model`` (in eval mode) and write it with metadata, atomically."""
+    model = model.eval()
+    dtype = next(model.parameters()).dtype
+    dtype_name = {v: k for k, v in _DTYPES.items()}.get(dtype)
+    if dtype_name is None:
+        raise ValueError(f"model dtype must be float32 or float64, got {dtype}")
+    with torchscript_allowed():
+        scripted = torch.jit.script(model)
+    meta = {
+        "symgnn_format": FORMAT_VERSION,
+        "r_max": repr(float(r_max)),
+        "n_layers": str(int(model.n_layers)),
+        "type_names": " ".join(type_names),
+        "feature_dim": str(int(model.feature_dim)),
+        "output": "energy_barrier",
+        "unit": "eV",
+        "dtype": dtype_name,
+        "info": json.dumps(
+            {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            | (info or {}),
+            sort_keys=True,
+        ),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with torchscript_allowed():
+        torch.jit.save(scripted, str(tmp), _extra_files=meta)
+    os.replace(tmp, path)
+    logger.info("exported %s model to %s", getattr(model, "kind", "?"), path)
+    return path
+
+
+def load_model(
+    model: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+) -> LoadedModel:
+    """Load an exported model (a path, a bundled name, or None for the default)."""
+    path = resolve_model_path(model)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a symgnn model: not a TorchScript archive (export one with "
+            "`symgnn export RUN -o model.pt`)"
+        )
+    extra = dict.fromkeys(METADATA_KEYS, "")
+    fused_ops_available()  # models exported with the fused operators name them
+    try:
+        with torchscript_allowed():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except RuntimeError as exc:
+        if "symgnn::" in str(exc):
+            why = (
+                "SYMGNN_DISABLE_FUSED=1 is set"
+                if fused_ops_disabled()
+                else f"this installation has no {LIBRARY_NAME} (found: {ops_library_path()})"
+            )
+            raise ValueError(
+                f"{path} uses the fused operators symgnn::egat_edges / symgnn::painn_message "
+                f"but {why}; rebuild the package with torch installed (`make setup`), or "
+                "re-export the model with SYMGNN_DISABLE_FUSED=1 to get plain PyTorch ops"
+            ) from None
+        raise ValueError(f"{path} is not a loadable TorchScript model: {exc}") from None
+    extra = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
+    if extra["symgnn_format"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} is not a symgnn model: metadata `symgnn_format` is "
+            f"{extra['symgnn_format']!r}, expected {FORMAT_VERSION!r}"
+        )
+    missing = [k for k in METADATA_KEYS if not extra[k]]
+    if missing:
+        raise ValueError(f"{path}: symgnn model metadata lacks {missing}")
+    dtype = _DTYPES.get(extra["dtype"])
+    if dtype is None:
+        raise ValueError(
+            f"{path}: metadata dtype must be one of {list(_DTYPES)}, got {extra['dtype']!r}"
+        )
+    module.eval()
+    return LoadedModel(
+        module=module,
+        path=path,
+        r_max=float(extra["r_max"]),
+        n_layers=int(extra["n_layers"]),
+        type_names=extra["type_names"].split(),
+        feature_dim=int(extra["feature_dim"]),
+        dtype=dtype,
+        info=json.loads(extra["info"]),
+    )

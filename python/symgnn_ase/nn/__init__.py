@@ -1,0 +1,15 @@
+"""The models: their configuration, the SymGNN and equivariant kinds, the fused-operator bridge.
+
+``build_model(cfg)`` makes a fresh model of any kind; every kind exposes the
+exported-model contract of ``docs/contracts.md`` (``embed``, ``interact``,
+``readout``, ``forward``).
+"""
+
+from __future__ import annotations
+
+from .config import MODEL_KINDS, ModelConfig
+from .equivariant import EquivariantGNN
+from .factory import build_model
+from .symgnn import SymGNN
+
+__all__ = ["MODEL_KINDS", "ModelConfig", "SymGNN", "EquivariantGNN", "build_model"]

@@ -1,0 +1,64 @@
+"""Hyperparameters of every model kind (no torch import)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["MODEL_KINDS", "ModelConfig"]
+
+MODEL_KINDS = ("symgnn", "raw", "length", "equivariant")
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of every model kind (unused fields are ignored by a kind).
+
+    kind: ``symgnn`` (learned distribution over O(3), the paper's method), ``raw``
+    (no symmetrization: raw edge vectors), ``length`` (edge length only,
+    invariant), ``equivariant`` (PaiNN-style, exactly O(3)-invariant output).
+    """
+
+    kind: str = "symgnn"
+    type_names: list[str] = field(default_factory=lambda: ["Cu", "Zr"])
+    r_max: float = 5.0
+    n_layers: int = 4
+    node_dim: int = 64
+    edge_dim: int = 32
+    heads: list[int] = field(default_factory=lambda: [8, 4, 2, 1])
+    n_samples: int = 4  # transforms drawn per distribution while training
+    n_samples_eval: int = 16  # transforms fixed for evaluation and export
+    init_sigma: float = 1.0  # initial spread (rad) of the wrapped-normal angles
+    edge_input_scale: float = 0.5  # Å; edge vectors enter the encoder MLP as D / scale
+    n_rbf: int = 16
+    decoder_dim: int = 64
+    sample_seed: int = 12345
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind must be one of {list(MODEL_KINDS)}, got {self.kind!r}")
+        if self.r_max <= 0 or not math.isfinite(self.r_max):
+            raise ValueError(f"r_max must be a positive finite number of Å, got {self.r_max}")
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+        if self.kind != "equivariant" and len(self.heads) != self.n_layers:
+            raise ValueError(
+                f"heads must list one head count per layer ({self.n_layers}), got {self.heads}"
+            )
+        for h in self.heads if self.kind != "equivariant" else []:
+            if h < 1 or self.node_dim % h:
+                raise ValueError(f"every head count must divide node_dim={self.node_dim}, got {h}")
+        if len(set(self.type_names)) != len(self.type_names) or not self.type_names:
+            raise ValueError(f"type_names must be distinct and non-empty, got {self.type_names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model option(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)

@@ -1,0 +1,23 @@
+"""Build a model of any kind from its configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .config import ModelConfig
+from .symgnn import SymGNN
+
+__all__ = ["build_model"]
+
+
+def build_model(cfg: ModelConfig | dict[str, Any]) -> nn.Module:
+    """A fresh model for ``cfg`` (a :class:`ModelConfig` or its dict form)."""
+    if isinstance(cfg, dict):
+        cfg = ModelConfig.from_dict(cfg)
+    if cfg.kind == "equivariant":
+        from .equivariant import EquivariantGNN
+
+        return EquivariantGNN(cfg)
+    return SymGNN(cfg)

@@ -1,0 +1,71 @@
+"""From a training run to an exported model file: the eager model of a checkpoint, and its
+export with the run's provenance as metadata (``info``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..export import export_model
+from ..nn.config import ModelConfig
+from ..nn.factory import build_model
+from .checkpoints import load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["model_from_checkpoint", "export_run"]
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The eager model of a run folder (its best.pt) or of a checkpoint file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    ckpt = load_checkpoint(path)
+    if "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a symgnn training checkpoint (no model/config entries)")
+    model = build_model(ModelConfig.from_dict(ckpt["config"]["model"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def export_run(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    transforms: int | None = None,
+    seed_override: int | None = None,
+) -> Path:
+    """Export a run folder (its best.pt) or a checkpoint to TorchScript; returns the file.
+
+    ``transforms`` (SymGNN only) fixes that many transforms per distribution for
+    inference (default: the training config's ``n_samples_eval``), drawn with
+    ``seed_override`` (default: the config's ``sample_seed``).
+    """
+    model, ckpt = model_from_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    mcfg = cfg["model"]
+    if transforms is not None:
+        if mcfg["kind"] != "symgnn":
+            raise ValueError(
+                f"--transforms applies to kind 'symgnn' only, this is {mcfg['kind']!r}"
+            )
+        seed = mcfg["sample_seed"] if seed_override is None else seed_override
+        model.encoder.set_eval_samples(transforms, seed)
+        mcfg = dict(mcfg, n_samples_eval=transforms, sample_seed=seed)
+    info = {
+        "kind": mcfg["kind"],
+        "model": mcfg,
+        "optim": cfg.get("optim"),
+        "seed": cfg.get("seed"),
+        "epoch": ckpt.get("epoch"),
+        "train_seconds_to_best": ckpt.get("elapsed"),
+        "training_data_sha256": ckpt.get("data_sha256"),
+        "validation": ckpt.get("metrics"),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+    }
+    path = export_model(model, output, mcfg["type_names"], mcfg["r_max"], info=info)
+    return path

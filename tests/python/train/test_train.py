@@ -1,0 +1,177 @@
+"""Training, resume, export and evaluate end to end on tiny glasses made here."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from symgnn_ase.cli import main as cli
+from symgnn_ase.export import load_model
+from symgnn_ase.testing import random_glass
+from symgnn_ase.train import load_checkpoint, load_config, train
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    for k in range(3):
+        atoms = random_glass(90, seed=20 + k)
+        zr = atoms.numbers == 40
+        atoms.arrays["energy_barrier"] = 1.5 + 0.3 * zr + 0.05 * np.cos(atoms.positions[:, 0])
+        ase.io.write(folder / f"g{k}.extxyz", atoms)
+    return folder
+
+
+def _config(
+    data: Path,
+    run_dir: Path,
+    kind: str = "symgnn",
+    epochs: int = 4,
+    noise: float = 0.0,
+    ema: float = 0.0,
+) -> Path:
+    model = {"kind": kind, "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], "decoder_dim": 8}
+    if kind == "equivariant":
+        model.update(heads=[], n_layers=2)
+    cfg = {
+        "run_dir": str(run_dir),
+        "seed": 1,
+        "threads": 1,
+        "data": {
+            "train": [str(data / "g0.extxyz"), str(data / "g1.extxyz")],
+            "valid": str(data / "g2.extxyz"),
+        },
+        "model": model,
+        "optim": {"epochs": epochs, "lr": 3e-3, "position_noise": noise, "ema": ema},
+    }
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_train_writes_run_folder(data, tmp_path):
+    cfg = _config(data, tmp_path / "run")
+    out = train(cfg, progress=False)
+    for name in [
+        "config.yaml",
+        "git_commit.txt",
+        "metrics.csv",
+        "last.pt",
+        "best.pt",
+        "learning_curve.png",
+        "parity.png",
+        "summary.json",
+    ]:
+        assert (out / name).exists(), name
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["valid"]["per_file"]) == {"g2.extxyz"}
+    # label standardization comes from the training labels, not constants
+    best = load_checkpoint(out / "best.pt")
+    labels = np.concatenate(
+        [ase.io.read(data / f"g{k}.extxyz").arrays["energy_barrier"] for k in (0, 1)]
+    )
+    assert best["label_mean"] == pytest.approx(labels.mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "noise", "ema"),
+    [("symgnn", 0.0, 0.0), ("equivariant", 0.05, 0.0), ("length", 0.0, 0.8)],
+)
+def test_resume_continues_exactly(data, tmp_path, kind, noise, ema):
+    """Also with position noise (drawn from the saved generator) and weight averaging."""
+    straight = train(_config(data, tmp_path / "a", kind, noise=noise, ema=ema), progress=False)
+    cfg_b = _config(data, tmp_path / "b", kind, noise=noise, ema=ema)
+    train(cfg_b, progress=False, max_epochs=2)  # as if killed after epoch 2
+    resumed = train(cfg_b, resume=True, progress=False)
+    a = load_checkpoint(straight / "last.pt")
+    b = load_checkpoint(resumed / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    if ema:
+        for key, value in a["ema"].items():
+            assert torch.equal(value, b["ema"][key]), key
+    hist_a = [(h["epoch"], h["train_loss"], h["valid_pearson"]) for h in a["history"]]
+    hist_b = [(h["epoch"], h["train_loss"], h["valid_pearson"]) for h in b["history"]]
+    assert hist_a == hist_b
+
+
+def test_refuses_to_overwrite_and_resume_needs_checkpoint(data, tmp_path):
+    cfg = _config(data, tmp_path / "run", epochs=1)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(cfg, resume=True, progress=False)
+    train(cfg, progress=False)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(cfg, progress=False)
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\nlearning_rate: 3\n")
+    with pytest.raises(ValueError, match=r"unknown top-level key\(s\) \['learning_rate'\]"):
+        load_config(bad)
+    bad.write_text("data: {train: [a.extxyz]}\n")
+    with pytest.raises(ValueError, match="data.valid"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match="training config not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {position_noise: -0.1}\n")
+    with pytest.raises(ValueError, match=r"position_noise must be in \[0, 1\) Å, got -0.1"):
+        load_config(bad)
+
+
+def test_ema_weights_are_validated_and_kept(data, tmp_path):
+    out = train(_config(data, tmp_path / "e", "length", epochs=3, ema=0.5), progress=False)
+    last, best = load_checkpoint(out / "last.pt"), load_checkpoint(out / "best.pt")
+    # the averaged weights are what gets validated and saved as the best model
+    assert best["epoch"] in (1, 2, 3)
+    key = "embedding.weight"
+    assert not torch.equal(last["ema"][key], last["model"][key])
+    if best["epoch"] == 3:
+        assert torch.equal(best["model"][key], last["ema"][key])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {ema: 1.5}\n")
+    with pytest.raises(ValueError, match=r"optim.ema must be a decay in \[0, 1\), got 1.5"):
+        load_config(bad)
+
+
+def test_position_noise_changes_the_steps(data, tmp_path):
+    plain = train(_config(data, tmp_path / "p", epochs=1), progress=False)
+    noisy = train(_config(data, tmp_path / "n", epochs=1, noise=0.05), progress=False)
+    loss = [load_checkpoint(out / "last.pt")["history"][0]["train_loss"] for out in (plain, noisy)]
+    assert loss[0] != loss[1]
+
+
+def test_export_and_evaluate_cli(data, tmp_path, capsys):
+    out = train(_config(data, tmp_path / "run", epochs=2), progress=False)
+    model_path = tmp_path / "model.pt"
+    assert cli(["export", str(out), "-o", str(model_path), "--transforms", "3"]) == 0
+    loaded = load_model(model_path)
+    assert loaded.info["model"]["n_samples_eval"] == 3
+    assert loaded.info["training_data_sha256"].keys() == {"g0.extxyz", "g1.extxyz", "g2.extxyz"}
+    res_json = tmp_path / "res.json"
+    argv = [
+        "evaluate",
+        str(model_path),
+        str(data / "g2.extxyz"),
+        "--rotations",
+        "2",
+        "--json",
+        str(res_json),
+    ]
+    assert cli(argv) == 0
+    text = capsys.readouterr().out
+    assert "pooled" in text and "rotated/reflected x2" in text
+    res = json.loads(res_json.read_text())
+    assert res["rotations"]["spread_max_eV"] >= 0
+    assert cli(["evaluate", str(tmp_path / "nope.pt"), str(data / "g2.extxyz")]) == 2
+    assert "model file not found" in capsys.readouterr().err
