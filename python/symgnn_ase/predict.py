@@ -61,7 +61,7 @@ def predict_files(
     from tqdm import tqdm
 
     from .calculator import BARRIERS, SymGNNCalculator
-    from .data.io import guess_format, iter_frames
+    from .data.io import guess_format, iter_structures
 
     out = out if out is not None else sys.stdout
     _check_label_name(label_name)
@@ -91,7 +91,7 @@ def predict_files(
     try:
         with open(tmp, "w") as fd, bar:
             for path in inputs:
-                for k, atoms in iter_frames(path, fmt, index, types):
+                for k, atoms in iter_structures(path, fmt, index, types):
                     start = time.perf_counter()
                     try:
                         barriers = calc.get_property(BARRIERS, atoms)

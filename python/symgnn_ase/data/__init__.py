@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
-from .io import file_sha256, guess_format, iter_frames, parse_types, read_frame, read_structures
+from .io import (
+    file_sha256,
+    guess_format,
+    iter_structures,
+    parse_types,
+    read_structure,
+    read_structures,
+)
 
 __all__ = [
     "file_sha256",
     "guess_format",
-    "iter_frames",
+    "iter_structures",
     "parse_types",
-    "read_frame",
+    "read_structure",
     "read_structures",
 ]

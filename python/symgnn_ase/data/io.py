@@ -1,4 +1,11 @@
-"""Reading structure files (any format ``ase.io`` reads, LAMMPS type names), content hashes."""
+"""The one structure reader of the package (predict, explain, evaluate and training use it).
+
+Anything :func:`ase.io.read` reads (extxyz, LAMMPS data and dump files, POSCAR,
+CIF, ...): the format is guessed from the file name for LAMMPS files (ASE
+mistakes ``*.data`` for another format) and by ASE otherwise; LAMMPS files carry
+type numbers, named by ``types`` (``["Cu", "Zr"]`` for types 1, 2, like
+``pair_coeff * * Cu Zr``). Errors name the file and say what to pass.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +13,23 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ase
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "file_sha256",
-    "read_structures",
     "guess_format",
     "parse_types",
     "read_kwargs",
-    "iter_frames",
-    "read_frame",
+    "iter_structures",
+    "read_structures",
+    "read_structure",
 ]
 
 _LAMMPS_DATA_SUFFIXES = (".data", ".lmp", ".lammps", ".lammpsdata")
@@ -27,25 +37,12 @@ _LAMMPS_DUMP_SUFFIXES = (".lammpstrj", ".dump", ".lammpsdump")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), for provenance records."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def read_structures(path: str | os.PathLike) -> list:
-    """All frames of a structure file ``ase.io.read`` understands."""
-    import ase.io
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"structure file not found: {path}")
-    frames = ase.io.read(path, index=":")
-    if not isinstance(frames, list):
-        frames = [frames]
-    if not frames:
-        raise ValueError(f"no structures in {path}")
-    return frames
 
 
 def guess_format(path: str | os.PathLike[str]) -> str | None:
@@ -68,7 +65,8 @@ def parse_types(text: str | None) -> list[str] | None:
     return types
 
 
-def read_kwargs(fmt: str | None, types: list[str] | None) -> dict[str, Any]:
+def read_kwargs(fmt: str | None, types: Sequence[str] | None) -> dict[str, Any]:
+    """The ``ase.io`` keyword arguments that name LAMMPS type numbers ``types`` in ``fmt``."""
     if not types:
         return {}
     from ase.data import atomic_numbers
@@ -86,16 +84,24 @@ def read_kwargs(fmt: str | None, types: list[str] | None) -> dict[str, Any]:
     )
 
 
-def iter_frames(
-    path: str, fmt: str | None, index: str, types: list[str] | None
-) -> Iterator[tuple[int, Any]]:
+def _check_file(path: str | os.PathLike) -> None:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"structure file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"structure {path} is a directory, not a structure file")
+
+
+def iter_structures(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    index: str = ":",
+    types: Sequence[str] | None = None,
+) -> Iterator[tuple[int, ase.Atoms]]:
+    """``(k, atoms)`` for the frames ``index`` (ase.io syntax) of ``path``, read lazily."""
     import ase.io
     from ase.io.formats import UnknownFileTypeError
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"input file not found: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"input {path} is a directory, not a structure file")
+    _check_file(path)
     fmt = fmt or guess_format(path)
     kwargs = read_kwargs(fmt, types)
     try:
@@ -109,21 +115,27 @@ def iter_frames(
         raise ValueError(f"could not read {path} as {fmt or 'a guessed format'}: {exc}") from exc
 
 
-def read_frame(path: str, fmt: str | None, index: str, types: list[str] | None) -> Any:
-    import ase.io
-    from ase.io.formats import UnknownFileTypeError
+def read_structures(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    index: str = ":",
+    types: Sequence[str] | None = None,
+) -> list[ase.Atoms]:
+    """The frames ``index`` (default: all) of ``path``; none is an error."""
+    frames = [atoms for _, atoms in iter_structures(path, fmt, index, types)]
+    if not frames:
+        raise ValueError(f"no structures in {path} (index {index!r})")
+    return frames
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"structure file not found: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"structure {path} is a directory, not a structure file")
-    fmt = fmt or guess_format(path)
-    try:
-        atoms = ase.io.read(path, index=index, format=fmt, **read_kwargs(fmt, types))
-    except UnknownFileTypeError as exc:
-        raise ValueError(f"cannot tell the format of {path} ({exc}); pass --format") from None
-    except (OSError, StopIteration, IndexError, KeyError, UnicodeDecodeError) as exc:
-        raise ValueError(f"could not read {path} as {fmt or 'a guessed format'}: {exc}") from exc
-    if isinstance(atoms, list):
-        raise ValueError(f"--index {index!r} selects {len(atoms)} frames; select one frame")
-    return atoms
+
+def read_structure(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    index: str = "-1",
+    types: Sequence[str] | None = None,
+) -> ase.Atoms:
+    """One frame of ``path`` (default: the last); an ``index`` selecting several is an error."""
+    frames = read_structures(path, fmt, index, types)
+    if len(frames) != 1:
+        raise ValueError(f"--index {index!r} selects {len(frames)} frames; select one frame")
+    return frames[0]
