@@ -31,6 +31,7 @@ __all__ = [
     "atomic_output",
     "atomic_path",
     "check_output",
+    "save_figure",
     "write_bytes",
     "write_text",
 ]
@@ -222,4 +223,13 @@ def write_bytes(
     """Write ``data`` to ``path`` atomically; returns the path."""
     with atomic_output(path, "wb", inputs, what) as fh:
         fh.write(data)
+    return Path(path)
+
+
+def save_figure(
+    fig: Any, path: PathLike, inputs: Iterable[PathLike | None] = (), **kwargs: Any
+) -> Path:
+    """``fig.savefig(path, **kwargs)`` atomically (the format follows the extension of ``path``)."""
+    with atomic_path(path, inputs, what="figure") as tmp:
+        fig.savefig(tmp, **kwargs)
     return Path(path)

@@ -28,9 +28,14 @@ def run(args: argparse.Namespace) -> int:
     if args.rotations < 0:
         raise ValueError(f"--rotations must be >= 0, got {args.rotations}")
     from ..export import load_model
+    from ..outputs import check_output, write_text
     from ..train.evaluate import evaluate_files
 
+    if args.json:  # refused before any work: not a folder, link, device; not an input
+        check_output(args.json, [args.model, *args.files], what="--json")
     model = load_model(args.model)
+    if args.json:
+        check_output(args.json, [model.path, *args.files], what="--json")
     res = evaluate_files(model, args.files, args.label, args.rotations, args.seed)
     for name, m in res["per_file"].items():
         line = f"{name:30s} n={m['n']:6d} pearson={m['pearson']:.4f} mae={m['mae']:.4f} rmse={m['rmse']:.4f}"
@@ -49,6 +54,5 @@ def run(args: argparse.Namespace) -> int:
             f"max {r['spread_max_eV']:.4f} eV"
         )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2)
+        write_text(args.json, json.dumps(res, indent=2) + "\n", what="--json")
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..outputs import save_figure
 from .core import Explanation
 from .graph import ExplainGraph
 
@@ -114,7 +115,7 @@ def global_view(
     )
     fig.text(0.02, 0.02, _fidelity_text(expl), fontsize=8, family="monospace")
     path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -186,7 +187,7 @@ def local_view(
         fontsize=11,
     )
     path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -232,6 +233,6 @@ def importance_distance_plot(stats: dict[str, Any], path: str | os.PathLike) -> 
     ax[2].set_ylabel("mean edge importance")
     ax[2].set_title("importance per hop")
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

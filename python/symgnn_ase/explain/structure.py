@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..outputs import OutputError, atomic_output, check_output, write_text
 from .core import ExplainConfig, Explainer, Explanation
 from .tables import importance_vs_distance, write_edges_csv
 
@@ -44,7 +45,7 @@ def _finite(obj: Any) -> Any:
 def _write_stats_csv(stats: dict[str, Any], path: Path) -> None:
     bins = stats["distance_bins_A"]
     d = stats["by_distance"]
-    with open(path, "w", newline="") as fd:
+    with atomic_output(path, "w", newline="") as fd:
         w = csv.writer(fd)
         w.writerow(
             [
@@ -76,6 +77,25 @@ def _write_stats_csv(stats: dict[str, Any], path: Path) -> None:
                     ),
                 ]
             )
+
+
+def _check_outputs(
+    outdir: Path, chosen: list[int], plots: bool, inputs: list[str | os.PathLike | None]
+) -> None:
+    """Every file explain will write, refused before any work (not a folder, link, device or
+    FIFO; not an input); the output folder must be a folder (or not exist yet)."""
+    if outdir.exists() or outdir.is_symlink():
+        if not outdir.is_dir():
+            raise OutputError(f"--output-dir {outdir} exists and is not a directory")
+    names = ["summary.json", "importance_vs_distance.csv"]
+    if plots:
+        names.append("importance_vs_distance.png")
+    for a in chosen:
+        names.append(f"atom{a}_edges.csv")
+        if plots:
+            names += [f"atom{a}_global.png", f"atom{a}_local.png"]
+    for name in names:
+        check_output(outdir / name, [p for p in inputs if p is not None], what="explain output")
 
 
 def explain_structure(
@@ -121,8 +141,10 @@ def explain_structure(
             f"({n_atoms} atoms, {len(chosen)} given with --atom)"
         )
     sampled = np.random.default_rng(cfg.seed).choice(rest, size=sample, replace=False).tolist()
-    loaded = load_model(model, device=device)
     outdir = Path(output_dir)
+    _check_outputs(outdir, chosen, plots, [structure, model])
+    loaded = load_model(model, device=device)
+    _check_outputs(outdir, chosen, plots, [structure, loaded.path])
     outdir.mkdir(parents=True, exist_ok=True)
     explainer = Explainer.from_model(loaded, atoms, cfg, device=device)
     if plots:
@@ -182,9 +204,7 @@ def explain_structure(
             "per_atom_cpu_mean": float(np.mean([x.cpu_time_s for x in explanations])),
         },
     }
-    tmp = outdir / "summary.json.tmp"
-    tmp.write_text(json.dumps(_finite(summary), indent=2) + "\n")
-    os.replace(tmp, outdir / "summary.json")
+    write_text(outdir / "summary.json", json.dumps(_finite(summary), indent=2) + "\n")
     print(
         f"explained {len(explanations)} atom(s) in {total:.1f} s "
         f"({float(np.mean(times)):.1f} s per atom after {explainer.setup_time_s:.1f} s setup); "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..outputs import atomic_output
 from .graph import ExplainGraph
 
 if TYPE_CHECKING:
@@ -40,11 +41,9 @@ def write_edges_csv(expl: Explanation, graph: ExplainGraph, path: str | os.PathL
     ``hop`` of the receiver, ``distance`` of the edge midpoint from the atom (Å),
     ``edge_length`` (Å) and ``importance`` (mask value in [0, 1])."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sub = expl.subgraph
     names = graph.type_names
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fd:
+    with atomic_output(path, "w", newline="") as fd:
         writer = csv.writer(fd)
         writer.writerow(EDGE_COLUMNS)
         for rank, k in enumerate(expl.order, start=1):
@@ -68,7 +67,6 @@ def write_edges_csv(expl: Explanation, graph: ExplainGraph, path: str | os.PathL
                     f"{expl.importance[k]:.6g}",
                 ]
             )
-    os.replace(tmp, path)
     return path
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..outputs import save_figure
+
 __all__ = ["learning_curve", "parity_plot"]
 
 
@@ -30,7 +32,7 @@ def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     ax[1].plot(epochs, [h["valid_pearson"] for h in history])
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("valid Pearson r")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -44,5 +46,5 @@ def parity_plot(pred: np.ndarray, true: np.ndarray, path: Path, title: str = "")
     ax.set_xlabel("ARTn barrier (eV)")
     ax.set_ylabel("predicted barrier (eV)")
     ax.set_title(title)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
