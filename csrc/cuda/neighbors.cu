@@ -14,7 +14,7 @@
 // Compiled with --fmad=false (see CMakeLists.txt) so that every distance is
 // rounded exactly like on the CPU.
 #include "../nl_detail.h"
-#include "../symgnn_nl.h"
+#include "symgnn_nl.h"
 
 #include <cub/cub.cuh>
 #include <cuda_runtime.h>

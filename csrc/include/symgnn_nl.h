@@ -1,6 +1,6 @@
 // symgnn neighbor list: plain C API, no torch dependency.
 //
-// Semantics (see SPEC §4): full directed list; for every pair closer than
+// Semantics: full directed list; for every pair closer than
 // `cutoff` both i<-j and j<-i appear. D = r_j - r_i + S . cell (cell rows are
 // lattice vectors). All periodic images within the cutoff are listed, so boxes
 // smaller than 2*cutoff work. No self pair with zero shift. Only atoms
