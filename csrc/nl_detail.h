@@ -1,4 +1,6 @@
-// Host-side set-up shared by the CPU and CUDA neighbor lists (internal header).
+// Host-side set-up shared by the CPU and CUDA neighbor lists (internal header):
+// input validation, the binning box and the grid of bins. The per-atom walk
+// both run on it is in nl_walk.h.
 //
 // Both implementations bin atoms in the same "binning box" B: on periodic axes
 // its rows are the lattice vectors, on non-periodic axes unit vectors
@@ -23,6 +25,8 @@
 #include <limits>
 #include <string>
 #include <vector>
+
+#include "nl_walk.h"
 
 namespace symgnn_nl {
 
@@ -160,12 +164,6 @@ inline Geometry make_geometry(const double *cell_in, const bool *pbc_in, double 
   return g;
 }
 
-// Fractional coordinate of position p along axis k (same expression on CPU and
-// GPU, no contraction: see the build flags).
-inline double frac_of(const double *p, const Mat3 &Binv, int k) {
-  return p[0] * Binv[0][k] + p[1] * Binv[1][k] + p[2] * Binv[2][k];
-}
-
 // Minimum of |sum_k (d_k + t_k) g_k| over t in [-1, 1]^3: the smallest
 // distance between a point of one bin and a point of a bin offset by d. Exact,
 // by enumerating the 27 faces of the box of t (the problem is convex).
@@ -262,7 +260,7 @@ struct Grid {
   std::vector<Row> rows;
 };
 
-// bins of about cutoff / subdivisions (subdivisions = 2 on the CPU).
+// bins of about cutoff / subdivisions (1 on the CPU and on CUDA).
 inline Grid make_grid(const Geometry &geo, int64_t n_atoms, int64_t n_receivers,
                       const AtomStats &st, double subdivisions, double max_bins_per_atom) {
   Grid G{};
@@ -363,18 +361,9 @@ inline Grid make_grid(const Geometry &geo, int64_t n_atoms, int64_t n_receivers,
   return G;
 }
 
-inline int64_t floordiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
-
 // Bin index of fractional coordinate f along axis k.
 inline int64_t bin_index(double f, const Grid &G, int k) {
-  double x = G.span[k] > 0.0 ? (f - G.fmin[k]) / G.span[k] * static_cast<double>(G.nb[k]) : 0.0;
-  int64_t b = static_cast<int64_t>(std::floor(x));
-  return std::min<int64_t>(std::max<int64_t>(b, 0), G.nb[k] - 1);
+  return bin_coord(f, G.fmin[k], G.span[k], G.nb[k]);
 }
 
 } // namespace symgnn_nl

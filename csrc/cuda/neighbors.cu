@@ -1,25 +1,29 @@
 // symgnn neighbor list on a CUDA device: same semantics and the same output
-// (bit for bit) as the CPU version in ../neighbors.cpp.
+// (bit for bit) as the CPU version in ../nl_driver.cpp.
 //
 // 1. prep kernel: fractional coordinates, images n = floor(f) on periodic
 //    axes, wrapped positions p = r - n . B, and order-independent reductions
 //    (bounding box on non-periodic axes, largest |r| and |n|, the first bad
 //    atom). The host then builds the same grid as the CPU (nl_detail.h).
 // 2. Atoms are sorted by bin with a stable radix sort (inside a bin by index).
-// 3. count kernel: one thread per bin-sorted atom; for a receiver it scans the
-//    rows of neighboring bins and counts edges with the CPU's decision rule.
+// 3. count kernel: one thread per bin-sorted atom; for a receiver it walks the
+//    rows of neighboring bins and counts edges: for_each_edge of ../nl_walk.h,
+//    the walk and decision rule the CPU version shares.
 // 4. exclusive prefix sum of the counts gives each receiver's slice; the fill
 //    kernel writes the receiver's edges there and insertion-sorts the slice by
 //    (j, S). No atomics decide any order; no neighbor cap.
 // Compiled with --fmad=false (see CMakeLists.txt) so that every distance is
 // rounded exactly like on the CPU.
-#include "../nl_detail.h"
+#include "nl_detail.h"
+#include "nl_walk.h"
 #include "symgnn_nl.h"
 
 #include <cub/cub.cuh>
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,8 +33,16 @@ namespace {
 
 thread_local std::string g_cuda_error;
 
+// Owned storage of a CUDA result (SymgnnNeighbors::opaque).
 struct CudaStorage {
-  void *block;
+  void *block = nullptr;
+  CudaStorage() = default;
+  CudaStorage(const CudaStorage &) = delete;
+  CudaStorage &operator=(const CudaStorage &) = delete;
+  ~CudaStorage() {
+    if (block != nullptr)
+      cudaFree(block);
+  }
 };
 
 struct CudaFail {
@@ -84,24 +96,35 @@ unsigned long long enc_host(double v) {
   return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
 }
 
+struct DevRow {
+  int dy, dz, xlo, xhi;
+};
+
+// The grid, as for_each_edge (../nl_walk.h) reads it, and the sizes.
 struct Params {
   double B[3][3];
   double Binv[3][3];
   double cell[3][3];
   int pbc[3];
   double fmin[3], span[3];
-  long long nb[3];
+  int64_t nb[3];
   double lo, hi, c2;
   long long n_atoms, n_receivers;
+  const DevRow *rows;
   int n_rows;
 };
 
-__device__ __forceinline__ long long floordiv_d(long long a, long long b) {
-  long long q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
+// The bin-sorted atoms, as for_each_edge reads them.
+struct DevAtoms {
+  const unsigned int *__restrict__ bin_start;
+  const double *__restrict__ sp;    // wrapped positions [3N]
+  const double *__restrict__ sr;    // user positions [3N]
+  const int32_t *__restrict__ simg; // images [3N]
+  __device__ __forceinline__ int64_t start(int64_t b) const { return bin_start[b]; }
+  __device__ __forceinline__ double wrapped(int64_t m, int c) const { return sp[3 * m + c]; }
+  __device__ __forceinline__ const double *position(int64_t m) const { return sr + 3 * m; }
+  __device__ __forceinline__ const int32_t *image(int64_t m) const { return simg + 3 * m; }
+};
 
 __global__ void prep_kernel(const double *__restrict__ pos, Params P, double *frac,
                             int *__restrict__ img, double *__restrict__ wpos, DevStats *stats) {
@@ -115,9 +138,9 @@ __global__ void prep_kernel(const double *__restrict__ pos, Params P, double *fr
   }
   double maxabs = fmax(fabs(p[0]), fmax(fabs(p[1]), fabs(p[2])));
   atomicMax(&stats->max_abs, enc(maxabs));
-  int n[3] = {0, 0, 0};
+  int32_t n[3] = {0, 0, 0};
   for (int k = 0; k < 3; ++k) {
-    double f = p[0] * P.Binv[0][k] + p[1] * P.Binv[1][k] + p[2] * P.Binv[2][k];
+    double f = fractional(p, P.Binv, k);
     if (P.pbc[k]) {
       const double fl = floor(f);
       if (!(fabs(fl) <= kMaxImage)) {
@@ -134,19 +157,14 @@ __global__ void prep_kernel(const double *__restrict__ pos, Params P, double *fr
     frac[3 * a + k] = f;
     img[3 * a + k] = n[k];
   }
-  double w[3] = {p[0], p[1], p[2]};
-  for (int q = 0; q < 3; ++q)
-    if (n[q] != 0)
-      for (int c = 0; c < 3; ++c)
-        w[c] -= static_cast<double>(n[q]) * P.B[q][c];
+  double w[3];
+  wrap_position(p, n, P.B, w);
   for (int c = 0; c < 3; ++c)
     wpos[3 * a + c] = w[c];
 }
 
 __device__ __forceinline__ long long bin_index_d(double f, const Params &P, int k) {
-  double x = P.span[k] > 0.0 ? (f - P.fmin[k]) / P.span[k] * static_cast<double>(P.nb[k]) : 0.0;
-  long long b = static_cast<long long>(floor(x));
-  return min(max(b, 0LL), P.nb[k] - 1);
+  return bin_coord(f, P.fmin[k], P.span[k], P.nb[k]);
 }
 
 __global__ void bin_kernel(const double *__restrict__ frac, Params P, unsigned int *bins,
@@ -178,93 +196,8 @@ __global__ void gather_kernel(const int *__restrict__ order, const double *__res
   }
 }
 
-struct DevRow {
-  int dy, dz, xlo, xhi;
-};
-
-// Visits the edges of receiver at bin-sorted position k, in candidate order,
-// with the decision rule of the CPU code. F(j, S, D) is called for each.
-template <typename F>
-__device__ __forceinline__ void
-visit(long long k, const Params &P, const DevRow *__restrict__ rows,
-      const unsigned int *__restrict__ bin_start, const unsigned int *__restrict__ bins,
-      const int *__restrict__ order, const double *__restrict__ sp, const double *__restrict__ sr,
-      const int *__restrict__ simg, F &&f) {
-  const long long b = bins[k];
-  const long long nx = P.nb[0], ny = P.nb[1], nz = P.nb[2];
-  const long long bx = b % nx, by = (b / nx) % ny, bz = b / (nx * ny);
-  const double xi = sp[3 * k], yi = sp[3 * k + 1], zi = sp[3 * k + 2];
-  const double ri[3] = {sr[3 * k], sr[3 * k + 1], sr[3 * k + 2]};
-  const int ni[3] = {simg[3 * k], simg[3 * k + 1], simg[3 * k + 2]};
-  for (int r = 0; r < P.n_rows; ++r) {
-    const DevRow row = rows[r];
-    long long ty = by + row.dy, tz = bz + row.dz, sy = 0, sz = 0;
-    if (P.pbc[1]) {
-      sy = floordiv_d(ty, ny);
-      ty -= sy * ny;
-    } else if (ty < 0 || ty >= ny) {
-      continue;
-    }
-    if (P.pbc[2]) {
-      sz = floordiv_d(tz, nz);
-      tz -= sz * nz;
-    } else if (tz < 0 || tz >= nz) {
-      continue;
-    }
-    long long xa = bx + row.xlo, xb = bx + row.xhi;
-    if (!P.pbc[0]) {
-      xa = max(xa, 0LL);
-      xb = min(xb, nx - 1);
-    }
-    const long long base = nx * (ty + ny * tz);
-    long long x = xa;
-    while (x <= xb) {
-      const long long sx = P.pbc[0] ? floordiv_d(x, nx) : 0;
-      const long long xw = x - sx * nx;
-      const long long xe = min(xb, (sx + 1) * nx - 1);
-      const long long begin = bin_start[base + xw];
-      const long long end = bin_start[base + xw + (xe - x) + 1];
-      x = xe + 1;
-      if (begin >= end)
-        continue;
-      const int s[3] = {static_cast<int>(sx), static_cast<int>(sy), static_cast<int>(sz)};
-      const bool zero_shift = sx == 0 && sy == 0 && sz == 0;
-      double sv[3];
-      for (int c = 0; c < 3; ++c)
-        sv[c] = static_cast<double>(s[0]) * P.B[0][c] + static_cast<double>(s[1]) * P.B[1][c] +
-                static_cast<double>(s[2]) * P.B[2][c];
-      for (long long m = begin; m < end; ++m) {
-        const double dx = (sp[3 * m] + sv[0]) - xi;
-        const double dy = (sp[3 * m + 1] + sv[1]) - yi;
-        const double dz = (sp[3 * m + 2] + sv[2]) - zi;
-        const double d2 = dx * dx + dy * dy + dz * dz;
-        if (!(d2 < P.hi))
-          continue;
-        if (m == k && zero_shift)
-          continue;
-        const int S[3] = {s[0] + ni[0] - simg[3 * m], s[1] + ni[1] - simg[3 * m + 1],
-                          s[2] + ni[2] - simg[3 * m + 2]};
-        double D[3];
-        double e2 = 0.0;
-        for (int c = 0; c < 3; ++c) {
-          D[c] = (sr[3 * m + c] - ri[c]) + (static_cast<double>(S[0]) * P.cell[0][c] +
-                                            static_cast<double>(S[1]) * P.cell[1][c] +
-                                            static_cast<double>(S[2]) * P.cell[2][c]);
-          e2 += D[c] * D[c];
-        }
-        if (!(d2 < P.lo || e2 < P.c2))
-          continue;
-        f(static_cast<long long>(order[m]), S, D);
-      }
-    }
-  }
-}
-
-__global__ void count_kernel(Params P, const DevRow *__restrict__ rows,
-                             const unsigned int *__restrict__ bin_start,
-                             const unsigned int *__restrict__ bins, const int *__restrict__ order,
-                             const double *__restrict__ sp, const double *__restrict__ sr,
-                             const int *__restrict__ simg, long long *__restrict__ counts) {
+__global__ void count_kernel(Params P, DevAtoms atoms, const unsigned int *__restrict__ bins,
+                             const int *__restrict__ order, long long *__restrict__ counts) {
   const long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (k >= P.n_atoms)
     return;
@@ -272,8 +205,7 @@ __global__ void count_kernel(Params P, const DevRow *__restrict__ rows,
   if (i >= P.n_receivers)
     return;
   long long c = 0;
-  visit(k, P, rows, bin_start, bins, order, sp, sr, simg,
-        [&](long long, const int *, const double *) { ++c; });
+  for_each_edge(P, atoms, k, bins[k], [&](int64_t, const int32_t *, const double *) { ++c; });
   counts[i] = c;
 }
 
@@ -288,11 +220,8 @@ __device__ __forceinline__ bool edge_less(long long ja, const int *sa, long long
   return sa[2] < sb[2];
 }
 
-__global__ void fill_kernel(Params P, const DevRow *__restrict__ rows,
-                            const unsigned int *__restrict__ bin_start,
-                            const unsigned int *__restrict__ bins, const int *__restrict__ order,
-                            const double *__restrict__ sp, const double *__restrict__ sr,
-                            const int *__restrict__ simg, const long long *__restrict__ offsets,
+__global__ void fill_kernel(Params P, DevAtoms atoms, const unsigned int *__restrict__ bins,
+                            const int *__restrict__ order, const long long *__restrict__ offsets,
                             const long long *__restrict__ counts, long long *recv, long long *send,
                             int *shift, double *vec, int *overflow) {
   const long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
@@ -304,19 +233,18 @@ __global__ void fill_kernel(Params P, const DevRow *__restrict__ rows,
   const long long start = offsets[i];
   const long long cap = counts[i];
   long long n = 0;
-  visit(k, P, rows, bin_start, bins, order, sp, sr, simg,
-        [&](long long j, const int *S, const double *D) {
-          if (n < cap) {
-            const long long e = start + n;
-            recv[e] = i;
-            send[e] = j;
-            for (int c = 0; c < 3; ++c) {
-              shift[3 * e + c] = S[c];
-              vec[3 * e + c] = D[c];
-            }
-          }
-          ++n;
-        });
+  for_each_edge(P, atoms, k, bins[k], [&](int64_t m, const int32_t *S, const double *D) {
+    if (n < cap) {
+      const long long e = start + n;
+      recv[e] = i;
+      send[e] = order[m];
+      for (int c = 0; c < 3; ++c) {
+        shift[3 * e + c] = S[c];
+        vec[3 * e + c] = D[c];
+      }
+    }
+    ++n;
+  });
   if (n != cap) {
     atomicExch(overflow, 1);
     return;
@@ -341,6 +269,22 @@ __global__ void fill_kernel(Params P, const DevRow *__restrict__ rows,
       vec[3 * (b + 1) + c] = dk[c];
     }
   }
+}
+
+// Allocates the four output arrays of E edges in one device block, owned
+// through out->opaque until symgnn_neighbors_free.
+void set_device_output(SymgnnNeighbors *out, long long E) {
+  auto storage = std::make_unique<CudaStorage>();
+  const size_t e = static_cast<size_t>(E);
+  check(cudaMalloc(&storage->block, std::max<size_t>(52 * e, 64)), "cudaMalloc (output)");
+  char *base = static_cast<char *>(storage->block);
+  out->length = E;
+  out->receivers = reinterpret_cast<int64_t *>(base);
+  out->senders = reinterpret_cast<int64_t *>(base + 8 * e);
+  out->vectors = reinterpret_cast<double *>(base + 16 * e);
+  out->shifts = reinterpret_cast<int32_t *>(base + 40 * e);
+  out->device = SYMGNN_CUDA;
+  out->opaque = storage.release();
 }
 
 unsigned int blocks_for(long long n, int threads) {
@@ -385,19 +329,8 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
   P.n_atoms = N;
   P.n_receivers = n_receivers;
 
-  auto empty_output = [&]() {
-    auto *st = new CudaStorage{nullptr};
-    check(cudaMalloc(&st->block, 64), "cudaMalloc");
-    out->length = 0;
-    out->receivers = static_cast<int64_t *>(st->block);
-    out->senders = static_cast<int64_t *>(st->block);
-    out->shifts = static_cast<int32_t *>(st->block);
-    out->vectors = static_cast<double *>(st->block);
-    out->device = SYMGNN_CUDA;
-    out->opaque = st;
-  };
   if (N == 0) {
-    empty_output();
+    set_device_output(out, 0);
     return;
   }
   const int T = 256;
@@ -431,7 +364,7 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
     fail("positions[" + std::to_string(hs.far_atom) + "] = " + position_of(hs.far_atom) +
          " is too far from the cell (more than 2^29 periods)");
   if (n_receivers == 0) {
-    empty_output();
+    set_device_output(out, 0);
     return;
   }
   AtomStats st;
@@ -453,6 +386,7 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
   P.hi = G.hi;
   P.c2 = G.c2;
   P.n_rows = static_cast<int>(G.rows.size());
+  // (P.rows is set below, once the rows are on the device)
   std::vector<DevRow> hrows(G.rows.size());
   for (size_t r = 0; r < G.rows.size(); ++r)
     hrows[r] = {static_cast<int>(G.rows[r].dy), static_cast<int>(G.rows[r].dz),
@@ -461,6 +395,7 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
   check(cudaMemcpyAsync(rows.ptr, hrows.data(), hrows.size() * sizeof(DevRow),
                         cudaMemcpyHostToDevice, stream),
         "memcpy");
+  P.rows = rows.ptr;
 
   // ---------------------------------------------------------------- binning
   const long long nbins = G.nbins;
@@ -498,8 +433,9 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
   // ---------------------------------------------------------------- count, scan
   DevBuf<long long> counts(n_receivers + 1), offsets(n_receivers + 1);
   check(cudaMemsetAsync(counts.ptr, 0, (n_receivers + 1) * sizeof(long long), stream), "memset");
-  count_kernel<<<blocks_for(N, T), T, 0, stream>>>(P, rows.ptr, bin_start.ptr, bins_sorted.ptr,
-                                                   order.ptr, sp.ptr, sr.ptr, simg.ptr, counts.ptr);
+  const DevAtoms atoms{bin_start.ptr, sp.ptr, sr.ptr, simg.ptr};
+  count_kernel<<<blocks_for(N, T), T, 0, stream>>>(P, atoms, bins_sorted.ptr, order.ptr,
+                                                   counts.ptr);
   check(cudaGetLastError(), "count kernel launch");
   {
     size_t scan_bytes = 0;
@@ -525,27 +461,13 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
   }
 
   // ---------------------------------------------------------------- fill
-  auto *storage = new CudaStorage{nullptr};
-  const size_t e = static_cast<size_t>(E);
-  cudaError_t aerr = cudaMalloc(&storage->block, std::max<size_t>(52 * e, 64));
-  if (aerr != cudaSuccess) {
-    delete storage;
-    check(aerr, "cudaMalloc (output)");
-  }
-  char *base = static_cast<char *>(storage->block);
-  out->length = E;
-  out->receivers = reinterpret_cast<int64_t *>(base);
-  out->senders = reinterpret_cast<int64_t *>(base + 8 * e);
-  out->vectors = reinterpret_cast<double *>(base + 16 * e);
-  out->shifts = reinterpret_cast<int32_t *>(base + 40 * e);
-  out->device = SYMGNN_CUDA;
-  out->opaque = storage;
+  set_device_output(out, E);
   DevBuf<int> overflow(1);
   check(cudaMemsetAsync(overflow.ptr, 0, sizeof(int), stream), "memset");
   fill_kernel<<<blocks_for(N, T), T, 0, stream>>>(
-      P, rows.ptr, bin_start.ptr, bins_sorted.ptr, order.ptr, sp.ptr, sr.ptr, simg.ptr, offsets.ptr,
-      counts.ptr, reinterpret_cast<long long *>(out->receivers),
-      reinterpret_cast<long long *>(out->senders), out->shifts, out->vectors, overflow.ptr);
+      P, atoms, bins_sorted.ptr, order.ptr, offsets.ptr, counts.ptr,
+      reinterpret_cast<long long *>(out->receivers), reinterpret_cast<long long *>(out->senders),
+      out->shifts, out->vectors, overflow.ptr);
   check(cudaGetLastError(), "fill kernel launch");
   int hover = 0;
   check(cudaMemcpyAsync(&hover, overflow.ptr, sizeof(int), cudaMemcpyDeviceToHost, stream),
@@ -555,20 +477,37 @@ void compute_cuda(const double *positions, int64_t n_atoms, const double *cell_i
     fail("internal error: count and fill passes disagree");
 }
 
+// The message for a failed call (owned by this thread's g_cuda_error, or static).
+const char *error_message(const std::exception_ptr &failure) noexcept {
+  try {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const NlError &e) {
+      g_cuda_error = "symgnn neighbors (CUDA): " + e.message;
+    } catch (const CudaFail &e) {
+      g_cuda_error = "symgnn neighbors (CUDA): " + e.message;
+    } catch (const std::bad_alloc &) {
+      g_cuda_error = "symgnn neighbors (CUDA): out of host memory";
+    } catch (const std::exception &e) {
+      g_cuda_error = std::string("symgnn neighbors (CUDA): internal error: ") + e.what();
+    } catch (...) {
+      g_cuda_error =
+          "symgnn neighbors (CUDA): internal error: an exception that is not a std::exception";
+    }
+    return g_cuda_error.c_str();
+  } catch (...) {
+    return "symgnn neighbors (CUDA): out of host memory while reporting an error";
+  }
+}
+
 } // namespace
 
-void symgnn_cuda_free_storage(void *opaque) {
-  auto *st = static_cast<CudaStorage *>(opaque);
-  if (st == nullptr)
-    return;
-  if (st->block != nullptr)
-    cudaFree(st->block);
-  delete st;
-}
+void symgnn_cuda_free_storage(void *opaque) { delete static_cast<CudaStorage *>(opaque); }
 
 extern "C" int symgnn_neighbors_cuda(const double *positions, int64_t n_atoms, const double *cell,
                                      const bool *pbc, double cutoff, int64_t n_receivers,
                                      void *stream, SymgnnNeighbors *out, const char **error) {
+  std::exception_ptr failure;
   g_cuda_error.clear();
   if (out != nullptr)
     std::memset(out, 0, sizeof(*out));
@@ -576,19 +515,13 @@ extern "C" int symgnn_neighbors_cuda(const double *positions, int64_t n_atoms, c
     compute_cuda(positions, n_atoms, cell, pbc, cutoff, n_receivers,
                  static_cast<cudaStream_t>(stream), out);
     return 0;
-  } catch (const NlError &e) {
-    g_cuda_error = "symgnn neighbors (CUDA): " + e.message;
-  } catch (const CudaFail &e) {
-    g_cuda_error = "symgnn neighbors (CUDA): " + e.message;
-  } catch (const std::bad_alloc &) {
-    g_cuda_error = "symgnn neighbors (CUDA): out of host memory";
-  } catch (const std::exception &e) {
-    g_cuda_error = std::string("symgnn neighbors (CUDA): internal error: ") + e.what();
+  } catch (...) {
+    failure = std::current_exception();
   }
-  if (out != nullptr)
-    symgnn_neighbors_free(out);
+  symgnn_neighbors_free(out);
+  const char *message = error_message(failure);
   if (error != nullptr)
-    *error = g_cuda_error.c_str();
+    *error = message;
   return 1;
 }
 
