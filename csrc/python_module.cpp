@@ -4,7 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <cstring>
+#include <memory>
 #include <string>
 
 namespace py = pybind11;
@@ -39,6 +39,15 @@ void check_array(const py::array &a, const char *name, char kind, int itemsize, 
     throw py::value_error(std::string(name) + " must be C-contiguous");
 }
 
+// A result and its arrays, freed together.
+struct NeighborsDeleter {
+  void operator()(SymgnnNeighbors *p) const {
+    symgnn_neighbors_free(p);
+    delete p;
+  }
+};
+using NeighborsPtr = std::unique_ptr<SymgnnNeighbors, NeighborsDeleter>;
+
 py::tuple neighbors(const py::array &positions, const py::object &cell_obj, const py::array &pbc,
                     double cutoff, int64_t n_receivers, int n_threads) {
   check_array(positions, "positions", 'f', 8, 2, -1, 3, "(n_atoms, 3)");
@@ -56,32 +65,25 @@ py::tuple neighbors(const py::array &positions, const py::object &cell_obj, cons
   const double *pos_ptr = static_cast<const double *>(positions.data());
   const bool *pbc_ptr = static_cast<const bool *>(pbc.data());
 
-  auto *result = new SymgnnNeighbors;
-  std::memset(result, 0, sizeof(*result));
+  NeighborsPtr result(new SymgnnNeighbors{});
   const char *error = nullptr;
   int rc;
   {
     py::gil_scoped_release release;
     rc = symgnn_neighbors_cpu(pos_ptr, n_atoms, cell_ptr, pbc_ptr, cutoff, n_receivers, n_threads,
-                              result, &error);
+                              result.get(), &error);
   }
-  if (rc != 0) {
-    delete result;
+  if (rc != 0)
     throw py::value_error(error != nullptr ? error : "symgnn neighbors failed");
-  }
   // one owner for the four arrays: the block is freed when the last one dies
-  py::capsule owner(result, [](void *p) {
-    auto *r = static_cast<SymgnnNeighbors *>(p);
-    symgnn_neighbors_free(r);
-    delete r;
-  });
-  const py::ssize_t E = static_cast<py::ssize_t>(result->length);
-  py::array_t<int64_t> i({E}, {py::ssize_t(8)}, result->receivers, owner);
-  py::array_t<int64_t> j({E}, {py::ssize_t(8)}, result->senders, owner);
-  py::array_t<int32_t> S({E, py::ssize_t(3)}, {py::ssize_t(12), py::ssize_t(4)}, result->shifts,
-                         owner);
-  py::array_t<double> D({E, py::ssize_t(3)}, {py::ssize_t(24), py::ssize_t(8)}, result->vectors,
-                        owner);
+  SymgnnNeighbors *nl = result.get();
+  py::capsule owner(nl, [](void *p) { NeighborsDeleter()(static_cast<SymgnnNeighbors *>(p)); });
+  result.release(); // the capsule owns it now
+  const py::ssize_t E = static_cast<py::ssize_t>(nl->length);
+  py::array_t<int64_t> i({E}, {py::ssize_t(8)}, nl->receivers, owner);
+  py::array_t<int64_t> j({E}, {py::ssize_t(8)}, nl->senders, owner);
+  py::array_t<int32_t> S({E, py::ssize_t(3)}, {py::ssize_t(12), py::ssize_t(4)}, nl->shifts, owner);
+  py::array_t<double> D({E, py::ssize_t(3)}, {py::ssize_t(24), py::ssize_t(8)}, nl->vectors, owner);
   return py::make_tuple(i, j, S, D);
 }
 
