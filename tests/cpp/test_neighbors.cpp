@@ -2,8 +2,10 @@
 // - CPU result against a brute-force reference (small systems),
 // - CPU result bit-identical for 1, 2, 3 and 8 threads,
 // - CUDA against CPU, bit for bit, when a CUDA device is visible,
-// - error messages for bad input.
+// - error messages for bad input,
+// - faults in the worker threads come back as errors (never std::terminate).
 // Prints one line per check and exits non-zero on the first failure.
+#include "nl_parallel.h" // internal: the worker threads' fault-injection hooks
 #include "symgnn_nl.h"
 
 #include <algorithm>
@@ -269,6 +271,36 @@ void test_errors() {
   symgnn_neighbors_free(&nl); // safe on a zeroed struct
 }
 
+// An exception thrown inside a worker thread, of any type, is returned as an
+// error; a thread that cannot be started is done without.
+void test_worker_faults() {
+  const double glass[9] = {30, 0, 0, 0, 30, 0, 0, 0, 30};
+  const System s = random_system("glass", 1600, glass, true, true, true, 5.0, 0, 1, 10);
+  Result ref;
+  if (!run_cpu(s, 1, &ref)) {
+    expect(false, "worker faults: reference run");
+    return;
+  }
+  namespace t = symgnn_nl::testing;
+  std::string err;
+  Result r;
+  t::fault = t::kThrowInWorker;
+  bool ok = run_cpu(s, 8, &r, &err);
+  expect(!ok && err.find("internal error: injected fault in worker") != std::string::npos,
+         "a std::exception in a worker thread is returned as an error: " + err);
+  t::fault = t::kThrowNonStd;
+  err.clear();
+  ok = run_cpu(s, 8, &r, &err);
+  expect(!ok && err.find("not a std::exception") != std::string::npos,
+         "a non-std exception in a worker thread is returned as an error: " + err);
+  t::fault = t::kNoThreads;
+  ok = run_cpu(s, 8, &r) && r == ref;
+  expect(ok, "threads that cannot be started: the calling thread does the work, bit-identical");
+  t::fault = t::kNoFault;
+  ok = run_cpu(s, 8, &r) && r == ref;
+  expect(ok, "after the faults: bit-identical with 8 threads");
+}
+
 void test_cuda() {
   if (!symgnn_cuda_available()) {
 #ifdef SYMGNN_WITH_CUDA
@@ -334,6 +366,7 @@ void test_cuda() {
 int main() {
   test_cpu();
   test_errors();
+  test_worker_faults();
   test_cuda();
   if (g_failures != 0) {
     std::printf("%d check(s) FAILED\n", g_failures);
