@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir")
     p.add_argument("--run-dir", default=None, help="override the config's run_dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="with --resume: continue although the data files or the model/optimizer "
+        "settings changed since the run started (refused by default)",
+    )
     p.set_defaults(func=run)
 
 
@@ -25,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from ..train.loop import train
 
     out = train(
-        args.config, resume=args.resume, run_dir=args.run_dir, progress=not args.no_progress
+        args.config,
+        resume=args.resume,
+        run_dir=args.run_dir,
+        progress=not args.no_progress,
+        allow_changes=args.allow_changes,
     )
     print(f"run folder: {out}")
     return 0

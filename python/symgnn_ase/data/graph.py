@@ -30,6 +30,14 @@ class Graph:
     def n_atoms(self) -> int:
         return int(self.species.shape[0])
 
+    @property
+    def label_mask(self) -> Tensor | None:
+        """Atoms with a finite label, or None when every atom has one (or there are none)."""
+        if self.label is None:
+            return None
+        mask = torch.isfinite(self.label)
+        return None if bool(mask.all()) else mask
+
 
 def species_indices(symbols: Sequence[str], type_names: Sequence[str]) -> np.ndarray:
     """Map chemical symbols to indices of ``type_names``; unknown ones are an error."""

@@ -36,6 +36,7 @@ class ModelConfig:
     sample_seed: int = 12345
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {list(MODEL_KINDS)}, got {self.kind!r}")
         if self.r_max <= 0 or not math.isfinite(self.r_max):
@@ -51,6 +52,36 @@ class ModelConfig:
                 raise ValueError(f"every head count must divide node_dim={self.node_dim}, got {h}")
         if len(set(self.type_names)) != len(self.type_names) or not self.type_names:
             raise ValueError(f"type_names must be distinct and non-empty, got {self.type_names}")
+
+    def _check_types(self) -> None:
+        """Every option has its annotated type (a string where a number belongs is an error)."""
+        ints = ("n_layers", "node_dim", "edge_dim", "n_samples", "n_samples_eval", "n_rbf")
+        ints += ("decoder_dim", "sample_seed")
+        floats = ("r_max", "init_sigma", "edge_input_scale")
+        for name in ints:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"model.{name} must be an integer, got {v!r}")
+            if v < (0 if name == "sample_seed" else 1):
+                raise ValueError(f"model.{name} must be >= 1, got {v!r}")
+        for name in floats:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"model.{name} must be a finite number, got {v!r}")
+            if v <= 0:
+                raise ValueError(f"model.{name} must be > 0, got {v!r}")
+        if not isinstance(self.kind, str):
+            raise ValueError(f"model.kind must be a string, got {self.kind!r}")
+        if not isinstance(self.type_names, list) or not all(
+            isinstance(t, str) and t for t in self.type_names
+        ):
+            raise ValueError(
+                f"model.type_names must be a list of element names, got {self.type_names!r}"
+            )
+        if not isinstance(self.heads, list) or not all(
+            isinstance(h, int) and not isinstance(h, bool) for h in self.heads
+        ):
+            raise ValueError(f"model.heads must be a list of integers, got {self.heads!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,14 +1,36 @@
-"""Training configs: YAML or TOML, defaults filled in, unknown keys refused."""
+"""Training configs: YAML or TOML, checked by type and range before any work, defaults filled.
+
+Data section::
+
+    data:
+      train:                       # each entry: a file or glob, or a group mapping
+        - ../shared/data/cuzr64/train0.extxyz
+        - files: [training/data/thermal/train*_T*.extxyz.gz]
+          weight: 1.0              # loss weight of the group's frames
+          frames_per_epoch: 6      # a seeded random sample each epoch (default: all frames)
+      valid: [../shared/data/cuzr64/valid.extxyz, training/data/thermal/valid_T600.extxyz.gz]
+      selection: mean              # score = mean over valid files of their pooled Pearson
+                                   # (`first`: the first file's only)
+      label: energy_barrier
+      partial_labels: false        # true: NaN labels mean "unlabelled" (left out of loss/metrics)
+      label_range: [0.0, 20.0]     # finite labels outside it are refused
+
+``init:`` (top level) starts from an exported model file, a run folder (its best.pt) or a
+checkpoint: its weights and label standardization; the model section then defaults to its own.
+"""
 
 from __future__ import annotations
 
+import glob
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..nn.config import ModelConfig
 
-__all__ = ["OPTIM_DEFAULTS", "TOP_KEYS", "load_config"]
+__all__ = ["OPTIM_DEFAULTS", "TOP_KEYS", "load_config", "expand_files"]
 
 OPTIM_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -29,50 +51,222 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     # validation, best.pt and the exported model use the averaged weights
     "ema": 0.0,
 }
-TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim"}
+TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init"}
+DATA_KEYS = {"train", "valid", "label", "selection", "partial_labels", "label_range"}
+GROUP_KEYS = {"files", "weight", "frames_per_epoch"}
+SELECTIONS = ("mean", "first")
+
+
+def _num(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False):
+    if lo is not None and hi is not None:
+        want = f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        want = f"a number {'>' if lo_open else '>='} {lo:g}"
+    elif hi is not None:
+        want = f"a number {'<' if hi_open else '<='} {hi:g}"
+    else:
+        want = "a finite number"
+
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return want
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            return want
+        if hi is not None and (v > hi or (hi_open and v == hi)):
+            return want
+        return None
+
+    return check
+
+
+def _int(lo: int) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int):
+            return "an integer"
+        return None if v >= lo else f"an integer >= {lo}"
+
+    return check
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    return lambda v: None if v is None else check(v)
+
+
+OPTIM_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "lr": _num(0.0, 1.0, lo_open=True),
+    "amsgrad": _bool,
+    "weight_decay": _num(0.0, None),
+    "grad_clip": _num(0.0, None),
+    "epochs": _int(1),
+    "patience": _int(0),
+    "max_minutes": _optional(_num(0.0, None, lo_open=True)),
+    "lr_factor": _num(0.0, 1.0, lo_open=True, hi_open=True),
+    "lr_patience": _int(0),
+    "min_lr": _num(0.0, None),
+    "compile": _bool,
+    "position_noise": _num(0.0, 1.0, hi_open=True),
+    "ema": _num(0.0, 1.0, hi_open=True),
+}
+
+
+def _fail(path: Path, key: str, value: Any, expected: str) -> ValueError:
+    return ValueError(f"{path}: `{key}` must be {expected}, got {value!r}")
+
+
+def expand_files(patterns: list[str], base: Path | None = None) -> list[str]:
+    """Files named by ``patterns`` (globs allowed, sorted), in order, each once."""
+    out: list[str] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            hits = sorted(glob.glob(pattern))
+            if not hits:
+                raise FileNotFoundError(f"no file matches the pattern {pattern!r}")
+        else:
+            hits = [pattern]
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def _files(path: Path, key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _fail(path, key, value, "a file name or a non-empty list of file names")
+    return list(value)
+
+
+def _train_groups(path: Path, value: Any) -> list[dict[str, Any]]:
+    """`data.train` as a list of groups {files, weight, frames_per_epoch}."""
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _fail(path, "data.train", value, "a list of files and/or groups")
+    plain: list[str] = []
+    groups: list[dict[str, Any]] = []
+    for k, entry in enumerate(value):
+        if isinstance(entry, str):
+            plain.append(entry)
+            continue
+        key = f"data.train[{k}]"
+        if not isinstance(entry, dict):
+            raise _fail(path, key, entry, "a file name or a mapping with `files`")
+        unknown = sorted(set(entry) - GROUP_KEYS)
+        if unknown:
+            raise ValueError(
+                f"{path}: unknown key(s) {unknown} in {key}; known: {sorted(GROUP_KEYS)}"
+            )
+        group = {
+            "files": _files(path, f"{key}.files", entry.get("files")),
+            "weight": entry.get("weight", 1.0),
+            "frames_per_epoch": entry.get("frames_per_epoch"),
+        }
+        problem = _num(0.0, None, lo_open=True)(group["weight"])
+        if problem:
+            raise _fail(path, f"{key}.weight", group["weight"], problem)
+        problem = _optional(_int(1))(group["frames_per_epoch"])
+        if problem:
+            raise _fail(path, f"{key}.frames_per_epoch", group["frames_per_epoch"], problem)
+        groups.append(group)
+    if plain:
+        groups.insert(0, {"files": plain, "weight": 1.0, "frames_per_epoch": None})
+    return groups
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception as exc:  # the parsers' own error types; the message names the spot
+        kind = "TOML" if path.suffix == ".toml" else "YAML"
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"{path}: not valid {kind}: {detail}") from None
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML or TOML training config and fill defaults; unknown keys are errors."""
+    """Read a YAML or TOML training config, check every key by type and range, fill defaults."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"training config not found: {path}")
-    text = path.read_text()
-    if path.suffix == ".toml":
-        import tomllib
-
-        cfg = tomllib.loads(text)
-    else:
-        import yaml
-
-        cfg = yaml.safe_load(text)
+    cfg = _read(path)
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: a config must be a mapping, got {type(cfg).__name__}")
     unknown = sorted(set(cfg) - TOP_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {unknown}; known: {sorted(TOP_KEYS)}")
-    data = cfg.get("data") or {}
-    if not data.get("train") or not data.get("valid"):
+    for key, check in (("seed", _int(0)), ("threads", _int(0))):
+        if key in cfg and (problem := check(cfg[key])):
+            raise _fail(path, key, cfg[key], problem)
+    if cfg.get("run_dir") is not None and not isinstance(cfg["run_dir"], str):
+        raise _fail(path, "run_dir", cfg["run_dir"], "a folder name")
+    init = cfg.get("init")
+    if init is not None and not isinstance(init, str):
+        raise _fail(path, "init", init, "a model file, run folder or checkpoint path")
+
+    data = cfg.get("data")
+    if not isinstance(data, dict):
+        raise _fail(path, "data", data, "a mapping with `train` and `valid`")
+    unknown = sorted(set(data) - DATA_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown data key(s) {unknown}; known: {sorted(DATA_KEYS)}")
+    if "train" not in data or "valid" not in data:
         raise ValueError(f"{path}: `data.train` (a list of files) and `data.valid` are required")
-    if isinstance(data["train"], str):
-        data["train"] = [data["train"]]
+    data = dict(data)
+    data["train"] = _train_groups(path, data["train"])
+    data["valid"] = _files(path, "data.valid", data["valid"])
     data.setdefault("label", "energy_barrier")
-    optim = dict(OPTIM_DEFAULTS)
-    bad = sorted(set(cfg.get("optim") or {}) - set(OPTIM_DEFAULTS))
+    if not isinstance(data["label"], str) or not data["label"]:
+        raise _fail(path, "data.label", data["label"], "the name of a per-atom array")
+    data.setdefault("selection", "first")
+    if data["selection"] not in SELECTIONS:
+        raise _fail(path, "data.selection", data["selection"], f"one of {list(SELECTIONS)}")
+    data.setdefault("partial_labels", False)
+    if problem := _bool(data["partial_labels"]):
+        raise _fail(path, "data.partial_labels", data["partial_labels"], problem)
+    data.setdefault("label_range", [0.0, 20.0])
+    rng = data["label_range"]
+    if (
+        not isinstance(rng, list)
+        or len(rng) != 2
+        or any(_num(None, None)(v) for v in rng)
+        or rng[0] >= rng[1]
+    ):
+        raise _fail(path, "data.label_range", rng, "[low, high] with low < high")
+    data["label_range"] = [float(v) for v in rng]
+
+    optim_in = cfg.get("optim") or {}
+    if not isinstance(optim_in, dict):
+        raise _fail(path, "optim", optim_in, "a mapping")
+    bad = sorted(set(optim_in) - set(OPTIM_DEFAULTS))
     if bad:
         raise ValueError(f"{path}: unknown optim key(s) {bad}; known: {sorted(OPTIM_DEFAULTS)}")
-    optim.update(cfg.get("optim") or {})
-    ema = optim["ema"]
-    if not isinstance(ema, (int, float)) or not 0.0 <= ema < 1.0:
-        raise ValueError(f"{path}: optim.ema must be a decay in [0, 1), got {ema!r}")
-    noise = optim["position_noise"]
-    if not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
-        raise ValueError(f"{path}: optim.position_noise must be in [0, 1) Å, got {noise!r}")
-    model = ModelConfig.from_dict(cfg.get("model") or {}).to_dict()
+    optim = dict(OPTIM_DEFAULTS)
+    optim.update(optim_in)
+    for key, check in OPTIM_CHECKS.items():
+        if problem := check(optim[key]):
+            raise _fail(path, f"optim.{key}", optim[key], problem)
+
+    model_in = cfg.get("model")
+    if model_in is not None and not isinstance(model_in, dict):
+        raise _fail(path, "model", model_in, "a mapping")
+    try:
+        model = ModelConfig.from_dict(model_in or {}).to_dict() if model_in or not init else None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: model: {exc}") from None
     return {
         "run_dir": str(cfg.get("run_dir") or Path("runs") / path.stem),
         "seed": int(cfg.get("seed", 0)),
         "threads": int(cfg.get("threads", 0)),
+        "init": init,
         "data": data,
         "model": model,
         "optim": optim,

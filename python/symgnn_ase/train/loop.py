@@ -5,6 +5,12 @@ A run lives in one folder: the config as given, the git commit, ``metrics.csv``
 ``best.pt`` (the model with the best validation Pearson so far), both written
 atomically; at the end ``learning_curve.png``, ``parity.png`` and
 ``summary.json``. ``resume=True`` continues a killed run from ``last.pt``.
+
+Validation may hold several files (relaxed and thermal frames of the validation glass):
+``data.selection: mean`` selects on the mean of their pooled Pearsons. Labels are checked
+on load; NaN marks an unlabelled atom only with ``data.partial_labels``. Resuming checks the
+data hashes and the config against the checkpoint (only ``optim.epochs``, ``optim.patience``
+and ``optim.max_minutes`` may change) unless ``allow_changes``.
 """
 
 from __future__ import annotations
@@ -23,12 +29,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.graph import Graph, load_graphs
-from ..data.io import file_sha256
+from ..data.graph import Graph
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from .checkpoints import atomic_save, load_checkpoint
 from .config import load_config
+from .datasets import (
+    data_hashes,
+    epoch_order,
+    label_stats,
+    load_init,
+    load_train_groups,
+    load_valid_sets,
+)
 from .evaluate import evaluate_graphs
 
 logger = logging.getLogger(__name__)
@@ -79,6 +92,69 @@ def _jitter(g: Graph, sigma: float, gen: torch.Generator) -> torch.Tensor:
     )
 
 
+def _loss(pred: torch.Tensor, g: Graph, std: float) -> torch.Tensor:
+    """Mean squared standardized error over the labelled atoms of ``g``."""
+    err = (pred - g.label) / std
+    if g.label_mask is not None:
+        err = err[g.label_mask]
+    return torch.mean(err * err)
+
+
+# config keys a resumed run may change: they extend or stop it, they do not alter the model
+RESUMABLE_CHANGES = {("optim", "epochs"), ("optim", "patience"), ("optim", "max_minutes")}
+
+
+def _config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
+    changes = []
+    for section in sorted(set(saved) | set(new)):
+        a, b = saved.get(section), new.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    changes.append((section, key))
+        elif a != b:
+            changes.append((section, ""))
+    return changes
+
+
+def _resume_config(
+    saved: dict[str, Any], cfg: dict[str, Any], hashes: dict[str, str], allow: bool
+) -> dict[str, Any]:
+    """The config a resumed run continues with; refuses changed data or model settings."""
+    old_hashes = saved.get("data_sha256")
+    if old_hashes is not None and old_hashes != hashes and not allow:
+        changed = sorted(
+            k for k in set(old_hashes) | set(hashes) if old_hashes.get(k) != hashes.get(k)
+        )
+        raise ValueError(
+            f"--resume: the training/validation data changed since the run started "
+            f"({', '.join(changed[:5])}); pass --allow-changes to continue anyway"
+        )
+    if cfg["model"] is None:  # taken from `init` when the run started
+        cfg = dict(cfg, model=saved["config"]["model"])
+    changes = _config_changes(saved["config"], cfg)
+    fixed = [c for c in changes if c not in RESUMABLE_CHANGES and c[0] != "run_dir"]
+    if fixed and not allow:
+        names = ", ".join(f"{s}.{k}" if k else s for s, k in fixed)
+        raise ValueError(
+            f"--resume: the config changed in {names} since the run started; only "
+            "optim.epochs, optim.patience and optim.max_minutes may change "
+            "(pass --allow-changes to continue anyway)"
+        )
+    merged = dict(saved["config"])
+    merged["optim"] = dict(merged["optim"])
+    for section, key in changes:
+        if (section, key) in RESUMABLE_CHANGES or allow:
+            if key:
+                merged.setdefault(section, {})
+                merged[section] = dict(merged[section]) if isinstance(merged[section], dict) else {}
+                merged[section][key] = cfg[section][key]
+            else:
+                merged[section] = cfg[section]
+    merged["run_dir"] = cfg["run_dir"]
+    return merged
+
+
 def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
     if not history:
         return
@@ -96,6 +172,7 @@ def train(
     run_dir: str | os.PathLike | None = None,
     progress: bool = True,
     max_epochs: int | None = None,
+    allow_changes: bool = False,
 ) -> Path:
     """Train per the config; returns the run folder. See module docstring."""
     cfg = load_config(config_path)
@@ -110,35 +187,63 @@ def train(
         )
     if resume and not last_path.exists():
         raise FileNotFoundError(f"--resume: no checkpoint {last_path} to continue from")
-    out.mkdir(parents=True, exist_ok=True)
+    hashes = data_hashes(cfg["data"])
+    saved = None
     if resume:
         saved = load_checkpoint(last_path)
-        if saved["config"] != cfg:
-            logger.warning("config differs from the one the run started with; using the saved one")
-        cfg = saved["config"]
-    else:
+        cfg = _resume_config(saved, cfg, hashes, allow_changes)
+    init_state = None
+    if cfg["init"] is not None and not resume:
+        init_state, init_model = load_init(cfg["init"])
+        if cfg["model"] is None:
+            cfg["model"] = ModelConfig.from_dict(init_model).to_dict()
+        elif ModelConfig.from_dict(init_model).to_dict() != cfg["model"]:
+            raise ValueError(
+                f"init {cfg['init']}: its model configuration differs from the config's `model` "
+                "section; leave `model` out to use the init model's"
+            )
+    if cfg["model"] is None:
+        raise ValueError(f"{config_path}: a `model` section (or `init`) is required")
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
         shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
         (out / "git_commit.txt").write_text(_git_commit() + "\n")
-    if cfg["threads"] > 0:
-        torch.set_num_threads(cfg["threads"])
+    with _torch_threads(cfg["threads"]):
+        return _run(cfg, out, saved, init_state, hashes, progress, max_epochs)
 
+
+def _run(
+    cfg: dict[str, Any],
+    out: Path,
+    saved: dict[str, Any] | None,
+    init_state: dict[str, torch.Tensor] | None,
+    hashes: dict[str, str],
+    progress: bool,
+    max_epochs: int | None,
+) -> Path:
+    last_path = out / "last.pt"
     mcfg = ModelConfig.from_dict(cfg["model"])
     data = cfg["data"]
     t0 = time.perf_counter()
-    train_graphs = load_graphs(data["train"], mcfg.r_max, mcfg.type_names, data["label"])
-    valid_graphs = load_graphs([data["valid"]], mcfg.r_max, mcfg.type_names, data["label"])
+    groups = load_train_groups(data, mcfg)
+    valid_sets = load_valid_sets(data, mcfg)
     logger.info(
-        "graphs: %d train, %d valid, built in %.1f s",
-        len(train_graphs),
-        len(valid_graphs),
+        "graphs: %d train in %d group(s), %d valid file(s), built in %.1f s",
+        sum(len(gr.graphs) for gr in groups),
+        len(groups),
+        len(valid_sets),
         time.perf_counter() - t0,
     )
-    labels = torch.cat([g.label for g in train_graphs])
     torch.manual_seed(cfg["seed"])
     model = build_model(mcfg)
-    with torch.no_grad():
-        model.label_mean.fill_(float(labels.mean()))
-        model.label_std.fill_(float(labels.std()))
+    if init_state is not None:
+        model.load_state_dict(init_state)
+        logger.info("weights and label standardization from %s", cfg["init"])
+    else:
+        mean0, std0 = label_stats(groups)
+        with torch.no_grad():
+            model.label_mean.fill_(mean0)
+            model.label_std.fill_(std0)
     opt_cfg = cfg["optim"]
     optim = torch.optim.Adam(
         model.parameters(),
@@ -162,7 +267,7 @@ def train(
     ema_state = _copy_state(model) if ema_decay > 0 else None
     history: list[dict[str, Any]] = []
     epoch, best, best_epoch, elapsed = 0, -math.inf, -1, 0.0
-    if resume:
+    if saved is not None:
         model.load_state_dict(saved["model"])
         if ema_state is not None:
             ema_state = saved["ema"] if saved.get("ema") is not None else _copy_state(model)
@@ -173,9 +278,8 @@ def train(
         history = list(saved["history"])
         epoch, best, best_epoch = saved["epoch"], saved["best"], saved["best_epoch"]
         elapsed = saved["elapsed"]
-        logger.info("resumed %s at epoch %d (best valid pearson %.4f)", out, epoch, best)
+        logger.info("resumed %s at epoch %d (best valid score %.4f)", out, epoch, best)
 
-    hashes = {os.path.basename(p): file_sha256(p) for p in list(data["train"]) + [data["valid"]]}
     mean, std = float(model.label_mean), float(model.label_std)
     n_epochs = opt_cfg["epochs"] if max_epochs is None else min(opt_cfg["epochs"], max_epochs)
     deadline = None
@@ -187,22 +291,21 @@ def train(
 
         bar = tqdm(total=n_epochs, initial=epoch, desc="train", unit="epoch", dynamic_ncols=True)
     stop_reason = "epochs"
+    noise = float(opt_cfg.get("position_noise", 0.0))
     while epoch < n_epochs:
         if epoch - best_epoch > opt_cfg["patience"] and best_epoch >= 0:
-            stop_reason = "early stopping (validation pearson)"
+            stop_reason = "early stopping (validation score)"
             break
         if deadline is not None and time.perf_counter() > deadline:
             stop_reason = "max_minutes"
             break
         t_epoch = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_graphs), generator=gen).tolist()
-        losses = []
-        for k in order:
-            g = train_graphs[k]
-            vec = _jitter(g, float(opt_cfg.get("position_noise", 0.0)), gen)
-            pred = run_model(g.species, g.edge_index, vec)
-            loss = torch.mean(((pred - g.label) / std) ** 2)
+        losses, weights = [], []
+        for gi, k in epoch_order(groups, gen):
+            g = groups[gi].graphs[k]
+            pred = run_model(g.species, g.edge_index, _jitter(g, noise, gen))
+            loss = _loss(pred, g, std) * groups[gi].weight
             optim.zero_grad(set_to_none=True)
             loss.backward()
             if opt_cfg["grad_clip"]:
@@ -211,30 +314,41 @@ def train(
             if ema_state is not None:
                 _ema_update(ema_state, model, ema_decay)
             losses.append(loss.detach().item())
+            weights.append(groups[gi].weight)
+            if not math.isfinite(losses[-1]):
+                raise ValueError(
+                    f"training loss became {losses[-1]} on {g.name} at epoch {epoch + 1}; "
+                    "lower optim.lr or check the data (the last good weights are in "
+                    f"{last_path})"
+                )
         # the eager model: at inference it runs the fused operators, which torch.compile
         # cannot trace
         if ema_state is not None:
             eval_model.load_state_dict(ema_state)
-        metrics, _ = evaluate_graphs(eval_model, valid_graphs)
-        val_r = metrics["pooled"]["pearson"]
-        sched.step(val_r if math.isfinite(val_r) else -1.0)
+        metrics = _validate(eval_model, valid_sets, data["selection"])
+        score = metrics["score"]
+        sched.step(score if math.isfinite(score) else -1.0)
         epoch += 1
         dt = time.perf_counter() - t_epoch
         elapsed += dt
+        first = metrics["sets"][valid_sets[0][0]]
         row = {
             "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "valid_pearson": val_r,
-            "valid_mae": metrics["pooled"]["mae"],
-            "valid_rmse": metrics["pooled"]["rmse"],
+            "train_loss": float(np.average(losses, weights=weights)),
+            "valid_pearson": score,
+            "valid_mae": first["mae"],
+            "valid_rmse": first["rmse"],
             "lr": optim.param_groups[0]["lr"],
             "epoch_seconds": dt,
             "elapsed_seconds": elapsed,
         }
+        if len(valid_sets) > 1:
+            for name, m in metrics["sets"].items():
+                row[f"pearson:{name}"] = m["pearson"]
+                row[f"pred_std:{name}"] = m["pred_std"]
         history.append(row)
-        improved = math.isfinite(val_r) and val_r > best
-        if improved:
-            best, best_epoch = val_r, epoch
+        if math.isfinite(score) and score > best:
+            best, best_epoch = score, epoch
             atomic_save(
                 {
                     "model": eval_model.state_dict(),
@@ -257,6 +371,7 @@ def train(
                 "gen": gen.get_state(),
                 "rng": torch.get_rng_state(),
                 "config": cfg,
+                "data_sha256": hashes,
                 "history": history,
                 "epoch": epoch,
                 "best": best,
@@ -267,16 +382,60 @@ def train(
         )
         _write_csv(out / "metrics.csv", history)
         if bar is not None:
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", r=f"{val_r:.4f}", best=f"{best:.4f}")
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", r=f"{score:.4f}", best=f"{best:.4f}")
             bar.update(1)
         logger.debug("epoch %d: %s", epoch, row)
     if bar is not None:
         bar.close()
-    _finish(out, valid_graphs, stop_reason)
+    if best_epoch < 0 and epoch > 0:
+        raise ValueError(
+            f"no epoch gave a finite validation score (last: {history[-1]['valid_pearson']}); "
+            f"no best.pt written in {out}"
+        )
+    _finish(out, valid_sets, data["selection"], stop_reason)
     return out
 
 
-def _finish(out: Path, valid_graphs: list[Graph], stop_reason: str) -> None:
+class _torch_threads:
+    """Set torch's intra-op thread count for a block (0: leave it) and restore it after."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.before = 0
+
+    def __enter__(self) -> None:
+        self.before = torch.get_num_threads()
+        if self.n > 0:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.n > 0:
+            torch.set_num_threads(self.before)
+
+
+def _validate(
+    model: torch.nn.Module, valid_sets: list[tuple[str, list[Graph]]], selection: str
+) -> dict[str, Any]:
+    """Pooled metrics per validation file and the selection score."""
+    sets, per_file = {}, {}
+    for name, graphs in valid_sets:
+        m, _ = evaluate_graphs(model, graphs)
+        sets[name] = m["pooled"]
+        per_file.update(m["per_file"])
+    rs = [m["pearson"] for m in sets.values()]
+    score = rs[0] if selection == "first" else float(np.mean(rs))
+    return {
+        "score": score,
+        "selection": selection,
+        "sets": sets,
+        "per_file": per_file,
+        "pooled": sets[valid_sets[0][0]],
+    }
+
+
+def _finish(
+    out: Path, valid_sets: list[tuple[str, list[Graph]]], selection: str, stop_reason: str
+) -> None:
     """Plots and summary from the saved checkpoints."""
     from .plots import learning_curve, parity_plot
 
@@ -287,13 +446,15 @@ def _finish(out: Path, valid_graphs: list[Graph], stop_reason: str) -> None:
         best = load_checkpoint(out / "best.pt")
         model = build_model(ModelConfig.from_dict(best["config"]["model"]))
         model.load_state_dict(best["model"])
-        metrics, preds = evaluate_graphs(model, valid_graphs)
+        metrics = _validate(model, valid_sets, selection)
+        name, graphs = valid_sets[0]
+        _, preds = evaluate_graphs(model, graphs)
         summary.update(best_epoch=best["epoch"], valid=metrics, elapsed_to_best=best["elapsed"])
         parity_plot(
             np.concatenate(preds),
-            np.concatenate([g.label.numpy() for g in valid_graphs]),
+            np.concatenate([g.label.numpy() for g in graphs]),
             out / "parity.png",
-            title=f"valid, epoch {best['epoch']}: r = {metrics['pooled']['pearson']:.4f}",
+            title=f"{name}, epoch {best['epoch']}: r = {metrics['sets'][name]['pearson']:.4f}",
         )
     summary["train_seconds"] = last["elapsed"]
     learning_curve(history, out / "learning_curve.png")
@@ -302,5 +463,5 @@ def _finish(out: Path, valid_graphs: list[Graph], stop_reason: str) -> None:
         "run %s finished (%s): %s",
         out,
         stop_reason,
-        json.dumps(summary.get("valid", {}).get("pooled", {})),
+        json.dumps(summary.get("valid", {}).get("sets", {})),
     )

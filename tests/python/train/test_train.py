@@ -125,7 +125,9 @@ def test_config_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="training config not found"):
         load_config(tmp_path / "missing.yaml")
     bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {position_noise: -0.1}\n")
-    with pytest.raises(ValueError, match=r"position_noise must be in \[0, 1\) Å, got -0.1"):
+    with pytest.raises(
+        ValueError, match=r"`optim.position_noise` must be a number in \[0, 1\), got -0.1"
+    ):
         load_config(bad)
 
 
@@ -140,7 +142,7 @@ def test_ema_weights_are_validated_and_kept(data, tmp_path):
         assert torch.equal(best["model"][key], last["ema"][key])
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {train: [a.extxyz], valid: b.extxyz}\noptim: {ema: 1.5}\n")
-    with pytest.raises(ValueError, match=r"optim.ema must be a decay in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"`optim.ema` must be a number in \[0, 1\), got 1.5"):
         load_config(bad)
 
 

@@ -1,0 +1,164 @@
+"""Training data: groups of labelled frames (relaxed, thermal, partially labelled), label checks,
+data hashes for resuming, and the weights a run starts from (``init``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.graph import Graph, load_graphs
+from ..data.io import file_sha256
+from .config import expand_files
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TrainGroup",
+    "check_labels",
+    "data_hashes",
+    "epoch_order",
+    "load_init",
+    "load_train_groups",
+    "load_valid_sets",
+]
+
+
+@dataclass
+class TrainGroup:
+    """Frames that share a loss weight and a per-epoch sample size (None: every frame)."""
+
+    files: list[str]
+    graphs: list[Graph] = field(default_factory=list)
+    weight: float = 1.0
+    frames_per_epoch: int | None = None
+
+
+def check_labels(g: Graph, label: str, partial: bool, label_range: list[float]) -> None:
+    """Labels finite (NaN allowed only when ``partial``) and inside ``label_range``."""
+    y = g.label.double().numpy()
+    finite = np.isfinite(y)
+    bad = np.flatnonzero(~finite & ~np.isnan(y)) if partial else np.flatnonzero(~finite)
+    if bad.size:
+        k = int(bad[0])
+        hint = "" if partial else " (set data.partial_labels: true if NaN marks unlabelled atoms)"
+        raise ValueError(
+            f"{g.name}: label `{label}` of atom {k} is {y[k]}; labels must be finite{hint} "
+            f"({bad.size} atom(s) affected)"
+        )
+    if not finite.any():
+        raise ValueError(f"{g.name}: no atom carries a finite `{label}` label")
+    lo, hi = label_range
+    out = np.flatnonzero(finite & ((y < lo) | (y > hi)))
+    if out.size:
+        k = int(out[0])
+        raise ValueError(
+            f"{g.name}: label `{label}` of atom {k} is {y[k]:.6g}, outside data.label_range "
+            f"[{lo}, {hi}] ({out.size} atom(s) affected)"
+        )
+
+
+def _load(files: list[str], mcfg, data: dict[str, Any]) -> list[Graph]:
+    graphs = load_graphs(files, mcfg.r_max, mcfg.type_names, data["label"])
+    for g in graphs:
+        check_labels(g, data["label"], data["partial_labels"], data["label_range"])
+    return graphs
+
+
+def load_train_groups(data: dict[str, Any], mcfg) -> list[TrainGroup]:
+    groups = []
+    for spec in data["train"]:
+        files = expand_files(spec["files"])
+        group = TrainGroup(
+            files=files,
+            graphs=_load(files, mcfg, data),
+            weight=float(spec["weight"]),
+            frames_per_epoch=spec["frames_per_epoch"],
+        )
+        groups.append(group)
+    return groups
+
+
+def load_valid_sets(data: dict[str, Any], mcfg) -> list[tuple[str, list[Graph]]]:
+    """One validation set per file (its frames pooled), in config order."""
+    files = expand_files(data["valid"])
+    train_files = {
+        os.path.realpath(f) for spec in data["train"] for f in expand_files(spec["files"])
+    }
+    for f in files:
+        if os.path.realpath(f) in train_files:
+            logger.warning("validation file %s is also a training file: selection is biased", f)
+    return [(os.path.basename(f), _load([f], mcfg, data)) for f in files]
+
+
+def data_hashes(data: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every training and validation file, keyed by file name (the configured path
+    where two files share a name)."""
+    files = [f for spec in data["train"] for f in expand_files(spec["files"])]
+    files += [f for f in expand_files(data["valid"]) if f not in files]
+    names = [os.path.basename(f) for f in files]
+    return {
+        (n if names.count(n) == 1 else f): file_sha256(f) for f, n in zip(files, names, strict=True)
+    }
+
+
+def epoch_order(groups: list[TrainGroup], gen: torch.Generator) -> list[tuple[int, int]]:
+    """(group, frame) pairs of one epoch, shuffled; sampled groups draw without replacement."""
+    pairs = []
+    for gi, group in enumerate(groups):
+        n = len(group.graphs)
+        if group.frames_per_epoch is None or group.frames_per_epoch >= n:
+            pick = range(n)
+        else:
+            pick = torch.randperm(n, generator=gen)[: group.frames_per_epoch].tolist()
+        pairs.extend((gi, k) for k in pick)
+    order = torch.randperm(len(pairs), generator=gen).tolist()
+    return [pairs[k] for k in order]
+
+
+def load_init(init: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and model config of a run folder (best.pt), a checkpoint or an exported file."""
+    path = Path(init)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"init: no model, run folder or checkpoint at {init}")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"init: {path} is neither a checkpoint nor an exported model file")
+    with zipfile.ZipFile(path) as zf:
+        scripted = any(
+            name.endswith("/code/__torch__.py") or "/code/" in name for name in zf.namelist()
+        )
+    if scripted:
+        from ..export import load_model
+
+        loaded = load_model(path)
+        mcfg = (loaded.info or {}).get("model")
+        if not isinstance(mcfg, dict):
+            raise ValueError(f"init: {path} has no model configuration in its metadata `info`")
+        state = {k: v.detach().clone() for k, v in loaded.module.state_dict().items()}
+        return state, mcfg
+    from .checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"init: {path} is not a symgnn checkpoint (no model/config entries)")
+    return ckpt["model"], ckpt["config"]["model"]
+
+
+def label_stats(groups: list[TrainGroup]) -> tuple[float, float]:
+    """Mean and standard deviation of every finite training label (one global standardization)."""
+    y = torch.cat([g.label.double() for group in groups for g in group.graphs])
+    y = y[torch.isfinite(y)]
+    mean, std = float(y.mean()), float(y.std())
+    if not math.isfinite(std) or std <= 0:
+        raise ValueError(f"training labels have no spread (std {std}); nothing to learn")
+    return mean, std
