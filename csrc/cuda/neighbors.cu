@@ -196,13 +196,20 @@ __global__ void gather_kernel(const int *__restrict__ order, const double *__res
   }
 }
 
+// This thread's bin-sorted atom k and its index i; false unless it is a receiver.
+__device__ __forceinline__ bool thread_receiver(const Params &P, const int *__restrict__ order,
+                                                long long *k, long long *i) {
+  *k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (*k >= P.n_atoms)
+    return false;
+  *i = order[*k];
+  return *i < P.n_receivers;
+}
+
 __global__ void count_kernel(Params P, DevAtoms atoms, const unsigned int *__restrict__ bins,
                              const int *__restrict__ order, long long *__restrict__ counts) {
-  const long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  if (k >= P.n_atoms)
-    return;
-  const long long i = order[k];
-  if (i >= P.n_receivers)
+  long long k, i;
+  if (!thread_receiver(P, order, &k, &i))
     return;
   long long c = 0;
   for_each_edge(P, atoms, k, bins[k], [&](int64_t, const int32_t *, const double *) { ++c; });
@@ -224,11 +231,8 @@ __global__ void fill_kernel(Params P, DevAtoms atoms, const unsigned int *__rest
                             const int *__restrict__ order, const long long *__restrict__ offsets,
                             const long long *__restrict__ counts, long long *recv, long long *send,
                             int *shift, double *vec, int *overflow) {
-  const long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  if (k >= P.n_atoms)
-    return;
-  const long long i = order[k];
-  if (i >= P.n_receivers)
+  long long k, i;
+  if (!thread_receiver(P, order, &k, &i))
     return;
   const long long start = offsets[i];
   const long long cap = counts[i];
