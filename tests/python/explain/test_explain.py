@@ -154,13 +154,15 @@ def test_subgraph_prediction_equals_full_graph(kind, big_glass, small_glass, tmp
             assert runner.staged
             w = torch.rand(sub.n_edges, generator=torch.Generator().manual_seed(atom))
             with torch.no_grad():
-                torch.testing.assert_close(runner(None), full[atom], atol=2e-5, rtol=0)
+                # the subgraph renumbers atoms and sums the same edges in another order:
+                # float32 round-off, a few ULP of the value (untrained outputs reach ~7 eV)
+                torch.testing.assert_close(runner(None), full[atom], atol=5e-7, rtol=1e-6)
                 # layer-wise edge pruning gives what the whole subgraph gives, weights too
                 whole = loaded.module(
                     species := runner.species, runner.edge_index, runner.edge_vec, w
                 )
                 assert species[0] == g.species[atom]
-                torch.testing.assert_close(runner(w), whole[0], atol=2e-5, rtol=0)
+                torch.testing.assert_close(runner(w), whole[0], atol=5e-7, rtol=1e-6)
 
 
 def test_subgraph_edges_are_the_ones_that_can_matter(big_glass):

@@ -92,7 +92,7 @@ def test_permutation_and_translation(kind, glass, tmp_path):
         g0, g1 = _graph(glass), _graph(moved)
         ref = model(g0.species, g0.edge_index, g0.edge_vec)
         out = model(g1.species, g1.edge_index, g1.edge_vec)
-    torch.testing.assert_close(out, ref[perm], atol=2e-5, rtol=0)
+    torch.testing.assert_close(out, ref[perm], atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -131,7 +131,7 @@ def test_equivariant_model_is_exactly_invariant(tmp_path):
             for q in random_orthogonal(4, seed):
                 rot = torch.from_numpy(vec @ q.T).float()
                 out = model(g.species, g.edge_index, rot)
-                torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+                torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
 
 
 def test_fixed_transform_model_is_not_invariant(tmp_path):
