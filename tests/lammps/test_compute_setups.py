@@ -111,3 +111,16 @@ def test_several_types_one_element(lammps, tiny_models, tmp_path):
     ).check()
     (two,) = read_dump(tmp_path / "dump.txt")
     np.testing.assert_allclose(two.columns["c_b"], frame.columns["c_b"], rtol=0, atol=1e-12)
+
+
+def test_missing_lammps_is_a_failure_not_a_skip(monkeypatch, tmp_path):
+    """lammps[mpi] is a required dependency: without `lmp` (or `mpirun`) the LAMMPS tests fail."""
+    from . import helpers
+
+    monkeypatch.setattr(helpers, "LMP", None)
+    with pytest.raises(pytest.fail.Exception, match="required dependency"):
+        helpers.Lammps()
+    monkeypatch.setattr(helpers, "LMP", "/bin/true")
+    monkeypatch.setattr(helpers, "MPIRUN", None)
+    with pytest.raises(pytest.fail.Exception, match="required"):
+        helpers.Lammps().run("", tmp_path, np=2)
