@@ -3,8 +3,24 @@
 Reads anything :func:`ase.io.read` reads (extxyz, LAMMPS data and dump files,
 POSCAR, CIF, ...), every frame of a trajectory, and writes one extxyz file whose
 frames carry the prediction as a per-atom array (``energy_barrier`` unless
-``--label-name`` says otherwise). One summary line per frame goes to stdout, a
+``--label`` says otherwise). One summary line per frame goes to stdout, a
 progress bar over frames to stderr (when it is a terminal).
+
+Nothing is lost and nothing is silently wrong:
+
+* the output is written through :mod:`symgnn_ase.outputs` (checked before any work: not an
+  input, not the model, a regular file or a new one; unique temporary file, atomic rename);
+* a frame that fails (an element the model lacks, non-finite positions or predictions, atoms
+  closer than 0.5 Å, an absurd density) is reported with its file, index and reason and left
+  out; the good frames are written and :class:`PartialPrediction` is raised at the end (the
+  CLI exits 2). With ``strict=True`` the first bad frame stops everything and nothing is
+  written;
+* an input array of the prediction's name that is a *label* (not written by an earlier
+  ``symgnn predict``) is never overwritten: the prediction goes to ``<name>_pred`` and the
+  Pearson r is reported against the label. Every frame written records the names of its
+  prediction arrays in ``info["symgnn_predictions"]``, so predicting again on an output
+  replaces the old prediction, keeps the labels, and never compares a prediction with a
+  prediction.
 """
 
 from __future__ import annotations
@@ -14,6 +30,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +38,91 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LABEL", "predict_files"]
+__all__ = ["DEFAULT_LABEL", "PREDICTIONS_KEY", "FrameFailure", "PartialPrediction", "predict_files"]
 
 DEFAULT_LABEL = "energy_barrier"
+#: ``atoms.info`` key listing (space separated) the per-atom arrays that are predictions
+PREDICTIONS_KEY = "symgnn_predictions"
+#: suffix of the prediction's name when a label array holds the plain name
+PRED_SUFFIX = "_pred"
+#: suffix under which symgnn < 0.2 (before PREDICTIONS_KEY) moved an input label aside
+_LEGACY_INPUT_SUFFIX = "_input"
 _RESERVED = {"numbers", "positions", "species", "pos", "Z", "momenta", "masses"}
 
 
 def _check_label_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"--label-name must be an identifier (letters, digits, _), got {name!r}")
+        raise ValueError(f"--label must be an identifier (letters, digits, _), got {name!r}")
     if name in _RESERVED:
-        raise ValueError(f"--label-name {name!r} is reserved by ASE/extxyz; choose another name")
+        raise ValueError(f"--label {name!r} is reserved by ASE/extxyz; choose another name")
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    """r over the atoms where the label is finite; None where it is not defined."""
+    ok = np.isfinite(b)
+    if ok.sum() < 2:
+        return None
+    a, b = a[ok], b[ok]
     if a.std() == 0 or b.std() == 0:
-        return float("nan")
+        return None
     return float(np.corrcoef(a, b)[0, 1])
+
+
+@dataclass
+class FrameFailure:
+    """A frame left out of the output: its file, index in the selection, and why."""
+
+    path: str
+    index: int | None  # None: the file could not be read (further)
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path} frame {self.index}" if self.index is not None else self.path
+        return f"{where}: {self.reason}"
+
+
+class PartialPrediction(ValueError):
+    """Raised after the output was written when some frames failed (listed in ``failures``)."""
+
+    def __init__(self, output: str, n_written: int, failures: list[FrameFailure]) -> None:
+        self.output = output
+        self.n_written = n_written
+        self.failures = failures
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more, listed above)" if len(failures) > 1 else ""
+        super().__init__(
+            f"{len(failures)} frame(s) failed and were left out of {output}, which holds the "
+            f"{n_written} good frame(s); first: {first}{more}"
+        )
+
+
+def _prediction_arrays(atoms: Any) -> set[str]:
+    return set(str(atoms.info.get(PREDICTIONS_KEY, "")).split())
+
+
+def _place_prediction(atoms: Any, name: str) -> tuple[str, str | None]:
+    """(array name for the prediction, name of the label array to compare with, or None).
+
+    Labels (arrays not listed in ``info[PREDICTIONS_KEY]``) are never overwritten; a stale
+    prediction of the same name is.
+    """
+    preds = _prediction_arrays(atoms)
+    arrays = atoms.arrays
+    legacy = name + _LEGACY_INPUT_SUFFIX
+    if name in arrays and name not in preds:
+        if legacy in arrays and PREDICTIONS_KEY not in atoms.info:
+            # written by symgnn < 0.2: `name` is its prediction, `name_input` the label
+            return name, legacy
+        target = name + PRED_SUFFIX
+        if target in arrays and target not in preds:
+            raise ValueError(
+                f"the frame already has arrays `{name}` and `{target}` that are not symgnn "
+                "predictions; pass --label with another name for the prediction"
+            )
+        return target, name
+    if legacy in arrays and legacy not in preds:
+        return name, legacy
+    return name, None
 
 
 def predict_files(
@@ -51,36 +136,38 @@ def predict_files(
     types: list[str] | None = None,
     progress: bool = True,
     out: Any = None,
+    strict: bool = False,
 ) -> int:
     """Predict barriers for every frame of ``inputs`` and write them to ``output``.
 
-    Returns the number of frames written. The output is written to a temporary
-    file and moved into place at the end, so a failure leaves no partial file.
+    Returns the number of frames written. See the module docstring for what happens to bad
+    frames (:class:`PartialPrediction` after writing the good ones; ``strict``: nothing
+    written) and to label arrays in the inputs.
     """
     import ase.io
     from tqdm import tqdm
 
     from .calculator import BARRIERS, SymGNNCalculator
     from .data.io import guess_format, iter_structures
+    from .outputs import atomic_output, check_output
 
     out = out if out is not None else sys.stdout
     _check_label_name(label_name)
     if not inputs:
         raise ValueError("no input files given")
-    out_path = Path(output)
     for path in inputs:
         if not os.path.exists(path):
             raise FileNotFoundError(f"input file not found: {path}")
-        if os.path.exists(output) and os.path.samefile(path, output):
-            raise ValueError(f"output {output} is also an input; choose another output file")
-    if out_path.suffix.lower() not in (".xyz", ".extxyz"):
-        logger.info("writing extxyz to %s (whatever its extension)", output)
+    check_output(output, inputs, what="--output")
     calc = SymGNNCalculator(model=model, device=device)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
+    sources = [*inputs, calc.model.path]
+    check_output(output, sources, what="--output")  # nor the model file
+    if Path(output).suffix.lower() not in (".xyz", ".extxyz"):
+        logger.info("writing extxyz to %s (whatever its extension)", output)
     n_frames = n_atoms = 0
+    written_as: set[str] = set()
+    failures: list[FrameFailure] = []
     start_all = time.perf_counter()
-    warned_existing = False
     bar = tqdm(
         desc="predict",
         unit="frame",
@@ -88,57 +175,78 @@ def predict_files(
         disable=(not progress) or None,  # None: off when stderr is not a tty
         dynamic_ncols=True,
     )
-    try:
-        with open(tmp, "w") as fd, bar:
-            for path in inputs:
-                for k, atoms in iter_structures(path, fmt, index, types):
-                    start = time.perf_counter()
-                    try:
-                        barriers = calc.get_property(BARRIERS, atoms)
-                    except ValueError as exc:
-                        hint = ""
-                        if (fmt or guess_format(path) or "").startswith("lammps") and not types:
-                            hint = (
-                                " (LAMMPS files carry type numbers: name the element of "
-                                "each type with --types, e.g. --types Cu,Zr)"
-                            )
-                        raise ValueError(f"{path} frame {k}: {exc}{hint}") from None
-                    elapsed = time.perf_counter() - start
-                    extra = ""
-                    if label_name in atoms.arrays:
-                        previous = np.asarray(atoms.arrays.pop(label_name), dtype=np.float64)
-                        kept = f"{label_name}_input"
-                        atoms.arrays[kept] = previous
-                        if previous.shape == barriers.shape:
-                            extra = f", pearson r vs input {_pearson(barriers, previous):.4f}"
-                        if not warned_existing:
-                            logger.warning(
-                                "%s already has a per-atom `%s`; it is kept as `%s`",
-                                path,
-                                label_name,
-                                kept,
-                            )
-                            warned_existing = True
-                    atoms.arrays[label_name] = barriers
-                    ase.io.write(fd, atoms, format="extxyz")
-                    bar.update(1)
-                    line = (
-                        f"{path}[{k}]: {len(atoms)} atoms, barrier mean {barriers.mean():.4f} "
-                        f"std {barriers.std():.4f} min {barriers.min():.4f} "
-                        f"max {barriers.max():.4f} eV, {elapsed:.3f} s{extra}"
-                    )
-                    tqdm.write(line, file=out)
-                    n_frames += 1
-                    n_atoms += len(atoms)
+
+    def failed(failure: FrameFailure) -> None:
+        if strict:
+            raise ValueError(f"{failure} (--strict: stopped, nothing written)")
+        failures.append(failure)
+        tqdm.write(f"symgnn predict: skipped {failure}", file=sys.stderr)
+
+    with atomic_output(output, "w", sources, what="--output") as fd, bar:
+        for path in inputs:
+            frames = iter_structures(path, fmt, index, types)
+            k = -1
+            while True:
+                try:
+                    k, atoms = next(frames)
+                except StopIteration:
+                    break
+                except ValueError as exc:
+                    after = f" after frame {k}" if k >= 0 else ""
+                    failed(FrameFailure(path, None, f"reading stopped{after}: {exc}"))
+                    break
+                start = time.perf_counter()
+                try:
+                    barriers = calc.get_property(BARRIERS, atoms)
+                    bad = np.flatnonzero(~np.isfinite(barriers))
+                    if bad.size:
+                        raise ValueError(
+                            f"the model returned non-finite barriers for {bad.size} atom(s), "
+                            f"first at index {bad[0]} ({barriers[bad[0]]})"
+                        )
+                    target, label = _place_prediction(atoms, label_name)
+                except ValueError as exc:
+                    hint = ""
+                    if (fmt or guess_format(path) or "").startswith("lammps") and not types:
+                        hint = (
+                            " (LAMMPS files carry type numbers: name the element of "
+                            "each type with --types, e.g. --types Cu,Zr)"
+                        )
+                    failed(FrameFailure(path, k, f"{exc}{hint}"))
+                    continue
+                elapsed = time.perf_counter() - start
+                extra = ""
+                if target != label_name:
+                    extra += f", written as `{target}` (`{label_name}` holds labels)"
+                if label is not None:
+                    labels = np.asarray(atoms.arrays[label], dtype=np.float64)
+                    r = _pearson(barriers, labels) if labels.shape == barriers.shape else None
+                    if r is not None:
+                        extra += f", pearson r vs label `{label}` {r:.4f}"
+                atoms.arrays[target] = barriers
+                written_as.add(target)
+                atoms.info[PREDICTIONS_KEY] = " ".join(sorted(_prediction_arrays(atoms) | {target}))
+                ase.io.write(fd, atoms, format="extxyz")
+                bar.update(1)
+                line = (
+                    f"{path}[{k}]: {len(atoms)} atoms, barrier mean {barriers.mean():.4f} "
+                    f"std {barriers.std():.4f} min {barriers.min():.4f} "
+                    f"max {barriers.max():.4f} eV, {elapsed:.3f} s{extra}"
+                )
+                tqdm.write(line, file=out)
+                n_frames += 1
+                n_atoms += len(atoms)
         if n_frames == 0:
+            if failures:
+                raise ValueError(
+                    f"every frame failed, nothing written to {output}; first: {failures[0]}"
+                )
             raise ValueError(f"no frames read from {', '.join(inputs)} (index {index!r})")
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     print(
         f"wrote {n_frames} frame(s), {n_atoms} atoms, to {output} "
-        f"(`{label_name}`, eV) in {time.perf_counter() - start_all:.2f} s",
+        f"(`{'`, `'.join(sorted(written_as))}`, eV) in {time.perf_counter() - start_all:.2f} s",
         file=out,
     )
+    if failures:
+        raise PartialPrediction(output, n_frames, failures)
     return n_frames

@@ -11,7 +11,7 @@ from .export import export_model
 from .nn.config import ModelConfig
 from .nn.factory import build_model
 
-__all__ = ["tiny_config", "make_tiny_model", "random_glass"]
+__all__ = ["tiny_config", "make_tiny_model", "make_nan_model", "random_glass"]
 
 
 def tiny_config(kind: str = "symgnn", **overrides) -> ModelConfig:
@@ -32,6 +32,19 @@ def make_tiny_model(path: str | os.PathLike, kind: str = "symgnn", seed: int = 0
         model.label_mean.fill_(1.6)
         model.label_std.fill_(0.35)
     export_model(model, path, cfg.type_names, cfg.r_max, info={"kind": kind, "test": True})
+    return model
+
+
+def make_nan_model(path: str | os.PathLike, kind: str = "symgnn", seed: int = 0):
+    """A tiny model whose every output is NaN (its label mean is NaN): a broken model file, for
+    testing that non-finite barriers are an error everywhere."""
+    torch.manual_seed(seed)
+    cfg = tiny_config(kind)
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.label_mean.fill_(float("nan"))
+        model.label_std.fill_(0.35)
+    export_model(model, path, cfg.type_names, cfg.r_max, info={"kind": kind, "test": "nan"})
     return model
 
 

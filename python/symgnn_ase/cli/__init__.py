@@ -38,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (its type named when the message alone says little)."""
+    text = " ".join(str(exc).split()) if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{exc.filename}: {exc.strerror or text}"
+    expected = (ValueError, FileNotFoundError, RuntimeError, OSError)
+    if not text or not isinstance(exc, expected):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``symgnn``; a failure is one line on stderr naming the bad input and exit status 2
+    (with ``-v`` the traceback too)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -47,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"symgnn {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"symgnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        expected = isinstance(exc, (ValueError, FileNotFoundError))
+        print(
+            f"symgnn {args.command}: error: {_one_line(exc)}{'' if expected else hint}",
+            file=sys.stderr,
+        )
         return 2
