@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symgnn_ase.data.thermal import lammps_potential_path, minimize, open_lammps
+from symgnn_ase.data.thermal import lammps_potential_path, open_lammps
 from symgnn_ase.quench import QuenchSettings, quench_ase, quench_lammps
 from symgnn_ase.testing import random_glass
 
