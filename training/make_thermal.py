@@ -26,9 +26,7 @@ import gzip
 import io
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from symgnn_ase.data.thermal import (
     lammps_potential_path,
     run_thermal,
 )
+from symgnn_ase.outputs import write_bytes, write_text
 
 logger = logging.getLogger("make_thermal")
 
@@ -49,24 +48,15 @@ GLASSES = ["train0", "train1", "train2", "train3", "train4", "train5", "valid"]
 
 
 def write_frames_gz(frames: list, path: Path) -> None:
-    """extxyz, gzip with mtime 0 and no file name (reproducible bytes), atomic rename."""
+    """extxyz, gzip with mtime 0 and no file name (reproducible bytes), written atomically."""
     import ase.io
 
     buf = io.StringIO()
     ase.io.write(buf, frames, format="extxyz")
-    raw = buf.getvalue().encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
-                gz.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
+        gz.write(buf.getvalue().encode())
+    write_bytes(path, out.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     files = manifest.setdefault("files", {})
 
     def save_manifest() -> None:
-        tmp = manifest_path.with_name(manifest_path.name + ".part")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, manifest_path)
+        write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
     for gi, glass in enumerate(args.glasses):
         src = args.data / f"{glass}.extxyz"

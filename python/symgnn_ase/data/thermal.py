@@ -8,7 +8,6 @@ whatever order a snapshot lists them.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -16,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .io import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,6 @@ __all__ = [
     "open_lammps",
     "minimize",
 ]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def import_lammps():
