@@ -23,7 +23,8 @@ import torch
 import yaml
 
 from symgnn_ase.data.graph import graph_from_atoms
-from symgnn_ase.export import bundled_models, load_model, torchscript_allowed
+from symgnn_ase.export import load_model, torchscript_allowed
+from symgnn_ase.format import bundled_models
 from symgnn_ase.nn import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]

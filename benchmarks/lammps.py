@@ -84,7 +84,7 @@ def write_glass(path: Path) -> int:
 
 def model_file(choice: str, folder: Path) -> tuple[str, str]:
     """(argument for the compute, description)."""
-    from symgnn_ase.export import bundled_models
+    from symgnn_ase.format import bundled_models
 
     if choice != "default":
         return choice, choice

@@ -2,6 +2,7 @@
 // here; the model runs in symgnn_model.cpp.
 #include "compute_symgnn.h"
 
+#include "symgnn_format.h"
 #include "symgnn_model.h"
 
 #include "atom.h"
@@ -63,11 +64,11 @@ std::string plugin_folder() {
 // plugin (a wheel install), the source tree's models/ (an editable install).
 std::vector<std::string> model_folders() {
   std::vector<std::string> out;
-  if (const char *env = std::getenv("SYMGNN_MODELS_DIR"); env != nullptr && *env != '\0')
+  if (const char *env = std::getenv(symgnn::format::kModelsDirEnv); env != nullptr && *env != '\0')
     out.emplace_back(env);
   std::string here = plugin_folder();
   if (!here.empty())
-    out.push_back(here + "/models");
+    out.push_back(here + "/" + symgnn::format::kModelsFolder);
 #ifdef SYMGNN_SOURCE_MODELS_DIR
   out.emplace_back(SYMGNN_SOURCE_MODELS_DIR);
 #endif
@@ -94,17 +95,18 @@ std::string join(const std::vector<std::string> &items, const std::string &sep) 
 std::string resolve_model(const std::string &model, std::string &why) {
   if (is_file(model))
     return model;
+  using namespace symgnn::format;
   const auto folders = model_folders();
   for (const auto &dir : folders) {
-    if (model == "default") {
-      std::string stem = read_first_word(dir + "/DEFAULT");
-      if (!stem.empty() && is_file(dir + "/" + stem + ".pt"))
-        return dir + "/" + stem + ".pt";
-    } else if (model.find('/') == std::string::npos && is_file(dir + "/" + model + ".pt")) {
-      return dir + "/" + model + ".pt";
+    if (model == kDefaultModel) {
+      std::string stem = read_first_word(dir + "/" + kDefaultFile);
+      if (!stem.empty() && is_file(dir + "/" + stem + kModelSuffix))
+        return dir + "/" + stem + kModelSuffix;
+    } else if (model.find('/') == std::string::npos && is_file(dir + "/" + model + kModelSuffix)) {
+      return dir + "/" + model + kModelSuffix;
     }
   }
-  if (model == "default")
+  if (model == kDefaultModel)
     why = "MODEL `default` names the model bundled with the symgnn package, but none was "
           "found (looked for DEFAULT naming a .pt file in: " +
           (folders.empty() ? std::string("no folder") : join(folders, ", ")) +
@@ -257,8 +259,9 @@ void ComputeSymGNN::print_model_info() const {
   } else {
     text += "  info: " + info.info.substr(0, 300) + "\n";
   }
-  if (info.unit != "eV")
-    text += fmt::format("  note: the model's unit is `{}`, not eV\n", info.unit);
+  if (info.unit != symgnn::format::kOutputUnit)
+    text += fmt::format("  note: the model's unit is `{}`, not {}\n", info.unit,
+                        symgnn::format::kOutputUnit);
   utils::logmesg(lmp, text);
 }
 
@@ -285,12 +288,13 @@ void ComputeSymGNN::init() {
   }
 
   // torch intra-op threads follow LAMMPS's OpenMP threads per rank
-  // (OMP_NUM_THREADS, or `package omp N`)
+  // (OMP_NUM_THREADS, or `package omp N`) while the model runs; torch's own
+  // setting is restored after each call (symgnn_model.h)
   const int threads = std::max(1, comm->nthreads);
-  symgnn::Model::set_num_threads(threads);
+  model_->set_num_threads(threads);
   if (comm->me == 0 && debug_)
     utils::logmesg(lmp, "compute {} symgnn: {} torch thread(s) per MPI rank\n", id,
-                   symgnn::Model::num_threads());
+                   model_->num_threads());
 
   cached_step_ = -1;
   cached_builds_ = -1;

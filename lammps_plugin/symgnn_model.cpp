@@ -2,6 +2,7 @@
 // here: LAMMPS bundles its own {fmt} and must not meet torch's.
 #include "symgnn_model.h"
 
+#include "symgnn_format.h"
 #include "symgnn_nl.h"
 
 #include <ATen/Parallel.h>
@@ -23,10 +24,8 @@ namespace symgnn {
 
 namespace {
 
-const char *const kMetadataKeys[] = {"symgnn_format", "r_max",       "n_layers",
-                                     "type_names",    "feature_dim", "output",
-                                     "unit",          "dtype",       "info"};
-const char kFormatVersion[] = "1";
+using format::kFormatVersion;
+using format::kMetadataKeys;
 const char kExportHint[] = "export one with `symgnn export RUN -o model.pt`";
 
 // Owns what symgnn_neighbors_* stored; frees it on every path out.
@@ -87,10 +86,37 @@ std::pair<torch::Tensor, torch::Tensor> two_tensors(const c10::IValue &value, co
   return {items[0].toTensor(), items[1].toTensor()};
 }
 
+// torch's process-wide settings for the duration of one call into the model:
+// set on construction, restored on destruction.
+class TorchSettings {
+public:
+  TorchSettings(int n_threads, bool optimize)
+      : threads_(at::get_num_threads()), optimize_(torch::jit::getGraphExecutorOptimize()) {
+    if (n_threads > 0 && n_threads != threads_)
+      at::set_num_threads(n_threads);
+    if (optimize != optimize_)
+      torch::jit::setGraphExecutorOptimize(optimize);
+  }
+  ~TorchSettings() {
+    if (at::get_num_threads() != threads_)
+      at::set_num_threads(threads_);
+    if (torch::jit::getGraphExecutorOptimize() != optimize_)
+      torch::jit::setGraphExecutorOptimize(optimize_);
+  }
+  TorchSettings(const TorchSettings &) = delete;
+  TorchSettings &operator=(const TorchSettings &) = delete;
+
+private:
+  int threads_;
+  bool optimize_;
+};
+
 } // namespace
 
 struct Model::Impl {
   ModelInfo info;
+  int n_threads = 0;         // torch intra-op threads during calls (<= 0: torch's)
+  bool jit_optimize = false; // the graph executor's optimize flag during calls
   torch::jit::Module module;
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
@@ -151,9 +177,10 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
 
   // The profiling graph executor re-specializes on every new atom and edge count (they
   // change every call here); the plain interpreter runs the same ops without that.
+  // Applied per call (TorchSettings), not process-wide.
   {
     const char *opt = std::getenv("SYMGNN_JIT_OPTIMIZE");
-    torch::jit::setGraphExecutorOptimize(opt != nullptr && std::strcmp(opt, "1") == 0);
+    impl_->jit_optimize = opt != nullptr && std::strcmp(opt, "1") == 0;
   }
 
   torch::jit::ExtraFilesMap extra;
@@ -195,13 +222,15 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
   info.unit = extra["unit"];
   info.dtype = extra["dtype"];
   info.info = extra["info"];
-  if (info.dtype == "float32")
+  static_assert(sizeof(format::kDtypes) / sizeof(format::kDtypes[0]) == 2,
+                "one torch dtype per format::kDtypes entry");
+  if (info.dtype == format::kDtypes[0])
     impl_->dtype = torch::kFloat32;
-  else if (info.dtype == "float64")
+  else if (info.dtype == format::kDtypes[1])
     impl_->dtype = torch::kFloat64;
   else
-    throw ModelError("`" + path + "`: metadata dtype must be float32 or float64, got `" +
-                     info.dtype + "`");
+    throw ModelError("`" + path + "`: metadata dtype must be " + format::kDtypes[0] + " or " +
+                     format::kDtypes[1] + ", got `" + info.dtype + "`");
   if (info.type_names.empty())
     throw ModelError("`" + path + "`: metadata type_names is empty");
 
@@ -225,6 +254,7 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
   Impl &m = *impl_;
   m.clear();
   m.n_edges = 0;
+  TorchSettings settings(m.n_threads, m.jit_optimize);
   c10::InferenceMode guard;
   const auto device = m.device;
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
@@ -278,6 +308,7 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
 
 void Model::interact(int layer) {
   Impl &m = *impl_;
+  TorchSettings settings(m.n_threads, m.jit_optimize);
   c10::InferenceMode guard;
   auto out = m.module.get_method("interact")(
       {c10::IValue(static_cast<int64_t>(layer)), m.h, m.e, m.edge_index});
@@ -310,6 +341,7 @@ void Model::set_ghost_features(const double *src) {
 
 void Model::readout(double *out) {
   Impl &m = *impl_;
+  TorchSettings settings(m.n_threads, m.jit_optimize);
   c10::InferenceMode guard;
   if (m.n_local > 0) {
     auto value = m.module.get_method("readout")({m.h.narrow(0, 0, m.n_local)});
@@ -339,11 +371,10 @@ bool Model::torch_has_cuda() {
 
 bool Model::neighbors_have_cuda() { return symgnn_cuda_available() != 0; }
 
-void Model::set_num_threads(int n) {
-  if (n > 0 && n != at::get_num_threads())
-    at::set_num_threads(n);
-}
+void Model::set_num_threads(int n) { impl_->n_threads = n; }
 
-int Model::num_threads() { return at::get_num_threads(); }
+int Model::num_threads() const {
+  return impl_->n_threads > 0 ? impl_->n_threads : at::get_num_threads();
+}
 
 } // namespace symgnn

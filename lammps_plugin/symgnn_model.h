@@ -1,5 +1,5 @@
 // The torch side of `compute symgnn`: loads an exported symgnn model
-// (SPEC §4) and runs it layer by layer on a graph of local + ghost atoms.
+// (docs/contracts.md) and runs it layer by layer on a graph of local + ghost atoms.
 //
 // This header names no torch and no LAMMPS types, so the LAMMPS side
 // (compute_symgnn.cpp) and the torch side (symgnn_model.cpp) compile
@@ -74,8 +74,14 @@ public:
   static std::string torch_version();
   static bool torch_has_cuda();      // a CUDA device usable by torch
   static bool neighbors_have_cuda(); // the neighbor list was built with CUDA
-  static void set_num_threads(int n);
-  static int num_threads();
+
+  // torch intra-op threads while this model runs (n <= 0: torch's setting).
+  // torch's process-wide settings (intra-op threads, the TorchScript graph
+  // executor's optimize flag) are changed only while a method of this model
+  // runs and restored when it returns, so other torch users in the same
+  // process (other styles) keep theirs.
+  void set_num_threads(int n);
+  int num_threads() const;
 
 private:
   struct Impl;

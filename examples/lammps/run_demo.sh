@@ -36,7 +36,7 @@ if [ ! -f "$potential" ]; then
   exit 1
 fi
 
-if [ "$model" = "default" ] && ! "$py" -c "from symgnn_ase.export import default_model_path; default_model_path()" 2>/dev/null; then
+if [ "$model" = "default" ] && ! "$py" -c "from symgnn_ase.format import default_model_path; default_model_path()" 2>/dev/null; then
   model="$out/untrained_tiny.pt"
   echo "run_demo.sh: the package has no bundled default model yet; using an UNTRAINED tiny"
   echo "            model ($model): the pictures show the machinery, not physics"

@@ -22,7 +22,7 @@ _LAZY = {
     "build_model": ".nn.factory",
     "export_model": ".export",
     "load_model": ".export",
-    "default_model_path": ".export",
+    "default_model_path": ".format",
     "graph_from_atoms": ".data.graph",
     # ASE
     "SymGNNCalculator": ".calculator",

@@ -35,7 +35,8 @@ from ase.calculators.calculator import (
 from ase.data import atomic_numbers
 
 from .data.graph import species_indices
-from .export import LoadedModel, load_model, resolve_model_path
+from .export import LoadedModel, load_model
+from .format import resolve_model_path
 from .neighborlist import atoms_neighbors
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -156,10 +156,11 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
     add("mpich (pip)", f"{_version('mpich')} (libmpi in {_mpich_lib()})")
 
     try:
-        from .export import MODELS_DIR, bundled_models
+        from .format import bundled_models, model_folders
 
         models = bundled_models()
-        add("bundled models", f"{MODELS_DIR}: " + (", ".join(sorted(models)) or "none"))
+        folders = ", ".join(str(f) for f in model_folders())
+        add("bundled models", f"{folders}: " + (", ".join(sorted(models)) or "none"))
         if "default" in models:
             add("default model", models["default"])
         else:

@@ -1,4 +1,5 @@
-"""TorchScript export and loading of models, with their metadata (SPEC §4).
+"""TorchScript export and loading of models, with their metadata (``format.py``,
+``docs/contracts.md``).
 
 The file carries everything a user would otherwise repeat (cutoff, layer
 count, species, feature width) as ``_extra_files`` strings, so the calculator
@@ -22,70 +23,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from .format import (
+    DTYPES,
+    FORMAT_VERSION,
+    METADATA_KEYS,
+    OUTPUT_NAME,
+    OUTPUT_UNIT,
+    resolve_model_path,
+)
 from .nn.ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "FORMAT_VERSION",
-    "LoadedModel",
-    "export_model",
-    "load_model",
-    "default_model_path",
-    "bundled_models",
-]
-
-FORMAT_VERSION = "1"
-METADATA_KEYS = (
-    "symgnn_format",
-    "r_max",
-    "n_layers",
-    "type_names",
-    "feature_dim",
-    "output",
-    "unit",
-    "dtype",
-    "info",
-)
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = "default"
-
-
-def bundled_models() -> dict[str, Path]:
-    """Models shipped inside the package, by name (``default`` among them)."""
-    out = {p.stem: p for p in sorted(MODELS_DIR.glob("*.pt"))}
-    link = MODELS_DIR / "DEFAULT"
-    if link.exists():
-        target = link.read_text().strip()
-        if target in out:
-            out[DEFAULT_MODEL] = out[target]
-    return out
-
-
-def default_model_path() -> Path:
-    """Path of the bundled default model."""
-    models = bundled_models()
-    if DEFAULT_MODEL not in models:
-        raise FileNotFoundError(
-            f"no bundled default model in {MODELS_DIR}: the package was installed without "
-            "its models folder; reinstall it or pass a model path"
-        )
-    return models[DEFAULT_MODEL]
-
-
-def resolve_model_path(model: str | os.PathLike | None) -> Path:
-    """A path, a bundled model name (``default``, ``symgnn``, ...), or None for the default."""
-    if model is None:
-        return default_model_path()
-    text = str(model)
-    models = bundled_models()
-    if text in models and not os.path.exists(text):
-        return models[text]
-    path = Path(text)
-    if not path.exists():
-        names = ", ".join(sorted(models)) or "none"
-        raise FileNotFoundError(f"model file not found: {text} (bundled model names: {names})")
-    return path
+__all__ = ["LoadedModel", "export_model", "load_model", "torchscript_allowed"]
 
 
 @dataclass
@@ -115,7 +65,7 @@ def torchscript_allowed() -> Iterator[None]:
         yield
 
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 def export_model(
@@ -139,8 +89,8 @@ def export_model(
         "n_layers": str(int(model.n_layers)),
         "type_names": " ".join(type_names),
         "feature_dim": str(int(model.feature_dim)),
-        "output": "energy_barrier",
-        "unit": "eV",
+        "output": OUTPUT_NAME,
+        "unit": OUTPUT_UNIT,
         "dtype": dtype_name,
         "info": json.dumps(
             {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

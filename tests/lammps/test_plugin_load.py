@@ -100,7 +100,7 @@ def test_default_and_bundled_names(lammps, tiny_models, tmp_path):
 
 
 def test_default_missing(lammps, tmp_path):
-    from symgnn_ase.export import bundled_models
+    from symgnn_ase.format import bundled_models
 
     if "default" in bundled_models():
         pytest.skip("this installation bundles a default model")

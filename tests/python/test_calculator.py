@@ -287,9 +287,9 @@ def test_bad_options(model_path: Path) -> None:
 def test_quickstart_runs(
     model_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import symgnn_ase.export as export
+    import symgnn_ase.format as fmt
 
-    monkeypatch.setattr(export, "default_model_path", lambda: model_path)
+    monkeypatch.setattr(fmt, "default_model_path", lambda: model_path)
     runpy.run_path(str(ROOT / "examples" / "ase_quickstart.py"), run_name="__main__")
     assert "eV" in capsys.readouterr().out
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import symgnn_ase.export as export
+import symgnn_ase.format as fmt
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase.export import load_model, torchscript_allowed
 from symgnn_ase.testing import make_tiny_model
@@ -34,7 +34,7 @@ def _save_script(path: Path, extra: dict[str, str]) -> Path:
 
 
 def _metadata(tiny: Path) -> dict[str, str]:
-    extra = dict.fromkeys(export.METADATA_KEYS, "")
+    extra = dict.fromkeys(fmt.METADATA_KEYS, "")
     with torchscript_allowed():
         torch.jit.load(str(tiny), _extra_files=extra)
     return {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
@@ -92,7 +92,8 @@ def test_incomplete_or_bad_metadata(tiny: Path, tmp_path: Path) -> None:
 def test_bundled_names_and_default(tiny: Path, tmp_path: Path, monkeypatch) -> None:
     models = tmp_path / "bundled"
     models.mkdir()
-    monkeypatch.setattr(export, "MODELS_DIR", models)
+    monkeypatch.setattr(fmt, "PACKAGE_MODELS_DIR", models)
+    monkeypatch.delenv(fmt.MODELS_DIR_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match="no bundled default model"):
         load_model(None)
     with pytest.raises(FileNotFoundError, match="no bundled default model"):
@@ -104,3 +105,27 @@ def test_bundled_names_and_default(tiny: Path, tmp_path: Path, monkeypatch) -> N
     assert SymGNNCalculator().model.path == models / "cuzr_test.pt"
     with pytest.raises(FileNotFoundError, match="bundled model names: cuzr_test, default"):
         load_model("no_such_model")
+
+
+def test_models_dir_env_comes_first(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    """``SYMGNN_MODELS_DIR`` is searched before the package's models, as by the plugin."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "other.pt").write_bytes(tiny.read_bytes())
+    (mine / "DEFAULT").write_text("other extra words ignored\n")
+    monkeypatch.setenv(fmt.MODELS_DIR_ENV, str(mine))
+    assert fmt.model_folders() == [mine, fmt.PACKAGE_MODELS_DIR]
+    assert fmt.default_model_path() == mine / "other.pt"
+    assert load_model("other").path == mine / "other.pt"
+    # a DEFAULT naming a missing file is skipped, the next folder's default is used
+    (mine / "DEFAULT").write_text("missing\n")
+    package_default = fmt._default_in(fmt.PACKAGE_MODELS_DIR)
+    if package_default is None:
+        with pytest.raises(FileNotFoundError, match="no bundled default model"):
+            fmt.default_model_path()
+    else:
+        assert fmt.default_model_path() == package_default
+    # an existing file wins over a bundled name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other").write_bytes(tiny.read_bytes())
+    assert fmt.resolve_model_path("other") == Path("other")
