@@ -18,11 +18,11 @@ call.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from .data.graph import species_indices
 from .export import LoadedModel, load_model
 from .format import resolve_model_path
 from .neighborlist import atoms_neighbors
+from .threads import torch_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     import ase
@@ -48,8 +49,10 @@ logger = logging.getLogger(__name__)
 
 BARRIERS = "energy_barriers"
 
+#: loaded models kept for reuse by calculators; the least recently used goes first
+MODEL_CACHE_SIZE = 4
 # loaded TorchScript modules, shared by calculators: (path, mtime, size, device) -> model
-_MODEL_CACHE: dict[tuple[str, int, int, str], LoadedModel] = {}
+_MODEL_CACHE: OrderedDict[tuple[str, int, int, str], LoadedModel] = OrderedDict()
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -77,6 +80,8 @@ def _load(model: str | os.PathLike[str] | LoadedModel | None, device: torch.devi
     if loaded is None:
         loaded = load_model(path, device=device)
         _MODEL_CACHE[key] = loaded
+        while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
         logger.info(
             "loaded model %s: species %s, r_max %.3g Å, %d layers, %s, on %s",
             path,
@@ -86,20 +91,9 @@ def _load(model: str | os.PathLike[str] | LoadedModel | None, device: torch.devi
             str(loaded.dtype).replace("torch.", ""),
             device,
         )
+    else:
+        _MODEL_CACHE.move_to_end(key)
     return loaded
-
-
-@contextlib.contextmanager
-def _torch_threads(n_threads: int | None) -> Iterator[None]:
-    if not n_threads:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class SymGNNCalculator(Calculator):
@@ -276,7 +270,7 @@ class SymGNNCalculator(Calculator):
         species_t = torch.from_numpy(species).to(dev)
         edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
         edge_vec = torch.from_numpy(vec).to(device=dev, dtype=model.dtype)  # formed in float64
-        with _torch_threads(self.n_threads), torch.inference_mode():
+        with torch_threads(self.n_threads), torch.inference_mode():
             out = model.module(species_t, edge_index, edge_vec)
         barriers = out.detach().to("cpu", torch.float64).numpy().copy()
         self.n_barrier_evaluations += 1

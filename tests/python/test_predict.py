@@ -169,7 +169,7 @@ def test_errors(model: str, tmp_path: Path, capsys) -> None:
     rc, _, err = _predict(
         ["--model", model, "--label-name", "my barrier", str(src), "-o", str(out)], capsys
     )
-    assert rc == 2 and "--label-name" in err
+    assert rc == 2 and "--label" in err
     rc, _, err = _predict(["--model", model, str(src), "-o", str(src)], capsys)
     assert rc == 2 and "also an input" in err
     rc, _, err = _predict(["--model", model, "--types", "Cu,Zr", str(src), "-o", str(out)], capsys)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .common import MODEL_HELP, add_label, add_threads, check_threads
+
 __all__ = ["register", "run"]
 
 
@@ -15,9 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Evaluate an exported model on structure files with a per-atom label "
         "array; --rotations N adds N random rotations/reflections of each structure.",
     )
-    p.add_argument("model", help="exported model file or bundled name (default, ...)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("files", nargs="+", help="structure files with per-atom labels")
-    p.add_argument("--label", default="energy_barrier", help="per-atom label array name")
+    add_label(p, "per-atom label array of the files")
+    add_threads(p)
     p.add_argument("--rotations", type=int, default=0, help="random orthogonal copies per file")
     p.add_argument("--seed", type=int, default=0, help="seed of the random transforms")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--rotations must be >= 0, got {args.rotations}")
     from ..export import load_model
     from ..outputs import check_output, write_text
+    from ..threads import torch_threads
     from ..train.evaluate import evaluate_files
 
     if args.json:  # refused before any work: not a folder, link, device; not an input
@@ -36,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     if args.json:
         check_output(args.json, [model.path, *args.files], what="--json")
-    res = evaluate_files(model, args.files, args.label, args.rotations, args.seed)
+    with torch_threads(check_threads(args)):
+        res = evaluate_files(model, args.files, args.label, args.rotations, args.seed)
     for name, m in res["per_file"].items():
         line = f"{name:30s} n={m['n']:6d} pearson={m['pearson']:.4f} mae={m['mae']:.4f} rmse={m['rmse']:.4f}"
         if "spread_mean_eV" in m:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..explain.core import ExplainConfig
+from .common import add_device, add_model, add_reading, add_threads, check_threads, types_of
 
 __all__ = ["register", "run"]
 
@@ -24,11 +25,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("structure", help="structure file (any format ase.io.read reads)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="exported model file or bundled model name (default: the bundled CuZr model)",
-    )
+    add_model(p)
     p.add_argument(
         "--atom",
         type=int,
@@ -84,35 +81,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seed of masks and sampling")
     p.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--format", default=None, help="ase.io format of STRUCTURE (default: guessed)")
-    p.add_argument(
-        "--index", default="-1", help="frame of STRUCTURE, in ase.io syntax (default: -1, last)"
+    add_reading(
+        p,
+        index="-1",
+        index_help="frame of STRUCTURE, in ase.io syntax (default: -1, the last)",
     )
-    p.add_argument(
-        "--types",
-        nargs="+",
-        default=None,
-        metavar="ELEMENT",
-        help="elements of LAMMPS atom types 1, 2, ... (LAMMPS data/dump files)",
-    )
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch CPU threads (default 0: torch's default; 1 is steadiest on a busy machine)",
-    )
+    add_device(p)
+    add_threads(p)
     p.add_argument("--no-plots", action="store_true", help="write no PNG files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    threads = check_threads(args)
     cfg = ExplainConfig(
         epochs=args.epochs,
         lr=args.lr,
@@ -123,18 +104,20 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
     )
     from ..explain.structure import explain_structure
+    from ..threads import torch_threads
 
-    explain_structure(
-        structure=args.structure,
-        output_dir=args.output_dir,
-        atoms_to_explain=list(args.atom),
-        model=args.model,
-        sample=args.sample,
-        config=cfg,
-        fmt=args.format,
-        index=args.index,
-        types=args.types,
-        device=args.device,
-        plots=not args.no_plots,
-    )
+    with torch_threads(threads):
+        explain_structure(
+            structure=args.structure,
+            output_dir=args.output_dir,
+            atoms_to_explain=list(args.atom),
+            model=args.model,
+            sample=args.sample,
+            config=cfg,
+            fmt=args.format,
+            index=args.index,
+            types=types_of(args),
+            device=args.device,
+            plots=not args.no_plots,
+        )
     return 0

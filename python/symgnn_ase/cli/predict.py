@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..predict import DEFAULT_LABEL
+from .common import (
+    add_device,
+    add_label,
+    add_model,
+    add_no_progress,
+    add_reading,
+    add_threads,
+    check_threads,
+    types_of,
+)
 
 __all__ = ["register", "run"]
 
@@ -23,54 +32,34 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="OUTPUT", help="extxyz file to write"
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="exported model file or bundled model name (default: the bundled CuZr model)",
+    add_model(parser)
+    add_device(parser)
+    add_threads(parser)
+    add_label(parser, "name of the per-atom output array")
+    add_reading(
+        parser,
+        index=":",
+        index_help="frames to read from each input, in ase.io syntax (default ':' = all; "
+        "'-1' = last)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument(
-        "--label-name",
-        default=DEFAULT_LABEL,
-        help=f"name of the per-atom output array (default: {DEFAULT_LABEL})",
-    )
-    parser.add_argument(
-        "--format",
-        default=None,
-        help="ase.io format of the inputs, e.g. extxyz, lammps-data, lammps-dump-text, "
-        "vasp, cif (default: guessed from each file name and content)",
-    )
-    parser.add_argument(
-        "--index",
-        default=":",
-        help="frames to read from each input, in ase.io syntax (default ':' = all; '-1' = last)",
-    )
-    parser.add_argument(
-        "--types",
-        default=None,
-        metavar="ELEMENTS",
-        help="elements of LAMMPS atom types 1, 2, ..., comma separated, e.g. Cu,Zr (LAMMPS "
-        "data/dump files carry type numbers; like `pair_coeff * * Cu Zr`)",
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (also off when not a tty)"
-    )
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.io import parse_types
     from ..predict import predict_files
+    from ..threads import torch_threads
 
-    predict_files(
-        inputs=list(args.inputs),
-        output=args.output,
-        model=args.model,
-        device=args.device,
-        label_name=args.label_name,
-        fmt=args.format,
-        index=args.index,
-        types=parse_types(args.types),
-        progress=not args.no_progress,
-    )
+    with torch_threads(check_threads(args)):
+        predict_files(
+            inputs=list(args.inputs),
+            output=args.output,
+            model=args.model,
+            device=args.device,
+            label_name=args.label,
+            fmt=args.format,
+            index=args.index,
+            types=types_of(args),
+            progress=not args.no_progress,
+        )
     return 0

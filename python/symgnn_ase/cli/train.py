@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_no_progress
+
 __all__ = ["register", "run"]
 
 
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML or TOML training config")
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir")
     p.add_argument("--run-dir", default=None, help="override the config's run_dir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(p)
     p.add_argument(
         "--allow-changes",
         action="store_true",

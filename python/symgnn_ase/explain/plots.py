@@ -1,4 +1,5 @@
-"""Pictures of explanations (PNG, matplotlib Agg): the paper's figures 2-3 and the
+"""Pictures of explanations (PNG; matplotlib ``Figure`` objects, no pyplot state or
+backend switch): the paper's figures 2-3 and the
 importance-against-distance statistic. Positions are unwrapped around the explained
 atom (see :mod:`symgnn_ase._explain`), in Å relative to it."""
 
@@ -18,15 +19,6 @@ __all__ = ["global_view", "local_view", "importance_distance_plot"]
 
 _SPECIES_COLORS = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e"]
 _CMAP = "viridis"
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _edge_ends(expl: Explanation, graph: ExplainGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +63,11 @@ def global_view(
     expl: Explanation, graph: ExplainGraph, path: str | os.PathLike, top: int = 50
 ) -> Path:
     """The ``top`` most important edges in 3-D, coloured by importance (paper's figure 2)."""
-    plt = _pyplot()
-    from matplotlib import cm, colors
+    from matplotlib import cm, colormaps, colors
+    from matplotlib.figure import Figure
 
     sub = expl.subgraph
-    fig = plt.figure(figsize=(8.5, 8))
+    fig = Figure(figsize=(8.5, 8))
     ax = fig.add_subplot(projection="3d")
     sel = expl.order[: min(top, sub.n_edges)]
     recv, send = _edge_ends(expl, graph)
@@ -83,7 +75,7 @@ def global_view(
     if len(sel):
         imp = expl.importance[sel]
         norm = colors.Normalize(vmin=float(imp.min()), vmax=float(max(imp.max(), imp.min() + 1e-9)))
-        cmap = plt.get_cmap(_CMAP)
+        cmap = colormaps[_CMAP]
         for k in sel[::-1]:  # most important drawn last (on top)
             seg = np.stack([send[k], recv[k]])
             ax.plot(*seg.T, color=cmap(norm(expl.importance[k])), lw=2.2, alpha=0.95)
@@ -116,7 +108,6 @@ def global_view(
     fig.text(0.02, 0.02, _fidelity_text(expl), fontsize=8, family="monospace")
     path = Path(path)
     save_figure(fig, path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -126,8 +117,8 @@ def local_view(
     """The explained atom, its ``n_nearest`` nearest atoms and every edge among them; edges
     in the top-K drawn solid and coloured by importance, the others thin and dashed
     (paper's figure 3). One line per atom pair: the larger importance of its two directions."""
-    plt = _pyplot()
-    from matplotlib import cm, colors
+    from matplotlib import cm, colormaps, colors
+    from matplotlib.figure import Figure
 
     sub = expl.subgraph
     dist = np.linalg.norm(sub.node_pos, axis=1)
@@ -146,11 +137,11 @@ def local_view(
         key = (min(a, b), max(a, b))
         imp, is_top = pairs.get(key, (0.0, False))
         pairs[key] = (max(imp, float(expl.importance[k])), is_top or bool(top[k]))
-    fig = plt.figure(figsize=(8.5, 8))
+    fig = Figure(figsize=(8.5, 8))
     ax = fig.add_subplot(projection="3d")
     vmax = float(expl.importance.max()) if sub.n_edges else 1.0
     norm = colors.Normalize(vmin=0.0, vmax=max(vmax, 1e-9))
-    cmap = plt.get_cmap(_CMAP)
+    cmap = colormaps[_CMAP]
     for (a, b), (imp, is_top) in sorted(pairs.items(), key=lambda kv: kv[1][0]):
         seg = sub.node_pos[[a, b]]
         if is_top:
@@ -188,20 +179,21 @@ def local_view(
     )
     path = Path(path)
     save_figure(fig, path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
 def importance_distance_plot(stats: dict[str, Any], path: str | os.PathLike) -> Path:
     """Mean edge importance and top-K enrichment against the edge's distance from the
     explained atom, and mean importance per hop (output of ``importance_vs_distance``)."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     bins = np.asarray(stats["distance_bins_A"])
     centers = 0.5 * (bins[1:] + bins[:-1])
     d = stats["by_distance"]
     mean = np.asarray(d["mean_importance"], dtype=float)
     sem = np.nan_to_num(np.asarray(d["sem_importance"], dtype=float))
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    ax = fig.subplots(1, 3)
     share = ax[0].twinx()
     share.bar(centers, d["edge_share"], width=0.9 * (bins[1] - bins[0]), color="0.85", zorder=0)
     share.set_ylabel("share of receptive-field edges", color="0.5")
@@ -234,5 +226,4 @@ def importance_distance_plot(stats: dict[str, Any], path: str | os.PathLike) -> 
     ax[2].set_title("importance per hop")
     path = Path(path)
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
     return path

@@ -1,4 +1,5 @@
-"""Matplotlib figures written by training and evaluation (PNG, no display needed)."""
+"""Matplotlib figures written by training and evaluation (PNG, no display needed; plain
+``Figure`` objects: no pyplot state, the process's backend is left alone)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,12 @@ from ..outputs import save_figure
 __all__ = ["learning_curve", "parity_plot"]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots(1, 2)
     ax[0].plot(epochs, [h["train_loss"] for h in history])
     ax[0].set_yscale("log")
     ax[0].set_xlabel("epoch")
@@ -33,12 +27,13 @@ def learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("valid Pearson r")
     save_figure(fig, path, dpi=120)
-    plt.close(fig)
 
 
 def parity_plot(pred: np.ndarray, true: np.ndarray, path: Path, title: str = "") -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5), constrained_layout=True)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    ax = fig.subplots()
     ax.hexbin(true, pred, gridsize=60, mincnt=1, cmap="viridis")
     lo = float(min(true.min(), pred.min()))
     hi = float(max(true.max(), pred.max()))
@@ -47,4 +42,3 @@ def parity_plot(pred: np.ndarray, true: np.ndarray, path: Path, title: str = "")
     ax.set_ylabel("predicted barrier (eV)")
     ax.set_title(title)
     save_figure(fig, path, dpi=120)
-    plt.close(fig)
