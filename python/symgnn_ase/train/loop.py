@@ -32,6 +32,7 @@ import torch
 from ..data.graph import Graph
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
+from ..threads import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
 from .config import load_config
 from .datasets import (
@@ -208,7 +209,7 @@ def train(
     if not resume:
         shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
         (out / "git_commit.txt").write_text(_git_commit() + "\n")
-    with _torch_threads(cfg["threads"]):
+    with torch_threads(cfg["threads"]):
         return _run(cfg, out, saved, init_state, hashes, progress, max_epochs)
 
 
@@ -394,23 +395,6 @@ def _run(
         )
     _finish(out, valid_sets, data["selection"], stop_reason)
     return out
-
-
-class _torch_threads:
-    """Set torch's intra-op thread count for a block (0: leave it) and restore it after."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.before = 0
-
-    def __enter__(self) -> None:
-        self.before = torch.get_num_threads()
-        if self.n > 0:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.n > 0:
-            torch.set_num_threads(self.before)
 
 
 def _validate(
