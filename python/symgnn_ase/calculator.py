@@ -43,11 +43,61 @@ from .threads import torch_threads
 if TYPE_CHECKING:  # pragma: no cover
     import ase
 
-__all__ = ["SymGNNCalculator", "get_energy_barriers", "BARRIERS"]
+__all__ = [
+    "SymGNNCalculator",
+    "get_energy_barriers",
+    "check_geometry",
+    "BARRIERS",
+    "MAX_NEIGHBORS",
+    "MIN_DISTANCE",
+]
 
 logger = logging.getLogger(__name__)
 
 BARRIERS = "energy_barriers"
+
+#: more neighbors than this within r_max (5 Å: ~30-60 in any metal or glass, about 100 in the
+#: densest solids under pressure) is no condensed phase the models know: an error
+MAX_NEIGHBORS = 500
+#: atoms closer than this (Å; the shortest bonds in metals are above 2 Å) are an error
+MIN_DISTANCE = 0.5
+
+
+def check_geometry(
+    n_atoms: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    vec: np.ndarray,
+    r_max: float,
+    what: str = "atoms",
+) -> None:
+    """Refuse a structure no model was trained on: an atom with more than
+    :data:`MAX_NEIGHBORS` neighbors within ``r_max``, or two atoms (or an atom and an image of
+    itself or of another atom) closer than :data:`MIN_DISTANCE` Å. ``i``/``j``/``vec`` are the
+    neighbor list (receivers, senders, vectors)."""
+    if len(i) == 0:
+        return
+    counts = np.bincount(i, minlength=n_atoms)
+    worst = int(np.argmax(counts))
+    if counts[worst] > MAX_NEIGHBORS:
+        n_over = int((counts > MAX_NEIGHBORS).sum())
+        raise ValueError(
+            f"{what}: atom {worst} has {int(counts[worst])} neighbors within r_max = {r_max:g} Å "
+            f"(at most {MAX_NEIGHBORS} allowed; a metallic glass has ~30-60), and {n_over} "
+            "atom(s) exceed the limit: the density is unphysical (a cell too small, or "
+            "positions in the wrong unit?)"
+        )
+    d2 = np.einsum("ij,ij->i", vec, vec)
+    k = int(np.argmin(d2))
+    d = float(np.sqrt(d2[k]))
+    if d < MIN_DISTANCE:
+        a, b = int(i[k]), int(j[k])
+        pair = f"atom {a} and its own periodic image" if a == b else f"atoms {a} and {b}"
+        raise ValueError(
+            f"{what}: {pair} are {d:.3g} Å apart (closer than {MIN_DISTANCE} Å): coincident or "
+            "overlapping atoms; remove duplicates (e.g. ase.geometry.get_duplicate_atoms)"
+        )
+
 
 #: loaded models kept for reuse by calculators; the least recently used goes first
 MODEL_CACHE_SIZE = 4
@@ -259,6 +309,19 @@ class SymGNNCalculator(Calculator):
         cell = atoms.cell.array
         if not np.isfinite(cell[pbc]).all():
             raise ValueError(f"cell has non-finite entries on a periodic axis: {cell.tolist()}")
+        if pbc.all():
+            volume = abs(float(np.linalg.det(cell)))
+            expected = (
+                len(atoms) / volume * 4.0 / 3.0 * np.pi * self.model.r_max**3 if volume else 0
+            )
+            if volume > 0 and expected > MAX_NEIGHBORS:
+                # refused before the neighbor list, which would hold ~expected * N edges
+                raise ValueError(
+                    f"{len(atoms)} atoms in a {volume:.4g} Å^3 cell: about {expected:.0f} "
+                    f"neighbors per atom within r_max = {self.model.r_max:g} Å (at most "
+                    f"{MAX_NEIGHBORS} allowed; a metallic glass has ~30-60): the density is "
+                    "unphysical (a cell too small, or positions in the wrong unit?)"
+                )
 
     def _compute_barriers(self, atoms: ase.Atoms) -> np.ndarray:
         self._check_atoms(atoms)
@@ -266,6 +329,7 @@ class SymGNNCalculator(Calculator):
         start = time.perf_counter()
         model = self.model
         i, j, _shifts, vec = atoms_neighbors(atoms, model.r_max, n_threads=self.n_threads or 0)
+        check_geometry(len(atoms), i, j, vec, model.r_max)
         dev = self.device
         species_t = torch.from_numpy(species).to(dev)
         edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
@@ -278,8 +342,14 @@ class SymGNNCalculator(Calculator):
             raise RuntimeError(
                 f"model {model.path} returned shape {tuple(barriers.shape)}, expected ({len(atoms)},)"
             )
-        if not np.isfinite(barriers).all():
-            logger.warning("model %s returned non-finite barriers", model.path)
+        bad = np.flatnonzero(~np.isfinite(barriers))
+        if bad.size:
+            raise ValueError(
+                f"model {model.path} returned non-finite barriers for {bad.size} of "
+                f"{len(atoms)} atom(s), first at indices {bad[:5].tolist()} "
+                f"({barriers[bad[0]]}); the structure is outside what the model handles, or "
+                "the model file is broken"
+            )
         logger.debug(
             "barriers of %d atoms (%d edges) in %.3f s",
             len(atoms),
