@@ -2,7 +2,7 @@
 
 The list is full and directed: for every pair of atoms closer than ``cutoff``
 both ``i <- j`` and ``j <- i`` appear, once per periodic image. Edges are sorted
-by ``(i, j, S)`` and ``D = positions[j] - positions[i] + S @ cell``. See SPEC §4.
+by ``(i, j, S)`` and ``D = positions[j] - positions[i] + S @ cell``. See ``docs/contracts.md``.
 """
 
 from __future__ import annotations

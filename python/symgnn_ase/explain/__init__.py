@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .core import ExplainConfig, Explainer, Explanation
 from .graph import ExplainGraph, Subgraph, build_explain_graph, extract_subgraph
+from .structure import explain_structure
 from .tables import importance_vs_distance, write_edges_csv
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Explanation",
     "Subgraph",
     "build_explain_graph",
+    "explain_structure",
     "extract_subgraph",
     "importance_vs_distance",
     "write_edges_csv",
