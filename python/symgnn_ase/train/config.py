@@ -50,6 +50,10 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     # exponential moving average of the weights (decay per step; 0 turns it off): when on,
     # validation, best.pt and the exported model use the averaged weights
     "ema": 0.0,
+    # batch-norm layers keep their running statistics fixed while training (the affine map
+    # inference uses), so a fine-tune on data whose statistics differ (thermal frames) learns
+    # under the normalization it will be run with
+    "freeze_norm": False,
 }
 TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init"}
 DATA_KEYS = {"train", "valid", "label", "selection", "partial_labels", "label_range"}
@@ -110,6 +114,7 @@ OPTIM_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "compile": _bool,
     "position_noise": _num(0.0, 1.0, hi_open=True),
     "ema": _num(0.0, 1.0, hi_open=True),
+    "freeze_norm": _bool,
 }
 
 

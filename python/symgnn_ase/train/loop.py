@@ -93,6 +93,13 @@ def _jitter(g: Graph, sigma: float, gen: torch.Generator) -> torch.Tensor:
     )
 
 
+def _freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Batch-norm layers in inference mode (running statistics, not updated)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def _loss(pred: torch.Tensor, g: Graph, std: float) -> torch.Tensor:
     """Mean squared standardized error over the labelled atoms of ``g``."""
     err = (pred - g.label) / std
@@ -302,6 +309,8 @@ def _run(
             break
         t_epoch = time.perf_counter()
         model.train()
+        if opt_cfg.get("freeze_norm", False):
+            _freeze_batchnorm(model)
         losses, weights = [], []
         for gi, k in epoch_order(groups, gen):
             g = groups[gi].graphs[k]

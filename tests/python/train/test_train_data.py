@@ -231,3 +231,19 @@ def test_glob_without_match_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no file matches the pattern 'nothing_\*.extxyz'"):
         train(path, progress=False)
     assert cfg["data"]["train"][0]["files"] == ["nothing_*.extxyz"]
+
+
+def test_freeze_norm_keeps_running_statistics(data, tmp_path):
+    base = train(_write(tmp_path / "b.yaml", _cfg(data, tmp_path / "b")), progress=False)
+    start = load_checkpoint(base / "best.pt")["model"]
+    cfg = _cfg(data, tmp_path / "f", init=str(base))
+    del cfg["model"]
+    cfg["optim"]["freeze_norm"] = True
+    out = train(_write(tmp_path / "f.yaml", cfg), progress=False)
+    last = load_checkpoint(out / "last.pt")["model"]
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert stats  # the EGAT layers standardize their attention aggregate
+    for k in stats:
+        assert torch.equal(last[k], start[k]), k
+    # the weights did train
+    assert not torch.equal(last["embedding.weight"], start["embedding.weight"])
