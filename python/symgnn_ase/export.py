@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from .format import (
     resolve_model_path,
 )
 from .nn.ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
+from .outputs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,15 @@ def export_model(
     type_names: list[str],
     r_max: float,
     info: dict[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
-    """Script ``model`` (in eval mode) and write it with metadata, atomically."""
+    """Script ``model`` (in eval mode) and write it with metadata, atomically.
+
+    ``path`` is refused before any work when it is not a regular file or is one of ``inputs``
+    (the checkpoint being exported), see :mod:`symgnn_ase.outputs`.
+    """
+    inputs = list(inputs)
+    check_output(path, inputs, what="export output")
     model = model.eval()
     dtype = next(model.parameters()).dtype
     dtype_name = {v: k for k, v in _DTYPES.items()}.get(dtype)
@@ -99,11 +107,8 @@ def export_model(
         ),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with torchscript_allowed():
+    with atomic_path(path, inputs, what="export output") as tmp, torchscript_allowed():
         torch.jit.save(scripted, str(tmp), _extra_files=meta)
-    os.replace(tmp, path)
     logger.info("exported %s model to %s", getattr(model, "kind", "?"), path)
     return path
 
@@ -145,19 +150,59 @@ def load_model(
     missing = [k for k in METADATA_KEYS if not extra[k]]
     if missing:
         raise ValueError(f"{path}: symgnn model metadata lacks {missing}")
+    meta = parse_metadata(path, extra)
+    module.eval()
+    return LoadedModel(module=module, path=path, **meta)
+
+
+def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, Any]:
+    """The typed metadata of a model file; every malformed entry is a ValueError naming the file,
+    the key, what it must be and what it is."""
+
+    def bad(key: str, want: str) -> ValueError:
+        return ValueError(f"{path}: metadata `{key}` must be {want}, got {extra[key]!r}")
+
+    try:
+        r_max = float(extra["r_max"])
+    except ValueError:
+        raise bad("r_max", "a finite number > 0 (Å)") from None
+    if not (r_max > 0 and r_max < float("inf")):
+        raise bad("r_max", "a finite number > 0 (Å)")
+    ints = {}
+    for key in ("n_layers", "feature_dim"):
+        try:
+            ints[key] = int(extra[key])
+        except ValueError:
+            raise bad(key, "a positive integer") from None
+        if ints[key] < 1:
+            raise bad(key, "a positive integer")
+    type_names = extra["type_names"].split()
+    if not type_names or len(set(type_names)) != len(type_names):
+        raise bad("type_names", "distinct species names separated by spaces, e.g. 'Cu Zr'")
+    if extra["output"] != OUTPUT_NAME:
+        raise ValueError(
+            f"{path}: metadata `output` is {extra['output']!r}, not {OUTPUT_NAME!r}: this model "
+            f"does not predict energy barriers, and symgnn reads only models that do"
+        )
+    if extra["unit"] != OUTPUT_UNIT:
+        raise ValueError(
+            f"{path}: metadata `unit` is {extra['unit']!r}, not {OUTPUT_UNIT!r}: symgnn reports "
+            f"barriers in {OUTPUT_UNIT} and does not convert; re-export the model in {OUTPUT_UNIT}"
+        )
     dtype = _DTYPES.get(extra["dtype"])
     if dtype is None:
-        raise ValueError(
-            f"{path}: metadata dtype must be one of {list(_DTYPES)}, got {extra['dtype']!r}"
-        )
-    module.eval()
-    return LoadedModel(
-        module=module,
-        path=path,
-        r_max=float(extra["r_max"]),
-        n_layers=int(extra["n_layers"]),
-        type_names=extra["type_names"].split(),
-        feature_dim=int(extra["feature_dim"]),
+        raise bad("dtype", f"one of {list(_DTYPES)}")
+    try:
+        info = json.loads(extra["info"])
+    except ValueError:
+        raise bad("info", "a JSON object") from None
+    if not isinstance(info, dict):
+        raise bad("info", "a JSON object")
+    return dict(
+        r_max=r_max,
+        n_layers=ints["n_layers"],
+        type_names=type_names,
+        feature_dim=ints["feature_dim"],
         dtype=dtype,
-        info=json.loads(extra["info"]),
+        info=info,
     )

@@ -13,6 +13,7 @@ import torch
 from ..export import export_model
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
+from ..outputs import check_output
 from .checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,11 @@ def export_run(
     inference (default: the training config's ``n_samples_eval``), drawn with
     ``seed_override`` (default: the config's ``sample_seed``).
     """
-    model, ckpt = model_from_checkpoint(checkpoint)
+    source = Path(checkpoint)
+    if source.is_dir():
+        source = source / "best.pt"
+    check_output(output, [source, checkpoint], what="export output")
+    model, ckpt = model_from_checkpoint(source)
     cfg = ckpt["config"]
     mcfg = cfg["model"]
     if transforms is not None:
@@ -67,5 +72,7 @@ def export_run(
         "validation": ckpt.get("metrics"),
         "n_parameters": sum(p.numel() for p in model.parameters()),
     }
-    path = export_model(model, output, mcfg["type_names"], mcfg["r_max"], info=info)
+    path = export_model(
+        model, output, mcfg["type_names"], mcfg["r_max"], info=info, inputs=[source]
+    )
     return path
