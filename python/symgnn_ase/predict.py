@@ -149,10 +149,13 @@ def predict_files(
 
     from .calculator import BARRIERS, SymGNNCalculator
     from .data.io import guess_format, iter_structures
+    from .data.selection import check_format, check_index
     from .outputs import atomic_output, check_output
 
     out = out if out is not None else sys.stdout
     _check_label_name(label_name)
+    index = check_index(index)
+    fmt = check_format(fmt)
     if not inputs:
         raise ValueError("no input files given")
     for path in inputs:

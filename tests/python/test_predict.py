@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_extxyz_trajectory(model: str, calc: SymGNNCalculator, tmp_path: Path, c
         np.testing.assert_allclose(
             got.arrays["energy_barrier"], calc.get_property(B, ref), atol=1e-7
         )
-    assert not (tmp_path / "pred.xyz.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.xyz", "traj.extxyz"]
 
 
 def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys) -> None:
@@ -88,11 +89,56 @@ def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys)
 
     out2 = tmp_path / "kept.xyz"
     rc, stdout, _ = _predict(["--model", model, str(src), "-o", str(out2)], capsys)
-    assert rc == 0 and "pearson r vs input" in stdout
+    assert rc == 0 and "pearson r vs label `energy_barrier`" in stdout
+    assert "written as `energy_barrier_pred`" in stdout
     first = ase.io.read(out2, 0)
-    np.testing.assert_allclose(
-        first.arrays["energy_barrier_input"], frames[0].arrays["energy_barrier"]
+    labels = ase.io.read(src, 0).arrays["energy_barrier"]  # as stored (8 decimals)
+    # the label keeps its name and values; the prediction has its own column
+    np.testing.assert_array_equal(first.arrays["energy_barrier"], labels)
+    assert first.info["symgnn_predictions"] == "energy_barrier_pred"
+    pred = first.arrays["energy_barrier_pred"]
+
+    # predicting again on that output: the old prediction is replaced, the labels are kept, the
+    # Pearson is against the labels (never against the earlier prediction)
+    out3 = tmp_path / "again.xyz"
+    rc, stdout, _ = _predict(["--model", model, str(out2), "-o", str(out3)], capsys)
+    assert rc == 0 and stdout.count("pearson r vs label `energy_barrier`") == 2, stdout
+    again = ase.io.read(out3, 0)
+    np.testing.assert_array_equal(again.arrays["energy_barrier"], labels)
+    np.testing.assert_allclose(again.arrays["energy_barrier_pred"], pred, rtol=0, atol=1e-7)
+    assert sorted(k for k in again.arrays if k.startswith("energy")) == [
+        "energy_barrier",
+        "energy_barrier_pred",
+    ]
+
+
+def test_output_of_an_unlabelled_prediction_is_not_a_label(model, tmp_path, capsys) -> None:
+    src = tmp_path / "plain.xyz"
+    ase.io.write(src, random_glass(20, seed=5))
+    once, twice = tmp_path / "once.xyz", tmp_path / "twice.xyz"
+    assert _predict(["--model", model, str(src), "-o", str(once)], capsys)[0] == 0
+    rc, stdout, _ = _predict(["--model", model, str(once), "-o", str(twice)], capsys)
+    assert rc == 0 and "pearson" not in stdout and "written as" not in stdout
+    got = ase.io.read(twice)
+    assert sorted(k for k in got.arrays if k.startswith("energy")) == ["energy_barrier"]
+
+
+def test_legacy_output_keeps_its_label(model, tmp_path, capsys) -> None:
+    """A file written before predictions were marked: `energy_barrier` is the old prediction,
+    `energy_barrier_input` the label; the label is kept and is what the Pearson uses."""
+    atoms = random_glass(20, seed=6)
+    atoms.arrays["energy_barrier"] = np.full(len(atoms), 9.0)
+    atoms.arrays["energy_barrier_input"] = np.linspace(1.0, 2.0, len(atoms))
+    src = tmp_path / "legacy.xyz"
+    ase.io.write(src, atoms)
+    out = tmp_path / "new.xyz"
+    rc, stdout, _ = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    assert rc == 0 and "pearson r vs label `energy_barrier_input`" in stdout
+    got = ase.io.read(out)
+    np.testing.assert_array_equal(
+        got.arrays["energy_barrier_input"], ase.io.read(src).arrays["energy_barrier_input"]
     )
+    assert np.all(got.arrays["energy_barrier"] != 9.0)
 
 
 def test_lammps_data(model: str, calc: SymGNNCalculator, tmp_path: Path, capsys) -> None:
@@ -178,7 +224,13 @@ def test_errors(model: str, tmp_path: Path, capsys) -> None:
     ase.io.write(bad, Atoms("Ni2", positions=[[0, 0, 0], [2.5, 0, 0]]))
     rc, _, err = _predict(["--model", model, str(src), str(bad), "-o", str(out)], capsys)
     assert rc == 2 and "nickel.xyz frame 0" in err and "[Cu, Zr]" in err
-    assert not out.exists() and not (tmp_path / "out.xyz.tmp").exists()
+    assert len(ase.io.read(out, ":")) == 1  # the good frame of one.xyz is kept
+    out.unlink()
+    rc, _, err = _predict(
+        ["--model", model, "--strict", str(src), str(bad), "-o", str(out)], capsys
+    )
+    assert rc == 2 and "nickel.xyz frame 0" in err and "[Cu, Zr]" in err
+    assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 def test_console_script(model: str, tmp_path: Path) -> None:
@@ -197,3 +249,125 @@ def test_console_script(model: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(" atoms, barrier mean ") == 2
     assert len(ase.io.read(out, ":")) == 2
+
+
+def _bad_trajectory() -> list[Atoms]:
+    """Five frames; frame 2 has a NaN position and frame 3 two coincident atoms."""
+    frames = [random_glass(20, seed=10 + s) for s in range(5)]
+    frames[2].positions[4] = np.nan
+    frames[3].positions[7] = frames[3].positions[6]
+    return frames
+
+
+def test_bad_frames_are_reported_and_good_frames_kept(model, calc, tmp_path, capsys) -> None:
+    frames = _bad_trajectory()
+    src = tmp_path / "traj.extxyz"
+    ase.io.write(src, frames)
+    out = tmp_path / "out.xyz"
+    rc, stdout, err = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    assert rc == 2
+    assert f"skipped {src} frame 2: positions are not finite" in err
+    assert f"skipped {src} frame 3:" in err and "apart" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("symgnn predict: error: 2 frame(s) failed and were left out of")
+    assert "holds the 3 good frame(s)" in last
+    assert "wrote 3 frame(s)" in stdout
+    got = ase.io.read(out, ":")
+    assert len(got) == 3
+    for g, ref in zip(got, [frames[0], frames[1], frames[4]], strict=True):
+        np.testing.assert_allclose(g.positions, ref.positions, atol=1e-8)
+        np.testing.assert_allclose(g.arrays["energy_barrier"], calc.get_property(B, ref), atol=1e-7)
+
+
+def test_strict_stops_at_the_first_bad_frame(model, tmp_path, capsys) -> None:
+    src = tmp_path / "traj.extxyz"
+    ase.io.write(src, _bad_trajectory())
+    out = tmp_path / "out.xyz"
+    rc, _, err = _predict(["--model", model, "--strict", str(src), "-o", str(out)], capsys)
+    assert rc == 2 and f"{src} frame 2: positions are not finite" in err and "--strict" in err
+    assert "frame 3" not in err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["traj.extxyz"]
+
+
+def test_every_frame_bad_writes_nothing(model, tmp_path, capsys) -> None:
+    src = tmp_path / "bad.xyz"
+    atoms = random_glass(10, seed=1)
+    atoms.positions[0] = np.inf
+    ase.io.write(src, atoms)
+    out = tmp_path / "out.xyz"
+    out.write_text("previous result\n")
+    rc, _, err = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    assert rc == 2 and "every frame failed, nothing written" in err
+    assert out.read_text() == "previous result\n"
+
+
+def test_unreadable_rest_of_a_file(model, tmp_path, capsys) -> None:
+    """A trajectory cut in the middle of its third frame: two frames written, the file named."""
+    src = tmp_path / "cut.xyz"
+    ase.io.write(src, [random_glass(12, seed=s) for s in range(3)])
+    lines = src.read_text().splitlines()
+    src.write_text("\n".join(lines[: 2 * 14 + 5]) + "\n")
+    out = tmp_path / "out.xyz"
+    rc, stdout, err = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    assert rc == 2 and "wrote 2 frame(s)" in stdout
+    assert f"skipped {src}: reading stopped after frame 1" in err
+    assert len(ase.io.read(out, ":")) == 2
+
+
+@pytest.mark.parametrize("case", ["dev_null", "user_tmp", "input_tmp", "symlink", "fifo", "dir"])
+def test_output_targets(model, tmp_path, capsys, case) -> None:
+    src = tmp_path / "in.xyz"
+    ase.io.write(src, random_glass(12, seed=3))
+    args = ["--model", model, str(src)]
+    if case == "dev_null":
+        # as root the old writer replaced the /dev/null device with a regular file
+        rc, _, err = _predict([*args, "-o", "/dev/null"], capsys)
+        assert rc == 2 and "/dev/null is a device" in err
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    elif case == "user_tmp":
+        mine = tmp_path / "out.xyz.tmp"
+        mine.write_text("the user's own file")
+        assert _predict([*args, "-o", str(tmp_path / "out.xyz")], capsys)[0] == 0
+        assert mine.read_text() == "the user's own file"
+    elif case == "input_tmp":
+        # input X.tmp, output X: the old writer truncated and deleted the input
+        x_tmp = tmp_path / "X.tmp"
+        ase.io.write(x_tmp, random_glass(12, seed=4), format="extxyz")
+        before = x_tmp.read_bytes()
+        rc, _, _ = _predict(
+            ["--model", model, "--format", "extxyz", str(x_tmp), "-o", str(tmp_path / "X")], capsys
+        )
+        assert rc == 0 and x_tmp.read_bytes() == before
+        assert len(ase.io.read(tmp_path / "X", format="extxyz").arrays["energy_barrier"]) == 12
+    elif case == "symlink":
+        real = tmp_path / "real.xyz"
+        real.write_text("kept")
+        link = tmp_path / "link.xyz"
+        link.symlink_to(real)
+        rc, _, err = _predict([*args, "-o", str(link)], capsys)
+        assert rc == 2 and f"{link} is a symbolic link" in err
+        assert link.is_symlink() and real.read_text() == "kept"
+    elif case == "fifo":
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)
+        rc, _, err = _predict([*args, "-o", str(fifo)], capsys)
+        assert rc == 2 and f"{fifo} is a FIFO" in err
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    else:
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        rc, stdout, err = _predict([*args, "-o", str(folder)], capsys)
+        assert rc == 2 and f"{folder} is a directory" in err
+        assert stdout == ""  # refused before any frame was predicted
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_output_equal_to_the_model_is_refused(model, tmp_path, capsys) -> None:
+    src = tmp_path / "in.xyz"
+    ase.io.write(src, random_glass(12, seed=3))
+    before = Path(model).read_bytes()
+    rc, _, err = _predict(["--model", model, str(src), "-o", model], capsys)
+    assert rc == 2 and "is also an input" in err
+    assert Path(model).read_bytes() == before

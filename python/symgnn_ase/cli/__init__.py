@@ -7,6 +7,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -21,8 +22,15 @@ _COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line, naming the option and the value (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="symgnn", description="Per-atom energy barriers of metallic glasses (SymGNN)."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
         index_help="frames to read from each input, in ase.io syntax (default ':' = all; "
         "'-1' = last)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first frame that fails and write nothing (default: write the good "
+        "frames, list the bad ones with their index and reason, exit 2)",
+    )
     add_no_progress(parser)
     parser.set_defaults(func=run)
 
@@ -61,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
             index=args.index,
             types=types_of(args),
             progress=not args.no_progress,
+            strict=args.strict,
         )
     return 0

@@ -114,6 +114,7 @@ def explain_structure(
 ) -> dict[str, Any]:
     """What ``symgnn explain`` does; returns the summary it writes to ``summary.json``."""
     from ..data.io import read_structure
+    from ..data.selection import check_format, check_index
     from ..export import load_model
 
     out = out if out is not None else sys.stdout
@@ -123,7 +124,7 @@ def explain_structure(
         raise ValueError(f"--sample must be an integer >= 0, got {sample}")
     if not atoms_to_explain and sample == 0:
         raise ValueError("nothing to explain: give --atom I (repeatable) and/or --sample N")
-    atoms = read_structure(structure, fmt, index, types)
+    atoms = read_structure(structure, check_format(fmt), check_index(index), types)
     n_atoms = len(atoms)
     if n_atoms == 0:
         raise ValueError(f"{structure} has no atoms")
