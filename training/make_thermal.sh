@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The thermal data set as committed (training/data/thermal/): training glasses at 300/500/700 K,
-# snapshots at 1.0 and 1.5 ps (training augmentation); the validation glass at 300/500/600/700 K
-# for 10 ps, snapshots at 5 and 10 ps (selection and the MODEL_CARD numbers, like the held-out
-# protocol: minimize, then 10 ps NVT). Resumable: rerun after a kill.
+# The thermal data set as committed (training/data/thermal/): the six training glasses minimized
+# and at 300/500/700 K, snapshots at 1.0 and 1.5 ps (training augmentation); the validation glass
+# minimized, at 600/300 K for 10 ps (snapshots at 5 and 10 ps, as the held-out protocol: minimize,
+# then 10 ps NVT) and at 500/700 K for 5 ps (selection and the MODEL_CARD numbers).
+# Resumable: rerun after a kill (finished files are skipped). About 45 min on 2 cores.
 #   nohup bash training/make_thermal.sh > training/data/thermal/log.txt 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
