@@ -15,10 +15,14 @@ __all__ = ["tiny_config", "make_tiny_model", "make_nan_model", "random_glass"]
 
 
 def tiny_config(kind: str = "symgnn", **overrides) -> ModelConfig:
-    """A small model of ``kind`` (4 layers, narrow) for fast tests."""
+    """A small model of ``kind`` (narrow; r_max 5 Å, like the shipped kinds) for fast tests."""
     base = dict(kind=kind, node_dim=16, edge_dim=8, heads=[4, 2, 2, 1], decoder_dim=16, n_rbf=8)
     if kind == "equivariant":
         base.update(node_dim=8, heads=[], n_layers=3)
+    elif kind == "schnet":
+        base.update(heads=[], n_layers=3)
+    elif kind == "ridge":  # densities within 3.5 Å, averaged within r_max = 5 Å
+        base.update(heads=[], n_layers=2, n_rbf=6, rbf_max=3.4, density_cutoff=3.5)
     base.update(overrides)
     return ModelConfig(**base)
 

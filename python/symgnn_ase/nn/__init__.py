@@ -1,4 +1,5 @@
-"""The models: their configuration, the SymGNN and equivariant kinds, the fused-operator bridge.
+"""The models: their configuration, the SymGNN, equivariant, SchNet and descriptor + ridge kinds,
+the fused-operator bridge.
 
 ``build_model(cfg)`` makes a fresh model of any kind; every kind exposes the
 exported-model contract of ``docs/contracts.md`` (``embed``, ``interact``,
@@ -8,8 +9,18 @@ exported-model contract of ``docs/contracts.md`` (``embed``, ``interact``,
 from __future__ import annotations
 
 from .config import MODEL_KINDS, ModelConfig
+from .descriptor import DescriptorRidge
 from .equivariant import EquivariantGNN
 from .factory import build_model
+from .schnet import SchNet
 from .symgnn import SymGNN
 
-__all__ = ["MODEL_KINDS", "ModelConfig", "SymGNN", "EquivariantGNN", "build_model"]
+__all__ = [
+    "MODEL_KINDS",
+    "ModelConfig",
+    "SymGNN",
+    "EquivariantGNN",
+    "SchNet",
+    "DescriptorRidge",
+    "build_model",
+]

@@ -8,7 +8,9 @@ from typing import Any
 
 __all__ = ["MODEL_KINDS", "ModelConfig"]
 
-MODEL_KINDS = ("symgnn", "raw", "length", "equivariant")
+MODEL_KINDS = ("symgnn", "raw", "length", "equivariant", "schnet", "ridge")
+# kinds whose layers are EGAT layers with one head count per layer
+ATTENTION_KINDS = ("symgnn", "raw", "length")
 
 
 @dataclass
@@ -17,7 +19,15 @@ class ModelConfig:
 
     kind: ``symgnn`` (learned distribution over O(3), the paper's method), ``raw``
     (no symmetrization: raw edge vectors), ``length`` (edge length only,
-    invariant), ``equivariant`` (PaiNN-style, exactly O(3)-invariant output).
+    invariant), ``equivariant`` (PaiNN-style, exactly O(3)-invariant output),
+    ``schnet`` (SchNet-style continuous-filter convolutions on a species-resolved Gaussian
+    basis, invariant), ``ridge`` (the coarse-grained descriptor baseline: radial densities
+    averaged over r_max with weights exp(-r/L), and a linear readout fitted in closed form).
+
+    Descriptor (``ridge``) options: ``n_rbf`` Gaussians centred from ``rbf_min`` to
+    ``rbf_max`` with width ``rbf_sigma`` per neighbour species, counted within
+    ``density_cutoff``; ``smooth_lengths`` the averaging lengths L (Å); r_max the
+    averaging radius; n_layers 2 (densities, then averages).
     """
 
     kind: str = "symgnn"
@@ -34,6 +44,11 @@ class ModelConfig:
     n_rbf: int = 16
     decoder_dim: int = 64
     sample_seed: int = 12345
+    rbf_min: float = 2.2  # ridge: first Gaussian centre (Å)
+    rbf_max: float = 5.0  # ridge: last Gaussian centre (Å)
+    rbf_sigma: float = 0.15  # ridge: Gaussian width (Å)
+    density_cutoff: float = 5.5  # ridge: radius of the radial densities (Å)
+    smooth_lengths: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -43,21 +58,43 @@ class ModelConfig:
             raise ValueError(f"r_max must be a positive finite number of Å, got {self.r_max}")
         if self.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
-        if self.kind != "equivariant" and len(self.heads) != self.n_layers:
+        if self.kind in ATTENTION_KINDS and len(self.heads) != self.n_layers:
             raise ValueError(
                 f"heads must list one head count per layer ({self.n_layers}), got {self.heads}"
             )
-        for h in self.heads if self.kind != "equivariant" else []:
+        for h in self.heads if self.kind in ATTENTION_KINDS else []:
             if h < 1 or self.node_dim % h:
                 raise ValueError(f"every head count must divide node_dim={self.node_dim}, got {h}")
         if len(set(self.type_names)) != len(self.type_names) or not self.type_names:
             raise ValueError(f"type_names must be distinct and non-empty, got {self.type_names}")
+        if self.kind == "ridge":
+            self._check_descriptor()
+
+    def _check_descriptor(self) -> None:
+        """The descriptor options of kind ``ridge`` are consistent."""
+        if self.n_layers != 2:
+            raise ValueError(
+                "model kind 'ridge' has two layers (radial densities, then their averages): "
+                f"n_layers must be 2, got {self.n_layers}"
+            )
+        if self.rbf_max < self.rbf_min:
+            raise ValueError(
+                f"model.rbf_max ({self.rbf_max}) must be >= model.rbf_min ({self.rbf_min})"
+            )
+        if self.density_cutoff > self.r_max:
+            raise ValueError(
+                f"model.density_cutoff ({self.density_cutoff} Å) must be <= r_max "
+                f"({self.r_max} Å): the densities are counted on the model's graph"
+            )
+        if not self.smooth_lengths:
+            raise ValueError("model.smooth_lengths must list at least one length (Å)")
 
     def _check_types(self) -> None:
         """Every option has its annotated type (a string where a number belongs is an error)."""
         ints = ("n_layers", "node_dim", "edge_dim", "n_samples", "n_samples_eval", "n_rbf")
         ints += ("decoder_dim", "sample_seed")
-        floats = ("r_max", "init_sigma", "edge_input_scale")
+        floats = ("r_max", "init_sigma", "edge_input_scale", "rbf_min", "rbf_max", "rbf_sigma")
+        floats += ("density_cutoff",)
         for name in ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -82,6 +119,14 @@ class ModelConfig:
             isinstance(h, int) and not isinstance(h, bool) for h in self.heads
         ):
             raise ValueError(f"model.heads must be a list of integers, got {self.heads!r}")
+        if not isinstance(self.smooth_lengths, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in self.smooth_lengths
+        ):
+            raise ValueError(
+                f"model.smooth_lengths must be a list of lengths > 0 (Å), got "
+                f"{self.smooth_lengths!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,4 +20,12 @@ def build_model(cfg: ModelConfig | dict[str, Any]) -> nn.Module:
         from .equivariant import EquivariantGNN
 
         return EquivariantGNN(cfg)
+    if cfg.kind == "schnet":
+        from .schnet import SchNet
+
+        return SchNet(cfg)
+    if cfg.kind == "ridge":
+        from .descriptor import DescriptorRidge
+
+        return DescriptorRidge(cfg)
     return SymGNN(cfg)

@@ -13,7 +13,7 @@ from symgnn_ase.nn import build_model
 from symgnn_ase.testing import make_tiny_model, random_glass, tiny_config
 from symgnn_ase.train.evaluate import random_orthogonal
 
-KINDS = ["symgnn", "raw", "length", "equivariant"]
+KINDS = ["symgnn", "raw", "length", "equivariant", "schnet", "ridge"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,172 @@
+"""The coarse-grained descriptor baseline (kind ``ridge``): radial densities, averaged over
+neighbours with weights exp(-r/L), and a linear readout fitted in closed form.
+
+Per atom i, with S species and K Gaussians centred from ``rbf_min`` to ``rbf_max``:
+
+- ``g_i = [onehot(species_i) (S) | rho_i (S*K)]``, ``rho_i[s, k] = sum_j [species_j = s]
+  exp(-(r_ij - mu_k)^2 / (2 sigma^2)) f_c(r_ij)`` over the neighbours within
+  ``density_cutoff`` (f_c switches from 1 to 0 over the last 0.5 Å, so the densities are
+  continuous);
+- for every length L of ``smooth_lengths``: ``a_i^L = (g_i + sum_j w_L(r_ij) g_j) /
+  (1 + sum_j w_L(r_ij))`` over the neighbours within r_max (10 Å), ``w_L(r) = exp(-r/L)
+  f_c'(r)`` (f_c' switches off over the last 0.5 Å before r_max);
+- features ``h_i = [g_i | a_i^L1 | a_i^L2 | ...]`` and the barrier ``label_mean + label_std *
+  (w . (h_i - feature_mean) / feature_std + b)``.
+
+As an exported model (docs/contracts.md) this is two layers on one graph of radius r_max:
+``embed`` gives h = [onehot(species) | 0 ...] and the edge state ``e = [r | w_L1 | w_L2 |
+...]``; ``interact(0)`` counts the radial densities g over the edges shorter than
+``density_cutoff``; ``interact(1)`` averages g over every edge (r < r_max); ``readout`` is
+the linear map. So an atom's output depends on atoms within two hops, as the contract's
+locality promises (in fact within r_max + density_cutoff), and the LAMMPS compute, which
+refreshes ghost atoms' node states after every layer, reproduces it exactly on any number of
+ranks. The node state has the fixed width ``feature_dim = (1 + len(smooth_lengths)) * S *
+(K + 1)``; blocks not yet computed are zero. ``edge_weight`` scales an edge's contribution to
+the densities and to the averages. The output depends on interatomic distances only: exactly
+invariant under rotations and reflections.
+
+The features are public through :mod:`symgnn_ase.data.descriptors`, and the readout is
+fitted by :mod:`symgnn_ase.train.ridge`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .symgnn import add_label_scale
+
+__all__ = ["DescriptorRidge", "switch"]
+
+SWITCH_WIDTH = 0.5  # Å over which densities and averaging weights go smoothly to zero
+
+
+def switch(r: Tensor, cutoff: float, width: float = SWITCH_WIDTH) -> Tensor:
+    """1 below ``cutoff - width``, a cosine down to 0 at ``cutoff``, 0 beyond."""
+    x = ((r - (cutoff - width)) / width).clamp(0.0, 1.0)
+    return 0.5 * (torch.cos(math.pi * x) + 1.0)
+
+
+class DescriptorRidge(nn.Module):
+    """Descriptor features (``embed`` + ``interact``) and a linear readout, with the export
+    contract. Fit the readout with :func:`symgnn_ase.train.ridge.fit_ridge`."""
+
+    __constants__ = ["n_species", "n_gauss", "n_lengths", "base_dim", "density_cutoff", "r_max"]
+
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if cfg.kind != "ridge":
+            raise ValueError(f"DescriptorRidge builds kind 'ridge', got {cfg.kind!r}")
+        self.kind = cfg.kind
+        self.n_layers = 2
+        self.n_species = len(cfg.type_names)
+        self.n_gauss = cfg.n_rbf
+        self.n_lengths = len(cfg.smooth_lengths)
+        self.base_dim = self.n_species * (self.n_gauss + 1)
+        self.feature_dim = (1 + self.n_lengths) * self.base_dim
+        self.density_cutoff = float(cfg.density_cutoff)
+        self.r_max = float(cfg.r_max)
+        f64 = torch.float64  # constants formed in float64, then rounded once to `dtype`
+        centers = torch.linspace(cfg.rbf_min, cfg.rbf_max, cfg.n_rbf, dtype=f64)
+        self.register_buffer("centers", centers.to(dtype))
+        self.register_buffer("gamma", torch.tensor(1.0 / (2.0 * cfg.rbf_sigma**2), dtype=dtype))
+        lengths = torch.tensor(cfg.smooth_lengths, dtype=f64)
+        self.register_buffer("inv_lengths", (1.0 / lengths).to(dtype))
+        self.register_buffer("feature_mean", torch.zeros(self.feature_dim, dtype=dtype))
+        self.register_buffer("feature_std", torch.ones(self.feature_dim, dtype=dtype))
+        self.linear = nn.Linear(self.feature_dim, 1, dtype=dtype)  # random until fitted
+        add_label_scale(self)
+        self.to(dtype)
+
+    @torch.jit.export
+    def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        """h = [onehot(species) | 0 ...], e = [r | averaging weights w_L] per edge."""
+        onehot = torch.nn.functional.one_hot(species, self.n_species).to(edge_vec.dtype)
+        rest = torch.zeros(
+            (species.shape[0], self.feature_dim - self.n_species),
+            dtype=edge_vec.dtype,
+            device=edge_vec.device,
+        )
+        r = torch.linalg.vector_norm(edge_vec, dim=-1).unsqueeze(1)
+        w = torch.exp(-r * self.inv_lengths) * switch(r, self.r_max)
+        return torch.cat([onehot, rest], dim=1), torch.cat([r, w], dim=1)
+
+    @torch.jit.export
+    def interact(
+        self,
+        layer: int,
+        h: Tensor,
+        e: Tensor,
+        edge_index: Tensor,
+        edge_weight: Optional[Tensor] = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Layer 0: radial densities; layer 1: their weighted neighbour averages."""
+        if layer == 0:
+            return self._densities(h, e, edge_index, edge_weight), e
+        if layer == 1:
+            return self._averages(h, e, edge_index, edge_weight), e
+        raise IndexError("layer out of range")
+
+    def _densities(
+        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor]
+    ) -> Tensor:
+        n = h.shape[0]
+        s = self.n_species
+        r = e[:, 0]
+        near = torch.nonzero(r < self.density_cutoff).squeeze(1)
+        rn = r.index_select(0, near)
+        cut = switch(rn, self.density_cutoff)
+        if edge_weight is not None:
+            cut = cut * edge_weight.index_select(0, near)
+        gauss = torch.exp(-self.gamma * (rn.unsqueeze(1) - self.centers) ** 2) * cut.unsqueeze(1)
+        src = edge_index[0].index_select(0, near)
+        dst = edge_index[1].index_select(0, near)
+        # the sender's species from its one-hot block (ghost atoms carry theirs)
+        sender_species = h[:, :s].index_select(0, src).argmax(1)
+        rho = torch.zeros((n * s, self.n_gauss), dtype=h.dtype, device=h.device)
+        rho = rho.index_add_(0, dst * s + sender_species, gauss).view(n, s * self.n_gauss)
+        rest = torch.zeros((n, self.feature_dim - self.base_dim), dtype=h.dtype, device=h.device)
+        return torch.cat([h[:, :s], rho, rest], dim=1)
+
+    def _averages(
+        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor]
+    ) -> Tensor:
+        n = h.shape[0]
+        d = self.base_dim
+        nl = self.n_lengths
+        g = h[:, :d]
+        w = e[:, 1:]
+        if edge_weight is not None:
+            w = w * edge_weight.unsqueeze(1)
+        src = edge_index[0]
+        dst = edge_index[1]
+        num = torch.zeros((n, nl * d), dtype=h.dtype, device=h.device)
+        den = torch.ones((n, nl), dtype=h.dtype, device=h.device).index_add_(0, dst, w)
+        step = 32768  # edges per chunk: the [chunk, L, d] products stay small
+        for start in range(0, src.shape[0], step):
+            gs = g.index_select(0, src[start : start + step])
+            prod = (w[start : start + step].unsqueeze(2) * gs.unsqueeze(1)).reshape(-1, nl * d)
+            num.index_add_(0, dst[start : start + step], prod)
+        num = num.view(n, nl, d) + g.unsqueeze(1)
+        return torch.cat([g, (num / den.unsqueeze(2)).reshape(n, nl * d)], dim=1)
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        z = (h - self.feature_mean) / self.feature_std
+        return self.linear(z).squeeze(-1) * self.label_std + self.label_mean
+
+    def forward(
+        self,
+        species: Tensor,
+        edge_index: Tensor,
+        edge_vec: Tensor,
+        edge_weight: Optional[Tensor] = None,
+    ) -> Tensor:
+        h, e = self.embed(species, edge_index, edge_vec)
+        h = self._densities(h, e, edge_index, edge_weight)
+        h = self._averages(h, e, edge_index, edge_weight)
+        return self.readout(h)
