@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import sys
 from typing import NoReturn
 
 __all__ = ["build_parser", "main"]
 
-# sub-command -> module holding `register(subparsers)` and `run(args) -> int`
+# sub-command -> module with a docstring (help line, blank line, description),
+# `arguments(parser)` and `run(args) -> int`
 _COMMANDS = {
     "train": ".train",
     "evaluate": ".evaluate",
@@ -35,14 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _COMMANDS.values():
+    for name, module in _COMMANDS.items():
         try:
             mod = importlib.import_module(module, __package__)
         except ModuleNotFoundError as exc:  # a part not built in this checkout
             if exc.name and exc.name.endswith(module.lstrip(".")):
                 continue
             raise
-        mod.register(sub)
+        if hasattr(mod, "arguments"):
+            # the module's docstring: the help line, a blank line, the description
+            summary, _, description = inspect.cleandoc(mod.__doc__).partition("\n\n")
+            command = sub.add_parser(name, help=summary, description=description or summary)
+            mod.arguments(command)
+            command.set_defaults(func=mod.run)
+        else:  # a module with its own register(subparsers)
+            mod.register(sub)
     return parser
 
 

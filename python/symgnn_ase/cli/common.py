@@ -72,7 +72,7 @@ def add_label(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def add_reading(parser: argparse.ArgumentParser, index: str, index_help: str) -> None:
+def add_reading(parser: argparse.ArgumentParser, index: str) -> None:
     """``--format``, ``--index`` and ``--types``: how to read the structure files."""
     parser.add_argument(
         "--format",
@@ -80,7 +80,12 @@ def add_reading(parser: argparse.ArgumentParser, index: str, index_help: str) ->
         help="ase.io format of the structure files, e.g. extxyz, lammps-data, "
         "lammps-dump-text, vasp, cif (default: guessed from the file name and content)",
     )
-    parser.add_argument("--index", default=index, help=index_help)
+    parser.add_argument(
+        "--index",
+        default=index,
+        help="frames to read, in ase.io syntax: ':' all, '-1' the last, '0:10:2' a slice "
+        f"(default: {index})",
+    )
     parser.add_argument(
         "--types",
         default=None,

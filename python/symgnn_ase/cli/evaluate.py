@@ -1,4 +1,8 @@
-"""``symgnn evaluate MODEL FILE...``: metrics of an exported model, and its rotation spread."""
+"""Pearson/MAE/RMSE of an exported model on labelled structures
+
+Evaluate an exported model on structure files with a per-atom label array; --rotations N adds N
+random rotations/reflections of each structure.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,8 @@ import json
 
 from .common import MODEL_HELP, add_label, add_threads, check_threads
 
-__all__ = ["register", "run"]
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="Pearson/MAE/RMSE of an exported model on labelled structures",
-        description="Evaluate an exported model on structure files with a per-atom label "
-        "array; --rotations N adds N random rotations/reflections of each structure.",
-    )
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("files", nargs="+", help="structure files with per-atom labels")
     add_label(p, "per-atom label array of the files")
@@ -24,7 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rotations", type=int, default=0, help="random orthogonal copies per file")
     p.add_argument("--seed", type=int, default=0, help="seed of the random transforms")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

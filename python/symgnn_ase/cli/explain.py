@@ -1,29 +1,22 @@
-"""``symgnn explain``: which neighbors drive an atom's predicted barrier (see ``docs/explain.md``)."""
+"""which edges drive an atom's predicted barrier (GNNExplainer for regression)
+
+Learn a soft edge mask over each explained atom's n_layers-hop receptive field that keeps the
+model's prediction for that atom (MSE) with few, decisive edges (size and entropy penalties);
+write the edge importances (CSV), pictures (PNG) and a JSON summary with fidelity numbers to
+OUTDIR.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..explain.core import ExplainConfig
 from .common import add_device, add_model, add_reading, add_threads, check_threads, types_of
 
-__all__ = ["register", "run"]
-
 _DEFAULTS = ExplainConfig()
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "explain",
-        help="which edges drive an atom's predicted barrier (GNNExplainer for regression)",
-        description=(
-            "Learn a soft edge mask over each explained atom's n_layers-hop receptive field "
-            "that keeps the model's prediction for that atom (MSE) with few, decisive edges "
-            "(size and entropy penalties); write the edge importances (CSV), pictures (PNG) "
-            "and a JSON summary with fidelity numbers to OUTDIR."
-        ),
-    )
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("structure", help="structure file (any format ase.io.read reads)")
     add_model(p)
     p.add_argument(
@@ -48,30 +41,15 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="also explain N random atoms (seeded) for the importance-vs-distance statistic",
     )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=_DEFAULTS.epochs,
-        help=f"optimizer steps per atom (default {_DEFAULTS.epochs})",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=_DEFAULTS.lr,
-        help=f"Adam learning rate (default {_DEFAULTS.lr})",
-    )
-    p.add_argument(
-        "--size-weight",
-        type=float,
-        default=_DEFAULTS.size_weight,
-        help=f"weight of the mask-size penalty sum(mask) (default {_DEFAULTS.size_weight})",
-    )
-    p.add_argument(
-        "--entropy-weight",
-        type=float,
-        default=_DEFAULTS.entropy_weight,
-        help=f"weight of the mean mask entropy (default {_DEFAULTS.entropy_weight})",
-    )
+    # the mask optimization's settings, with ExplainConfig's defaults
+    for flag, kind, what in (
+        ("--epochs", int, "optimizer steps per atom"),
+        ("--lr", float, "Adam learning rate"),
+        ("--size-weight", float, "weight of the mask-size penalty sum(mask)"),
+        ("--entropy-weight", float, "weight of the mean mask entropy"),
+    ):
+        default = getattr(_DEFAULTS, flag[2:].replace("-", "_"))
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default {default})")
     p.add_argument(
         "--scale",
         choices=["empty", "label_std", "none"],
@@ -81,15 +59,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seed of masks and sampling")
     p.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="output folder")
-    add_reading(
-        p,
-        index="-1",
-        index_help="frame of STRUCTURE, in ase.io syntax (default: -1, the last)",
-    )
+    add_reading(p, index="-1")
     add_device(p)
     add_threads(p)
     p.add_argument("--no-plots", action="store_true", help="write no PNG files")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
-"""``symgnn predict``: per-atom energy barriers of structure files, written as extxyz."""
+"""per-atom energy barriers of structure files, written as extxyz
+
+Predict every atom's energy barrier (eV) in each frame of the INPUT files (any format
+ase.io.read reads) and write all frames to OUTPUT (extxyz).
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from .common import (
     add_device,
@@ -16,18 +19,8 @@ from .common import (
     types_of,
 )
 
-__all__ = ["register", "run"]
 
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "predict",
-        help="per-atom energy barriers of structure files, written as extxyz",
-        description=(
-            "Predict every atom's energy barrier (eV) in each frame of the INPUT files "
-            "(any format ase.io.read reads) and write all frames to OUTPUT (extxyz)."
-        ),
-    )
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="structure files")
     parser.add_argument(
         "-o", "--output", required=True, metavar="OUTPUT", help="extxyz file to write"
@@ -36,12 +29,7 @@ def register(subparsers: Any) -> None:
     add_device(parser)
     add_threads(parser)
     add_label(parser, "name of the per-atom output array")
-    add_reading(
-        parser,
-        index=":",
-        index_help="frames to read from each input, in ase.io syntax (default ':' = all; "
-        "'-1' = last)",
-    )
+    add_reading(parser, index=":")
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -49,7 +37,6 @@ def register(subparsers: Any) -> None:
         "frames, list the bad ones with their index and reason, exit 2)",
     )
     add_no_progress(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""``symgnn train CONFIG [--resume]``."""
+"""train a model from a YAML/TOML config
+
+Train a model; everything is in the config file. The run folder gets the config, the git commit,
+metrics.csv, last.pt/best.pt and plots.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,8 @@ import argparse
 
 from .common import add_no_progress
 
-__all__ = ["register", "run"]
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a model from a YAML/TOML config",
-        description="Train a model; everything is in the config file. The run folder gets "
-        "the config, the git commit, metrics.csv, last.pt/best.pt and plots.",
-    )
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML or TOML training config")
     p.add_argument("--resume", action="store_true", help="continue the run in run_dir")
     p.add_argument("--run-dir", default=None, help="override the config's run_dir")
@@ -26,7 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --resume: continue although the data files or the model/optimizer "
         "settings changed since the run started (refused by default)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
