@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -32,6 +33,19 @@ using namespace LAMMPS_NS;
 namespace {
 
 const char kSyntax[] = "compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda]";
+
+// Unphysical input, refused (the same limits as symgnn_ase.calculator.MAX_NEIGHBORS and
+// MIN_DISTANCE; tests/python/test_hostile_inputs.py checks that they agree): more neighbors
+// within r_max than any condensed phase has (~30-60 in a metallic glass), atoms closer than
+// 0.5 A (the shortest metallic bonds are above 2 A).
+constexpr int64_t kMaxNeighbors = 500;
+constexpr double kMinDistance = 0.5;
+constexpr double kPi = 3.14159265358979323846;
+
+// Thrown inside the model loop for a problem of this rank's atoms, reported with error->one.
+struct InputProblem {
+  std::string what;
+};
 
 bool is_file(const std::string &path) {
   struct stat st{};
@@ -197,6 +211,12 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
     error->all(FLERR, "compute symgnn: {}", err.what());
   }
   const symgnn::ModelInfo &info = model_->info();
+  {
+    auto meta = json::parse(info.info, nullptr, false);
+    if (meta.is_discarded() || !meta.is_object())
+      error->all(FLERR, "compute symgnn: `{}`: metadata `info` must be a JSON object, got `{}`",
+                 path, info.info.substr(0, 200));
+  }
   r_max_ = info.r_max;
   n_layers_ = info.n_layers;
   feature_dim_ = info.feature_dim;
@@ -259,9 +279,6 @@ void ComputeSymGNN::print_model_info() const {
   } else {
     text += "  info: " + info.info.substr(0, 300) + "\n";
   }
-  if (info.unit != symgnn::format::kOutputUnit)
-    text += fmt::format("  note: the model's unit is `{}`, not {}\n", info.unit,
-                        symgnn::format::kOutputUnit);
   utils::logmesg(lmp, text);
 }
 
@@ -357,11 +374,14 @@ void ComputeSymGNN::compute_peratom() {
     return std::chrono::duration<double>(b - a).count();
   };
   double t_graph = 0.0, t_layers = 0.0, t_comm = 0.0;
+  check_density();
   try {
     // every rank takes part in every forward_comm, also one without atoms
     auto t0 = clock::now();
-    if (nlocal > 0)
+    if (nlocal > 0) {
       model_->begin(atom->x[0], nall, nlocal, species_.data(), comm->nthreads);
+      check_geometry();
+    }
     auto t1 = clock::now();
     t_graph = seconds(t0, t1);
     exchange_features(nlocal);
@@ -380,6 +400,11 @@ void ComputeSymGNN::compute_peratom() {
     if (nlocal > 0)
       model_->readout(barrier_);
     t_layers += seconds(t0, clock::now());
+    if (nlocal > 0)
+      check_finite(nlocal);
+  } catch (const InputProblem &problem) {
+    error->one(FLERR, "compute symgnn: {} (rank {}, step {})", problem.what, comm->me,
+               update->ntimestep);
   } catch (const std::exception &err) {
     error->one(FLERR, "compute symgnn: model evaluation failed on rank {} at step {}: {}", comm->me,
                update->ntimestep, err.what());
@@ -401,6 +426,74 @@ void ComputeSymGNN::compute_peratom() {
                    id, n_evaluations_, update->ntimestep, nlocal, nall - nlocal, model_->n_edges(),
                    model_->neighbor_seconds(), t_graph - model_->neighbor_seconds(), t_layers,
                    t_comm);
+}
+
+/* ---------------------------------------------------------------------- */
+
+std::string ComputeSymGNN::atom_name(int i) const {
+  if (atom->tag_enable && atom->tag != nullptr)
+    return "atom " + std::to_string(static_cast<long long>(atom->tag[i]));
+  return "local atom " + std::to_string(i);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::check_density() {
+  // before any neighbor list: the box's mean density, the same on every rank
+  const double volume = domain->xprd * domain->yprd * domain->zprd;
+  if (volume <= 0.0 || atom->natoms == 0)
+    return;
+  const double expected =
+      static_cast<double>(atom->natoms) / volume * 4.0 / 3.0 * kPi * r_max_ * r_max_ * r_max_;
+  if (expected > static_cast<double>(kMaxNeighbors))
+    error->all(FLERR,
+               "compute symgnn: {} atoms in a {:.4g} A^3 box: about {:.0f} neighbors per atom "
+               "within r_max = {} A (at most {} allowed; a metallic glass has ~30-60): the "
+               "density is unphysical (box too small, or coordinates not in Angstrom?) at step {}",
+               atom->natoms, volume, expected, r_max_, kMaxNeighbors, update->ntimestep);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::check_geometry() const {
+  const symgnn::GraphStats &g = model_->graph_stats();
+  if (g.max_neighbors > kMaxNeighbors)
+    throw InputProblem{fmt::format(
+        "{} has {} neighbors within r_max = {} A (at most {} allowed; a metallic glass has "
+        "~30-60): the density is unphysical (box too small, or coordinates not in Angstrom?)",
+        atom_name(static_cast<int>(g.max_neighbors_atom)), g.max_neighbors, r_max_, kMaxNeighbors)};
+  if (g.min_distance >= 0.0 && g.min_distance < kMinDistance) {
+    const int i = static_cast<int>(g.closest_receiver);
+    const int j = static_cast<int>(g.closest_sender);
+    std::string a = atom_name(i), b = atom_name(j);
+    std::string pair = a == b ? a + " and its own periodic image" : a + " and " + b;
+    if (a != b && atom->tag_enable)
+      pair = "atoms " + std::to_string(static_cast<long long>(atom->tag[i])) + " and " +
+             std::to_string(static_cast<long long>(atom->tag[j]));
+    throw InputProblem{fmt::format("{} are {:.3g} A apart (closer than {} A): coincident or "
+                                   "overlapping atoms",
+                                   pair, g.min_distance, kMinDistance)};
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void ComputeSymGNN::check_finite(int nlocal) const {
+  std::vector<long long> bad; // atom ids (or local indices without ids)
+  const bool ids = atom->tag_enable && atom->tag != nullptr;
+  for (int i = 0; i < nlocal; ++i)
+    if (!std::isfinite(barrier_[i]))
+      bad.push_back(ids ? static_cast<long long>(atom->tag[i]) : i);
+  if (bad.empty())
+    return;
+  std::sort(bad.begin(), bad.end());
+  std::vector<std::string> first;
+  for (size_t k = 0; k < bad.size() && k < 5; ++k)
+    first.push_back(std::to_string(bad[k]));
+  throw InputProblem{fmt::format(
+      "the model returned non-finite barriers for {} of {} atom(s) of this rank, first {} {}: "
+      "the structure is outside what the model handles, or the model file is broken",
+      bad.size(), nlocal, ids ? "atom ids" : "local atoms", join(first, " "))};
 }
 
 /* ---------------------------------------------------------------------- */

@@ -62,6 +62,12 @@ private:
 
   void grow();
   void exchange_features(int nlocal);
+  // Unphysical input and non-finite output: error->all (density) or a thrown problem that
+  // compute_peratom reports with error->one, naming the atom ids.
+  void check_density();
+  void check_geometry() const;
+  void check_finite(int nlocal) const;
+  std::string atom_name(int i) const;
   void print_model_info() const;
 };
 

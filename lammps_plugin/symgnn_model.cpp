@@ -125,6 +125,7 @@ struct Model::Impl {
   int64_t n_all = 0;
   int64_t n_local = 0;
   int64_t n_edges = 0;
+  GraphStats stats;
   double neighbor_seconds = 0.0;
   torch::Tensor edge_index, h, e;
 
@@ -232,7 +233,23 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
     throw ModelError("`" + path + "`: metadata dtype must be " + format::kDtypes[0] + " or " +
                      format::kDtypes[1] + ", got `" + info.dtype + "`");
   if (info.type_names.empty())
-    throw ModelError("`" + path + "`: metadata type_names is empty");
+    throw ModelError("`" + path + "`: metadata `type_names` is empty");
+  for (size_t a = 0; a < info.type_names.size(); ++a)
+    for (size_t b = a + 1; b < info.type_names.size(); ++b)
+      if (info.type_names[a] == info.type_names[b])
+        throw ModelError("`" + path +
+                         "`: metadata `type_names` must be distinct species names, got `" +
+                         extra["type_names"] + "`");
+  if (info.output != format::kOutputName)
+    throw ModelError("`" + path + "`: metadata `output` is `" + info.output + "`, not `" +
+                     format::kOutputName +
+                     "`: this model does not predict energy barriers, and compute symgnn reads "
+                     "only models that do");
+  if (info.unit != format::kOutputUnit)
+    throw ModelError("`" + path + "`: metadata `unit` is `" + info.unit + "`, not `" +
+                     format::kOutputUnit + "`: compute symgnn reports barriers in " +
+                     format::kOutputUnit + " and does not convert; re-export the model in " +
+                     format::kOutputUnit);
 
   for (const char *method : {"embed", "interact", "readout"})
     if (!impl_->module.find_method(method))
@@ -247,6 +264,8 @@ const ModelInfo &Model::info() const { return impl_->info; }
 
 int64_t Model::n_edges() const { return impl_->n_edges; }
 
+const GraphStats &Model::graph_stats() const { return impl_->stats; }
+
 double Model::neighbor_seconds() const { return impl_->neighbor_seconds; }
 
 void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const int64_t *species,
@@ -254,6 +273,7 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
   Impl &m = *impl_;
   m.clear();
   m.n_edges = 0;
+  m.stats = GraphStats();
   TorchSettings settings(m.n_threads, m.jit_optimize);
   c10::InferenceMode guard;
   const auto device = m.device;
@@ -287,10 +307,23 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
   if (n_edges > 0) {
     torch::Tensor senders = torch::from_blob(nb.nl.senders, {n_edges}, on_nl(i64));
     torch::Tensor receivers = torch::from_blob(nb.nl.receivers, {n_edges}, on_nl(i64));
+    torch::Tensor vectors = torch::from_blob(nb.nl.vectors, {n_edges, 3}, on_nl(f64));
+    // the structure's tells of unphysical input, in float64: neighbors per atom, closest pair
+    {
+      auto counts = torch::bincount(receivers, {}, n_local);
+      auto most = counts.max(0);
+      auto d2 = (vectors * vectors).sum(1);
+      auto closest = d2.min(0);
+      const int64_t k = std::get<1>(closest).item<int64_t>();
+      m.stats.max_neighbors = std::get<0>(most).item<int64_t>();
+      m.stats.max_neighbors_atom = std::get<1>(most).item<int64_t>();
+      m.stats.min_distance = std::sqrt(std::get<0>(closest).item<double>());
+      m.stats.closest_receiver = receivers[k].item<int64_t>();
+      m.stats.closest_sender = senders[k].item<int64_t>();
+    }
     // copies: the neighbor arrays are freed when `nb` goes
     m.edge_index = torch::stack({senders, receivers}).to(device);
-    edge_vec = torch::from_blob(nb.nl.vectors, {n_edges, 3}, on_nl(f64))
-                   .to(device, m.dtype, false, /*copy=*/true);
+    edge_vec = vectors.to(device, m.dtype, false, /*copy=*/true);
   } else {
     m.edge_index = torch::empty({2, 0}, i64.device(device));
     edge_vec = torch::empty({0, 3}, f64.dtype(m.dtype).device(device));

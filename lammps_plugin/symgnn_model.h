@@ -35,6 +35,17 @@ struct ModelInfo {
   std::string info; // JSON text
 };
 
+// What the last graph says about the structure, for the compute's checks of
+// unphysical input: the local atom with the most neighbors, and the closest
+// pair (receiver, sender: indices into the n_all atoms of begin()).
+struct GraphStats {
+  int64_t max_neighbors = 0;
+  int64_t max_neighbors_atom = -1;
+  double min_distance = -1.0; // -1: no edge
+  int64_t closest_receiver = -1;
+  int64_t closest_sender = -1;
+};
+
 // One loaded model on one device. Not thread-safe; one per compute.
 class Model {
 public:
@@ -68,6 +79,8 @@ public:
 
   // Edges of the last graph, and the seconds its neighbor list took.
   int64_t n_edges() const;
+  // Neighbor counts and the closest pair of the last graph (set by begin()).
+  const GraphStats &graph_stats() const;
   double neighbor_seconds() const;
 
   // Runtime facts, for messages.

