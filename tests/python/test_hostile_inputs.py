@@ -812,3 +812,18 @@ def test_plugin_and_calculator_share_the_limits() -> None:
     assert max_n and min_d, "kMaxNeighbors / kMinDistance not found in compute_symgnn.cpp"
     assert int(max_n.group(1)) == MAX_NEIGHBORS
     assert float(min_d.group(1)) == MIN_DISTANCE
+
+
+def test_verbose_adds_the_traceback(shared: Env, tmp_path: Path) -> None:
+    """`symgnn -v`: the same one-line error, preceded by the traceback."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["-v", "export", str(shared.text), "-o", str(tmp_path / "m.pt")])
+    text = err.getvalue()
+    assert rc == 2
+    assert "Traceback (most recent call last)" in text
+    assert (
+        text.strip()
+        .splitlines()[-1]
+        .startswith(f"symgnn export: error: {shared.text} is not a symgnn training checkpoint")
+    )
