@@ -55,7 +55,7 @@ def descriptor_config(**overrides: Any) -> ModelConfig:
     return ModelConfig.from_dict(DESCRIPTOR_DEFAULTS | overrides)
 
 
-def _model(cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def _model(cfg: ModelConfig, dtype: torch.dtype) -> torch.nn.Module:
     from ..nn.descriptor import DescriptorRidge
 
     if cfg.kind != "ridge":
@@ -75,7 +75,7 @@ def graph_features(model: torch.nn.Module, species, edge_index, edge_vec) -> tor
 
 
 def descriptor_features(
-    atoms, cfg: ModelConfig | None = None, dtype: torch.dtype = torch.float32
+    atoms, cfg: ModelConfig | None = None, dtype: torch.dtype = torch.float64
 ) -> np.ndarray:
     """float64 [N, F] descriptor features of ``atoms`` (an ``ase.Atoms``), computed in
     ``dtype`` on the project's neighbour list; ``cfg`` a ``ridge`` configuration (default:
@@ -104,7 +104,7 @@ def feature_names(cfg: ModelConfig | None = None) -> list[str]:
 
 
 def stack_features(
-    frames: Sequence[Any], cfg: ModelConfig | None = None, dtype: torch.dtype = torch.float32
+    frames: Sequence[Any], cfg: ModelConfig | None = None, dtype: torch.dtype = torch.float64
 ) -> np.ndarray:
     """The features of several structures, one block of rows per structure."""
     return np.concatenate([descriptor_features(a, cfg, dtype) for a in frames], axis=0)

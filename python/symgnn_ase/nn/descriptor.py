@@ -53,11 +53,18 @@ def switch(r: Tensor, cutoff: float, width: float = SWITCH_WIDTH) -> Tensor:
 
 class DescriptorRidge(nn.Module):
     """Descriptor features (``embed`` + ``interact``) and a linear readout, with the export
-    contract. Fit the readout with :func:`symgnn_ase.train.ridge.fit_ridge`."""
+    contract. Fit the readout with :func:`symgnn_ase.train.ridge.fit_ridge`.
+
+    float64 by default (``dtype``; the exported file says so in its metadata, and the
+    calculator and the compute then form edge vectors in float64): the fitted readout weighs
+    a few hundred correlated features, which amplifies float32 round-off to ~1e-5 eV (visible
+    as a spread under rotations); in float64 the model is invariant to ~1e-12 eV, for about
+    the cost of a float32 forward. Edge vectors of either dtype are accepted.
+    """
 
     __constants__ = ["n_species", "n_gauss", "n_lengths", "base_dim", "density_cutoff", "r_max"]
 
-    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         if cfg.kind != "ridge":
             raise ValueError(f"DescriptorRidge builds kind 'ridge', got {cfg.kind!r}")
@@ -85,6 +92,7 @@ class DescriptorRidge(nn.Module):
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
         """h = [onehot(species) | 0 ...], e = [r | averaging weights w_L] per edge."""
+        edge_vec = edge_vec.to(self.centers.dtype)  # computed in the model's own dtype
         onehot = torch.nn.functional.one_hot(species, self.n_species).to(edge_vec.dtype)
         rest = torch.zeros(
             (species.shape[0], self.feature_dim - self.n_species),

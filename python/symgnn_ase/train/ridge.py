@@ -1,7 +1,8 @@
 """Fit the descriptor baseline (model kind ``ridge``) into a run folder, in closed form.
 
 The features of every training frame come from the model itself (its ``embed`` and two
-``interact`` layers, float32, exactly what the exported file computes in ASE or LAMMPS), then:
+``interact`` layers, in the model's dtype, float64: exactly what the exported file computes in
+ASE or LAMMPS), then:
 one global label standardization (mean and std of every training label), features
 standardized over the training atoms, and ridge regression ``min |Z w - y|^2 + alpha |w|^2``
 (sklearn's convention; group weights of ``data.train`` weight the rows) for every alpha of
@@ -50,7 +51,8 @@ def _features(model: torch.nn.Module, files: list[str], data: dict[str, Any]):
     """(features [n, F] float64, labels [n] float64) of the labelled atoms of ``files``."""
     xs, ys = [], []
     for path in files:
-        for g in load_graphs([path], model.r_max, data["type_names"], data["label"]):
+        dtype = model.centers.dtype
+        for g in load_graphs([path], model.r_max, data["type_names"], data["label"], dtype):
             check_labels(g, data["label"], data["partial_labels"], data["label_range"])
             h = graph_features(model, g.species, g.edge_index, g.edge_vec).double().numpy()
             y = g.label.double().numpy()
@@ -150,9 +152,9 @@ def fit_ridge(
         model.label_std.fill_(label_std)
     elapsed = time.perf_counter() - t0
     sets, preds = {}, {}
-    for name, xv, yv in valid:  # the float32 model's own numbers, from the stored features
+    for name, xv, yv in valid:  # the model's own numbers, from the stored features
         with torch.no_grad():
-            p = model.readout(torch.from_numpy(xv).float()).double().numpy()
+            p = model.readout(torch.from_numpy(xv).to(model.centers.dtype)).double().numpy()
         preds[name] = (p, yv)
         sets[name] = regression_metrics(p, yv)
     first = valid[0][0]
