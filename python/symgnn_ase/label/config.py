@@ -87,8 +87,10 @@ class LabelConfig:
     # -- step 3: leave the harmonic well (ART/ARTn) -------------------------------------------
     basin_step: float = 0.1
     """Norm (Å) of each push along the kick direction (ARTn ``increment_size``)."""
-    basin_perp_steps: int = 3
-    """Perpendicular FIRE steps after each push (ARTn ``max_perp_moves_basin``)."""
+    basin_perp_steps: int = 10
+    """Perpendicular FIRE steps after each push (ARTn ``max_perp_moves_basin``). With 3, the
+    basin was left far above the valley floor and 7 of 8 test searches lost the negative
+    curvature while climbing (docs/labels.md)."""
     basin_min_steps: int = 3
     """Pushes before the first Lanczos check (ARTn ``min_number_ksteps``)."""
     basin_max_steps: int = 60
@@ -111,9 +113,11 @@ class LabelConfig:
     ARTn ``exit_force_threshold``, which is on the total force too)."""
     activation_step_max: float = 0.1
     """Cap (Å, norm) of the step along the lowest mode, ``-(F.v)/|lambda|`` (Cances-2009)."""
-    activation_perp_steps: int = 4
-    """Perpendicular FIRE steps per activation iteration (ARTn ``max_perp_moves_activ``)."""
-    activation_lost_max: int = 10
+    activation_perp_steps: int = 10
+    """Perpendicular FIRE steps per activation iteration at most (ARTn
+    ``max_perp_moves_activ``); they stop once the perpendicular force is below half of
+    ``saddle_force_tol``."""
+    activation_lost_max: int = 4
     """Consecutive activation steps with positive curvature allowed (each climbs along the last
     mode by ``activation_step_max``, as in the basin); one more is a failed search."""
     activation_max_steps: int = 300

@@ -184,7 +184,9 @@ def _relaxed(glass_atoms, pot: Potential, cfg: LabelConfig, out_dir: Path):
     tmp = path.with_name(f".{path.name}.tmp")
     ase.io.write(tmp, relaxed, format="extxyz")
     os.replace(tmp, path)
-    return relaxed
+    # the searches start from the positions as the file holds them (8 decimals), so that a
+    # run continued later starts from the very same ones
+    return ase.io.read(path)
 
 
 @contextlib.contextmanager
