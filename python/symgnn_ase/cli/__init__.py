@@ -21,6 +21,7 @@ _COMMANDS = {
     "predict": ".predict",
     "explain": ".explain",
     "doctor": ".doctor",
+    "label": ".label",
 }
 
 
