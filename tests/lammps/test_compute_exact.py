@@ -74,7 +74,9 @@ def test_box_tilting_during_run(lammps, tiny_models, tmp_path, nprocs):
     positions, types, cell = glass(300, seed=3)
     write_data(tmp_path / "glass.data", positions, types, cell, triclinic=True)
     computes = {"bs": str(tiny_models["symgnn"]), "be": str(tiny_models["equivariant"])}
-    text = input_header("glass.data")
+    # a soft repulsion below 2 A: without any force the fast atoms would fly through each
+    # other, and the compute refuses atoms closer than 0.5 A
+    text = input_header("glass.data", "pair_style soft 2.0\npair_coeff * * 20.0")
     text += "velocity all create 3000 4 loop geom\n"
     text += "fix 1 all nve\n"
     text += "fix 2 all deform 1 xy erate 0.8 yz erate -0.5 remap x\n"
