@@ -5,17 +5,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export OMP_NUM_THREADS ?= 2
+# the torch pin, written once in pyproject.toml (dependencies and [build-system] requires)
+TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml | head -1)
 
-.PHONY: setup build demo test lint format bench clean
+.PHONY: setup build demo test test-wheel lint format bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q "$(TORCH_PIN)"
 	$(PIP) install -q -r requirements-dev.txt
 	touch $@
 
-# build and install the package (C++ neighbor list, Python module, LAMMPS plugin)
+# the developer build: editable, incremental (build/<wheel tag>), with the C++ tests; the C++
+# neighbor list, Python module, fused operators and LAMMPS plugin. Users: pip install .
 build: $(VENV)/.deps
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 
@@ -37,6 +40,12 @@ format: $(VENV)/.deps
 
 test: build lint
 	$(PY) -m pytest -q tests
+
+# the user's path: pip wheel . (isolated build), a fresh venv with only that wheel and its
+# dependencies, then the ASE quick-start, lmp on 1 and 2 ranks and symgnn predict from outside
+# the checkout (tests/wheel/run.sh; WORK=DIR keeps and reuses the wheel)
+test-wheel:
+	bash tests/wheel/run.sh
 
 bench: build
 	$(PIP) install -q -e .[bench] --no-build-isolation --no-deps

@@ -3,6 +3,10 @@
 #include "symgnn_model.h"
 
 #include "symgnn_format.h"
+
+#ifndef SYMGNN_VERSION
+#define SYMGNN_VERSION "unknown"
+#endif
 #include "symgnn_nl.h"
 
 #include <ATen/Parallel.h>
@@ -203,9 +207,19 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
                      "` is not a symgnn model: a TorchScript file without `symgnn_format` "
                      "metadata; " +
                      kExportHint);
-  if (info.format != kFormatVersion)
+  if (info.format != kFormatVersion) {
+    // a larger number: a newer symgnn made the file
+    bool newer = info.format.find_first_not_of("0123456789") == std::string::npos &&
+                 info.format.size() < 9 && std::stoi(info.format) > std::stoi(kFormatVersion);
+    if (newer)
+      throw ModelError("`" + path + "` was made by a newer symgnn: its model format is " +
+                       info.format + ", this plugin (symgnn " + SYMGNN_VERSION + ") reads format " +
+                       kFormatVersion +
+                       "; upgrade symgnn (pip install -U symgnn-ase), or export the model "
+                       "with this version");
     throw ModelError("`" + path + "`: symgnn_format is `" + info.format + "`, this plugin reads `" +
                      kFormatVersion + "`; update symgnn or re-export the model");
+  }
   std::string missing;
   for (const char *key : kMetadataKeys)
     if (extra[key].empty())

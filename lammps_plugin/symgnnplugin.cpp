@@ -33,6 +33,10 @@ void lammpsplugin_init(void *lmp, void *handle, void *regfunc);
 #ifndef SYMGNN_LAMMPS_VERSION
 #define SYMGNN_LAMMPS_VERSION "22 Jul 2025"
 #endif
+// the package version, from pyproject.toml through CMake
+#ifndef SYMGNN_VERSION
+#define SYMGNN_VERSION "unknown"
+#endif
 
 namespace {
 Compute *symgnn_creator(LAMMPS *lmp, int argc, char **argv) {
@@ -46,7 +50,7 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc) {
   plugin.version = SYMGNN_LAMMPS_VERSION; // the headers this plugin was built against
   plugin.style = "compute";
   plugin.name = "symgnn";
-  plugin.info = "symgnn per-atom energy barriers (SymGNN, TorchScript) v0.1.0";
+  plugin.info = "symgnn per-atom energy barriers (SymGNN, TorchScript) v" SYMGNN_VERSION;
   plugin.author = "symgnn developers";
   plugin.creator.v2 = reinterpret_cast<lammpsplugin_factory2 *>(&symgnn_creator);
   plugin.handle = handle;

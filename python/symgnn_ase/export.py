@@ -29,6 +29,8 @@ from .format import (
     METADATA_KEYS,
     OUTPUT_NAME,
     OUTPUT_UNIT,
+    VERSION_INFO_KEYS,
+    format_problem,
     resolve_model_path,
 )
 from .nn.ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
@@ -54,6 +56,13 @@ class LoadedModel:
 
     def __call__(self, species, edge_index, edge_vec):  # noqa: D401 - thin wrapper
         return self.module(species, edge_index, edge_vec)
+
+
+def _made_with() -> dict[str, str]:
+    """The ``info`` entries naming the symgnn and torch versions a model is exported with."""
+    from . import __version__
+
+    return dict(zip(VERSION_INFO_KEYS, (__version__, torch.__version__), strict=True))
 
 
 @contextlib.contextmanager
@@ -101,7 +110,10 @@ def export_model(
         "unit": OUTPUT_UNIT,
         "dtype": dtype_name,
         "info": json.dumps(
-            {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            {
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                **_made_with(),
+            }
             | (info or {}),
             sort_keys=True,
         ),
@@ -142,11 +154,9 @@ def load_model(
             ) from None
         raise ValueError(f"{path} is not a loadable TorchScript model: {exc}") from None
     extra = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-    if extra["symgnn_format"] != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} is not a symgnn model: metadata `symgnn_format` is "
-            f"{extra['symgnn_format']!r}, expected {FORMAT_VERSION!r}"
-        )
+    problem = format_problem(extra["symgnn_format"])
+    if problem is not None:
+        raise ValueError(f"{path} {problem}")
     missing = [k for k in METADATA_KEYS if not extra[k]]
     if missing:
         raise ValueError(f"{path}: symgnn model metadata lacks {missing}")

@@ -23,6 +23,8 @@ __all__ = [
     "OUTPUT_NAME",
     "OUTPUT_UNIT",
     "DTYPES",
+    "VERSION_INFO_KEYS",
+    "format_problem",
     "MODELS_DIR_ENV",
     "PACKAGE_MODELS_DIR",
     "DEFAULT_MODEL",
@@ -58,6 +60,33 @@ OUTPUT_NAME = "energy_barrier"
 OUTPUT_UNIT = "eV"
 #: metadata ``dtype`` values: the floating type of the model's parameters and edge vectors
 DTYPES = ("float32", "float64")
+
+#: entries of the ``info`` JSON that export writes: the symgnn and torch versions the model was
+#: made with (files exported before symgnn 0.1.0 lack them, which is fine)
+VERSION_INFO_KEYS = ("symgnn_version", "torch_version")
+
+
+def format_problem(value: str) -> str | None:
+    """Why a file whose ``symgnn_format`` metadata is ``value`` cannot be read by this
+    installation (a sentence to follow the file's name), or None when it can.
+
+    A format newer than :data:`FORMAT_VERSION` means a newer symgnn made the file: the message
+    says so and what to do (the LAMMPS plugin says the same, ``symgnn_model.cpp``).
+    """
+    if value == FORMAT_VERSION:
+        return None
+    if value.isdigit() and int(value) > int(FORMAT_VERSION):
+        from . import __version__
+
+        return (
+            f"made by a newer symgnn: its model format is {value}, this symgnn ({__version__}) "
+            f"reads format {FORMAT_VERSION}; upgrade symgnn (pip install -U symgnn-ase), or "
+            "export the model with this version"
+        )
+    return (
+        f"is not a symgnn model: metadata `symgnn_format` is {value!r}, expected {FORMAT_VERSION!r}"
+    )
+
 
 #: environment variable naming a folder of models searched before the package's own
 MODELS_DIR_ENV = "SYMGNN_MODELS_DIR"

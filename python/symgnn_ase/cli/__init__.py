@@ -22,6 +22,7 @@ _COMMANDS = {
     "explain": ".explain",
     "doctor": ".doctor",
     "label": ".label",
+    "demo": ".demo",
 }
 
 

