@@ -1,9 +1,12 @@
 """Print the MODEL_CARD.md tables from the run folders and evaluation JSONs in training/.
 
-    python training/make_tables.py
+    python training/make_tables.py            # the validation table (every run)
+    python training/make_tables.py --table1   # Table 1: one row per model kind
 
-Reads training/runs/<run>/{summary.json,metrics.csv} and
-training/results/<run>_valid.json (written by `symgnn evaluate ... --json`).
+Reads training/runs/<run>/{summary.json,metrics.csv},
+training/results/<run>_valid.json (written by `symgnn evaluate ... --json`) and, for
+Table 1's forward times, training/results/inference.json (written by
+`python benchmarks/inference.py --json training/results/inference.json`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,28 @@ KINDS = {
     "equivariant_noise": "equivariant + position noise 0.05 Å (bundled `equivariant`)",
     "length_noise": "edge length + position noise 0.05 Å",
     "length_ema": "edge length + weight averaging (EMA 0.99)",
+    "schnet": "baseline: SchNet (3 continuous-filter blocks, species-resolved basis)",
+    "ridge": "baseline: descriptor + ridge (closed-form fit)",
 }
+# Table 1: the run that stands for each model kind
+TABLE1 = {
+    "symgnn": ("SymGNN (learned O(3) distribution)", "symgnn"),
+    "raw": ("SymGNN without symmetrization (raw vectors)", "raw"),
+    "length": ("EGAT on edge lengths", "length"),
+    "equivariant": ("equivariant, PaiNN-style (+ position noise)", "equivariant_noise"),
+    "schnet": ("SchNet-style continuous-filter network", "schnet"),
+    "ridge": ("coarse-grained descriptor + ridge", "ridge"),
+}
+
+
+def _epochs(summary: dict, rows: list) -> str:
+    if summary.get("stop_reason") == "closed-form fit":
+        return "closed form"
+    return f"{summary['best_epoch']} / {len(rows)}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
 
 
 def main() -> None:
@@ -45,9 +69,46 @@ def main() -> None:
             f"| {label} | {pm['pearson']:.4f} | {pm['mae']:.3f} | {pm['rmse']:.3f} | "
             f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
             f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | "
-            f"{summary['best_epoch']} / {len(rows)} | {summary['elapsed_to_best'] / 60:.0f} min |"
+            f"{_epochs(summary, rows)} | {_minutes(summary['elapsed_to_best'])} |"
         )
 
 
+def table1() -> None:
+    """One row per model kind: accuracy, invariance, size, speed and training cost."""
+    from symgnn_ase.export import load_model
+
+    bench_path = HERE / "results" / "inference.json"
+    bench = json.loads(bench_path.read_text()) if bench_path.exists() else {}
+    fwd = {row["name"]: row for row in bench.get("rows", [])}
+    print(
+        "| model | kind | valid Pearson (pooled) | rotated ×8 Pearson | spread mean / max (eV) "
+        "| params | forward, 8000 atoms (s) | epochs (best / run) | training time (to best / run) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for kind, (label, run_name) in TABLE1.items():
+        run = HERE / "runs" / run_name
+        res_path = HERE / "results" / f"{run_name}_valid.json"
+        if not (run / "summary.json").exists() or not res_path.exists():
+            continue
+        summary = json.loads((run / "summary.json").read_text())
+        res = json.loads(res_path.read_text())
+        rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+        pm, rot = res["pooled"], res["rotations"]
+        n_par = load_model(res["model"]).info.get("n_parameters", "?")
+        t = fwd.get(kind, {}).get("forward_s")
+        t_fwd = "–" if t is None else f"{t:.2f}"
+        times = f"{_minutes(summary['elapsed_to_best'])} / {_minutes(summary['train_seconds'])}"
+        print(
+            f"| {label} | `{kind}` | {pm['pearson']:.4f} | "
+            f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
+            f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | {t_fwd} | "
+            f"{_epochs(summary, rows)} | {times} |"
+        )
+    if bench:
+        print(f"\nforward times: {bench.get('note', '')}")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    table1() if "--table1" in sys.argv[1:] else main()

@@ -71,7 +71,7 @@ class CFConv(nn.Module):
             m = torch.zeros_like(x).index_add_(0, dst, msg)
             return h + self.lin_out2(shifted_softplus(self.lin_out1(m)))
         m = torch.zeros_like(x)
-        step = 65536  # inference: edges in chunks, the [chunk, C] filters stay small
+        step = 8192  # inference: edges in chunks, the [chunk, C] filters stay in cache
         for start in range(0, src.shape[0], step):
             w = self.filter(basis[start : start + step]) * cut[start : start + step].unsqueeze(1)
             msg = x.index_select(0, src[start : start + step]) * w
