@@ -103,10 +103,10 @@ class ModelConfig:
                 raise ValueError(f"model.{name} must be >= 1, got {v!r}")
         for name in floats:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"model.{name} must be a finite number, got {v!r}")
-            if v <= 0:
-                raise ValueError(f"model.{name} must be > 0, got {v!r}")
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"model.{name} must be a positive finite number, got {v!r}")
         if not isinstance(self.kind, str):
             raise ValueError(f"model.kind must be a string, got {self.kind!r}")
         if not isinstance(self.type_names, list) or not all(
