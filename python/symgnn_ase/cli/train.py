@@ -7,6 +7,7 @@ metrics.csv, last.pt/best.pt and plots.
 from __future__ import annotations
 
 import argparse
+import os
 
 from .common import add_no_progress
 
@@ -34,5 +35,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         allow_changes=args.allow_changes,
     )
-    print(f"run folder: {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, from rank 0
+        print(f"run folder: {out}")
     return 0

@@ -11,6 +11,12 @@ Validation may hold several files (relaxed and thermal frames of the validation 
 on load; NaN marks an unlabelled atom only with ``data.partial_labels``. Resuming checks the
 data hashes and the config against the checkpoint (only ``optim.epochs``, ``optim.patience``
 and ``optim.max_minutes`` may change) unless ``allow_changes``.
+
+``optim.frames_per_step`` > 1 averages the gradients of that many frames (in the epoch's
+order) into each optimizer step; under ``torchrun --nproc_per_node N`` the frames of a step are
+split between the N processes and their gradients all-reduced, so N processes train exactly as
+one does with the same ``frames_per_step`` (:mod:`symgnn_ase.train.distributed`). Rank 0
+validates and writes the run folder; a run resumes under any number of processes.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from ..threads import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
-from .config import load_config
+from .config import OPTIM_DEFAULTS, load_config
 from .datasets import (
     data_hashes,
     epoch_order,
@@ -43,6 +49,8 @@ from .datasets import (
     load_train_groups,
     load_valid_sets,
 )
+from .distributed import SINGLE, BatchNormReplay, Dist
+from .distributed import setup as setup_distributed
 from .evaluate import evaluate_graphs
 
 logger = logging.getLogger(__name__)
@@ -138,9 +146,12 @@ def _resume_config(
             f"--resume: the training/validation data changed since the run started "
             f"({', '.join(changed[:5])}); pass --allow-changes to continue anyway"
         )
+    # options added after the checkpoint was written had their default then
+    saved_cfg = dict(saved["config"])
+    saved_cfg["optim"] = OPTIM_DEFAULTS | dict(saved_cfg.get("optim") or {})
     if cfg["model"] is None:  # taken from `init` when the run started
-        cfg = dict(cfg, model=saved["config"]["model"])
-    changes = _config_changes(saved["config"], cfg)
+        cfg = dict(cfg, model=saved_cfg["model"])
+    changes = _config_changes(saved_cfg, cfg)
     fixed = [c for c in changes if c not in RESUMABLE_CHANGES and c[0] != "run_dir"]
     if fixed and not allow:
         names = ", ".join(f"{s}.{k}" if k else s for s, k in fixed)
@@ -149,7 +160,7 @@ def _resume_config(
             "optim.epochs, optim.patience and optim.max_minutes may change "
             "(pass --allow-changes to continue anyway)"
         )
-    merged = dict(saved["config"])
+    merged = dict(saved_cfg)
     merged["optim"] = dict(merged["optim"])
     for section, key in changes:
         if (section, key) in RESUMABLE_CHANGES or allow:
@@ -182,7 +193,26 @@ def train(
     max_epochs: int | None = None,
     allow_changes: bool = False,
 ) -> Path:
-    """Train per the config; returns the run folder. See module docstring."""
+    """Train per the config; returns the run folder. See module docstring.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 writes the folder.
+    """
+    dist = setup_distributed()
+    try:
+        return _train(dist, config_path, resume, run_dir, progress, max_epochs, allow_changes)
+    finally:
+        dist.close()
+
+
+def _train(
+    dist: Dist,
+    config_path: str | os.PathLike,
+    resume: bool,
+    run_dir: str | os.PathLike | None,
+    progress: bool,
+    max_epochs: int | None,
+    allow_changes: bool,
+) -> Path:
     cfg = load_config(config_path)
     if run_dir is not None:
         cfg["run_dir"] = str(run_dir)
@@ -212,12 +242,21 @@ def train(
             )
     if cfg["model"] is None:
         raise ValueError(f"{config_path}: a `model` section (or `init`) is required")
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
-        (out / "git_commit.txt").write_text(_git_commit() + "\n")
+    fps = cfg["optim"].get("frames_per_step", 1)
+    if dist.world > fps:
+        raise ValueError(
+            f"{dist.world} processes but optim.frames_per_step is {fps}: the frames of a step "
+            "are split between the processes, so frames_per_step must be at least the number "
+            "of processes (a multiple of it keeps every process busy)"
+        )
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
+            (out / "git_commit.txt").write_text(_git_commit() + "\n")
+    dist.barrier()
     with torch_threads(cfg["threads"]):
-        return _run(cfg, out, saved, init_state, hashes, progress, max_epochs)
+        return _run(cfg, out, saved, init_state, hashes, progress, max_epochs, dist)
 
 
 def _run(
@@ -228,6 +267,7 @@ def _run(
     hashes: dict[str, str],
     progress: bool,
     max_epochs: int | None,
+    dist: Dist = SINGLE,
 ) -> Path:
     last_path = out / "last.pt"
     mcfg = ModelConfig.from_dict(cfg["model"])
@@ -287,6 +327,7 @@ def _run(
         epoch, best, best_epoch = saved["epoch"], saved["best"], saved["best_epoch"]
         elapsed = saved["elapsed"]
         logger.info("resumed %s at epoch %d (best valid score %.4f)", out, epoch, best)
+    dist.broadcast_state(model)  # the same weights everywhere (they are already: same seed)
 
     mean, std = float(model.label_mean), float(model.label_std)
     n_epochs = opt_cfg["epochs"] if max_epochs is None else min(opt_cfg["epochs"], max_epochs)
@@ -294,7 +335,7 @@ def _run(
     if opt_cfg["max_minutes"]:
         deadline = time.perf_counter() + 60.0 * float(opt_cfg["max_minutes"]) - elapsed
     bar = None
-    if progress:
+    if progress and dist.main:
         from tqdm import tqdm
 
         bar = tqdm(total=n_epochs, initial=epoch, desc="train", unit="epoch", dynamic_ncols=True)
@@ -304,7 +345,8 @@ def _run(
         if epoch - best_epoch > opt_cfg["patience"] and best_epoch >= 0:
             stop_reason = "early stopping (validation score)"
             break
-        if deadline is not None and time.perf_counter() > deadline:
+        # rank 0's clock decides for every process
+        if dist.broadcast(deadline is not None and time.perf_counter() > deadline):
             stop_reason = "max_minutes"
             break
         t_epoch = time.perf_counter()
@@ -312,30 +354,47 @@ def _run(
         if opt_cfg.get("freeze_norm", False):
             _freeze_batchnorm(model)
         losses, weights = [], []
-        for gi, k in epoch_order(groups, gen):
-            g = groups[gi].graphs[k]
-            pred = run_model(g.species, g.edge_index, _jitter(g, noise, gen))
-            loss = _loss(pred, g, std) * groups[gi].weight
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            if opt_cfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
-            optim.step()
-            if ema_state is not None:
-                _ema_update(ema_state, model, ema_decay)
-            losses.append(loss.detach().item())
-            weights.append(groups[gi].weight)
-            if not math.isfinite(losses[-1]):
-                raise ValueError(
-                    f"training loss became {losses[-1]} on {g.name} at epoch {epoch + 1}; "
-                    "lower optim.lr or check the data (the last good weights are in "
-                    f"{last_path})"
-                )
+        if opt_cfg.get("frames_per_step", 1) > 1 or dist.active:
+            losses, weights = _multi_frame_epoch(
+                run_model,
+                model,
+                optim,
+                groups,
+                gen,
+                std,
+                noise,
+                opt_cfg,
+                epoch,
+                dist,
+                lambda: _ema_update(ema_state, model, ema_decay) if ema_state is not None else None,
+            )
+        else:  # one optimizer step per frame
+            for gi, k in epoch_order(groups, gen):
+                g = groups[gi].graphs[k]
+                pred = run_model(g.species, g.edge_index, _jitter(g, noise, gen))
+                loss = _loss(pred, g, std) * groups[gi].weight
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                if opt_cfg["grad_clip"]:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
+                optim.step()
+                if ema_state is not None:
+                    _ema_update(ema_state, model, ema_decay)
+                losses.append(loss.detach().item())
+                weights.append(groups[gi].weight)
+                if not math.isfinite(losses[-1]):
+                    raise ValueError(
+                        f"training loss became {losses[-1]} on {g.name} at epoch {epoch + 1}; "
+                        "lower optim.lr or check the data (the last good weights are in "
+                        f"{last_path})"
+                    )
         # the eager model: at inference it runs the fused operators, which torch.compile
         # cannot trace
         if ema_state is not None:
             eval_model.load_state_dict(ema_state)
-        metrics = _validate(eval_model, valid_sets, data["selection"])
+        # rank 0 validates; its metrics (and so every decision taken from them) go to all
+        metrics = _validate(eval_model, valid_sets, data["selection"]) if dist.main else None
+        metrics = dist.broadcast(metrics)
         score = metrics["score"]
         sched.step(score if math.isfinite(score) else -1.0)
         epoch += 1
@@ -359,6 +418,7 @@ def _run(
         history.append(row)
         if math.isfinite(score) and score > best:
             best, best_epoch = score, epoch
+        if dist.main and best_epoch == epoch:
             atomic_save(
                 {
                     "model": eval_model.state_dict(),
@@ -372,25 +432,27 @@ def _run(
                 },
                 out / "best.pt",
             )
-        atomic_save(
-            {
-                "model": model.state_dict(),
-                "ema": ema_state,
-                "optim": optim.state_dict(),
-                "sched": sched.state_dict(),
-                "gen": gen.get_state(),
-                "rng": torch.get_rng_state(),
-                "config": cfg,
-                "data_sha256": hashes,
-                "history": history,
-                "epoch": epoch,
-                "best": best,
-                "best_epoch": best_epoch,
-                "elapsed": elapsed,
-            },
-            last_path,
-        )
-        _write_csv(out / "metrics.csv", history)
+        if dist.main:
+            atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "ema": ema_state,
+                    "optim": optim.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "rng": torch.get_rng_state(),
+                    "config": cfg,
+                    "data_sha256": hashes,
+                    "history": history,
+                    "epoch": epoch,
+                    "best": best,
+                    "best_epoch": best_epoch,
+                    "elapsed": elapsed,
+                    "world_size": dist.world,
+                },
+                last_path,
+            )
+            _write_csv(out / "metrics.csv", history)
         if bar is not None:
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", r=f"{score:.4f}", best=f"{best:.4f}")
             bar.update(1)
@@ -402,8 +464,76 @@ def _run(
             f"no epoch gave a finite validation score (last: {history[-1]['valid_pearson']}); "
             f"no best.pt written in {out}"
         )
-    _finish(out, valid_sets, data["selection"], stop_reason)
+    if dist.main:
+        _finish(out, valid_sets, data["selection"], stop_reason)
+    dist.barrier()  # no process returns before the run folder is complete
     return out
+
+
+def _multi_frame_epoch(
+    run_model: Any,
+    model: torch.nn.Module,
+    optim: torch.optim.Optimizer,
+    groups: list[Any],
+    gen: torch.Generator,
+    std: float,
+    noise: float,
+    opt_cfg: dict[str, Any],
+    epoch: int,
+    dist: Dist,
+    after_step: Any,
+) -> tuple[list[float], list[float]]:
+    """One epoch of optimizer steps over ``optim.frames_per_step`` frames each, the frames of
+    a step split between the processes; returns every frame's (weighted) loss and weight in
+    epoch order, as the single-frame loop does.
+
+    Every process draws everything every frame needs (the step's per-frame seeds, each
+    frame's position noise) in the same order, whichever frames it runs, so a frame's
+    gradient does not depend on which process computes it. A step's gradient is the sum of
+    its frames' gradients divided by their number.
+    """
+    fps = int(opt_cfg["frames_per_step"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    norms = BatchNormReplay(model)
+    mine: list[tuple[int, float, float]] = []  # (position in the epoch, loss, weight)
+    order = epoch_order(groups, gen)
+    for start in range(0, len(order), fps):
+        chunk = order[start : start + fps]
+        seeds = torch.randint(0, 2**62, (len(chunk),), generator=gen).tolist()
+        optim.zero_grad(set_to_none=True)
+        norms.begin(len(chunk))
+        step_loss = 0.0
+        for slot, (gi, k) in enumerate(chunk):
+            g = groups[gi].graphs[k]
+            edge_vec = _jitter(g, noise, gen)
+            if slot % dist.world != dist.rank:
+                continue
+            torch.manual_seed(seeds[slot])  # the model's own sampling (SymGNN's transforms)
+            pred = run_model(g.species, g.edge_index, edge_vec)
+            loss = _loss(pred, g, std) * groups[gi].weight
+            loss.backward()
+            norms.frame(slot)
+            value = loss.detach().item()
+            mine.append((start + slot, value, groups[gi].weight))
+            step_loss += value
+        total = dist.sum_gradients(params, torch.tensor([step_loss], dtype=torch.float64))
+        norms.finish(dist)
+        if not math.isfinite(float(total[0])):
+            names = ", ".join(groups[gi].graphs[k].name for gi, k in chunk)
+            raise ValueError(
+                f"training loss became {float(total[0])} in a step over {names} at epoch "
+                f"{epoch + 1}; lower optim.lr or check the data (the last good weights are in "
+                "last.pt)"
+            )
+        for p in params:
+            if p.grad is not None:
+                p.grad.div_(len(chunk))
+        if opt_cfg["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
+        optim.step()
+        after_step()
+    frames = sorted(r for part in dist.gather(mine) for r in part)
+    return [r[1] for r in frames], [r[2] for r in frames]
 
 
 def _validate(
