@@ -26,6 +26,9 @@ References (short keys used in the field docs):
 - **SEAKMC**: H. Xu, Y. N. Osetsky, R. E. Stoller, "Simulating complex atomistic processes:
   on-the-fly kinetic Monte Carlo scheme with selective active volumes", Phys. Rev. B 84, 132103
   (2011): saddle searches in an active volume around the defect inside a frozen buffer.
+- **ART nouveau**: the code of N. Mousseau's group; its input settings are named in the field
+  docs (``Increment_Size`` ...) to say which of them a field plays the part of, not that the
+  values are its defaults.
 - **L-BFGS**: J. Nocedal, "Updating quasi-Newton matrices with limited storage", Math. Comp. 35,
   773 (1980).
 
@@ -82,46 +85,49 @@ class LabelConfig:
     # -- step 2: kick (ART; Fan-2014 for the local perturbation in Cu-Zr) --------------------
     kick_radius: float = 3.7
     """The selected atom and its neighbours within this distance (Å, the first coordination
-    shell of Cu-Zr: first minimum of g(r) near 3.7 Å) get a random displacement direction."""
+    shell of Cu-Zr: first minimum of g(r) near 3.7 Å) get a random displacement direction
+    (ART nouveau ``Type_of_Events local``, ``Radius_Initial_Deformation``)."""
 
     # -- step 3: leave the harmonic well (ART/ARTn) -------------------------------------------
     basin_step: float = 0.1
-    """Norm (Å) of each push along the kick direction (ARTn ``increment_size``)."""
+    """Norm (Å) of each push along the kick direction (ART nouveau ``Increment_Size``)."""
     basin_perp_steps: int = 10
-    """Perpendicular FIRE steps after each push (ARTn ``max_perp_moves_basin``). With 3, the
+    """Perpendicular FIRE steps after each push (ART nouveau ``Max_Perp_Moves_Basin``). With 3, the
     basin was left far above the valley floor and 7 of 8 test searches lost the negative
     curvature while climbing (docs/labels.md)."""
     basin_min_steps: int = 3
-    """Pushes before the first Lanczos check (ARTn ``min_number_ksteps``)."""
+    """Pushes before the first Lanczos check (ART nouveau ``Min_Number_KSteps``)."""
     basin_max_steps: int = 60
-    """Pushes at most; a search still without negative curvature fails (``failed``)."""
+    """Pushes at most (ART nouveau ``Max_Iter_Basin``); a search still without negative
+    curvature fails (``failed``)."""
     eigenvalue_threshold: float = -0.5
-    """Leave the basin when the lowest Hessian eigenvalue falls below it (eV/Å²; ARTn
-    ``eigenvalue_threshold``; values from -0.01 to -1 are used)."""
+    """Leave the basin when the lowest Hessian eigenvalue falls below it (eV/Å²; ART nouveau
+    ``Eigenvalue_Threshold``)."""
 
     # -- Lanczos (ARTn): lowest eigenpair of the Hessian of the moving atoms -----------------
     lanczos_delta: float = 0.01
-    """Finite-difference step (Å) of the Hessian-vector product ``-(F(x+d v)-F(x))/d``."""
+    """Finite-difference step (Å) of the Hessian-vector product ``-(F(x+d v)-F(x))/d`` (ART nouveau ``delta_disp_Lanczos``)."""
     lanczos_max_iter: int = 16
-    """Lanczos vectors at most per call (ARTn ``number_lanczos_vectors``; pARTn: 16)."""
+    """Lanczos vectors at most per call (ART nouveau ``Number_Lanczos_Vectors``)."""
     lanczos_tol: float = 1e-2
     """Stop when the eigenvalue changes by less than this fraction between iterations."""
 
     # -- step 4: converge to the saddle (ARTn; Newton step along the mode, Cances-2009) ------
     saddle_force_tol: float = 0.05
     """Saddle reached when the 2-norm of the force on the moving atoms is below it (eV/Å;
-    ARTn ``exit_force_threshold``, which is on the total force too)."""
+    ART nouveau ``Exit_Force_Threshold``, also on the total force)."""
     activation_step_max: float = 0.1
     """Cap (Å, norm) of the step along the lowest mode, ``-(F.v)/|lambda|`` (Cances-2009)."""
     activation_perp_steps: int = 10
-    """Perpendicular FIRE steps per activation iteration at most (ARTn
-    ``max_perp_moves_activ``); they stop once the perpendicular force is below half of
+    """Perpendicular FIRE steps per activation iteration at most (ART nouveau
+    ``Max_Perp_Moves_Activ``); they stop once the perpendicular force is below half of
     ``saddle_force_tol``."""
     activation_lost_max: int = 4
     """Consecutive activation steps with positive curvature allowed (each climbs along the last
     mode by ``activation_step_max``, as in the basin); one more is a failed search."""
     activation_max_steps: int = 300
-    """Activation iterations at most; a search still above the force tolerance fails."""
+    """Activation iterations at most (ART nouveau ``Activation_MaxIter``); a search still
+    above the force tolerance fails."""
 
     # -- FIRE (pARTn relaxes perpendicular to the mode with FIRE) -----------------------------
     fire_dt: float = 0.1
@@ -133,7 +139,8 @@ class LabelConfig:
 
     # -- step 5: push over and minimize (ARTn-2011), minimizer L-BFGS -------------------------
     push_over: float = 0.2
-    """Displacement (Å, norm) from the saddle along the mode, to each side, before minimizing."""
+    """Displacement (Å, norm) from the saddle along the mode, to each side, before minimizing
+    (ART nouveau ``Prefactor_Push_Over``)."""
     min_fmax: float = 0.005
     """Minima (the initial state and both sides of the saddle): largest atomic force below
     it (eV/Å)."""

@@ -152,4 +152,4 @@ def _same_events(a: Path, b: Path) -> bool:
         with open(path) as fh:
             return [{k: v for k, v in r.items() if k != "cpu_s"} for r in csv.DictReader(fh)]
 
-    return rows(a) == rows(b)
+    return rows(a / "events.csv") == rows(b / "events.csv")
