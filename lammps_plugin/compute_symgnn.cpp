@@ -32,7 +32,8 @@ using namespace LAMMPS_NS;
 
 namespace {
 
-const char kSyntax[] = "compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda]";
+const char kSyntax[] =
+    "compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda] [std yes|no]";
 
 // Unphysical input, refused (the same limits as symgnn_ase.calculator.MAX_NEIGHBORS and
 // MIN_DISTANCE; tests/python/test_hostile_inputs.py checks that they agree): more neighbors
@@ -155,7 +156,8 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
 
   // TYPE1 ... TYPEn: exactly one per LAMMPS atom type
   int ngiven = 0;
-  while (ngiven < ntypes && 4 + ngiven < narg && std::strcmp(arg[4 + ngiven], "device") != 0)
+  while (ngiven < ntypes && 4 + ngiven < narg && std::strcmp(arg[4 + ngiven], "device") != 0 &&
+         std::strcmp(arg[4 + ngiven], "std") != 0)
     ++ngiven;
   if (ngiven != ntypes) {
     std::vector<std::string> given(arg + 4, arg + 4 + ngiven);
@@ -178,10 +180,18 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
         error->all(FLERR,
                    "compute symgnn: unknown device `{}`; expected `device cpu` or `device cuda`",
                    device_);
+    } else if (key == "std") {
+      const std::string value = iarg + 1 < narg ? arg[iarg + 1] : "";
+      if (value != "yes" && value != "no")
+        error->all(FLERR,
+                   "compute symgnn: keyword `std` needs `yes` or `no`, got `{}` (`std yes` with "
+                   "an ensemble file makes c_ID[1] the mean and c_ID[2] the standard deviation)",
+                   value);
+      std_ = value == "yes";
     } else {
       error->all(FLERR,
                  "compute symgnn: unknown keyword `{}` after the {} type name(s) (LAMMPS has {} "
-                 "atom type(s)); expected `device cpu|cuda`; syntax: `{}`",
+                 "atom type(s)); expected `device cpu|cuda` or `std yes|no`; syntax: `{}`",
                  key, ntypes, ntypes, kSyntax);
     }
   }
@@ -217,6 +227,11 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
       error->all(FLERR, "compute symgnn: `{}`: metadata `info` must be a JSON object, got `{}`",
                  path, info.info.substr(0, 200));
   }
+  if (std_ && info.ensemble_size < 2)
+    error->all(FLERR,
+               "compute symgnn: `std yes` needs an ensemble file (several models in one, made "
+               "by `symgnn ensemble MODEL1 MODEL2 ... -o ens.pt`); `{}` is a single model",
+               path);
   r_max_ = info.r_max;
   n_layers_ = info.n_layers;
   feature_dim_ = info.feature_dim;
@@ -234,7 +249,7 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
   }
 
   peratom_flag = 1;
-  size_peratom_cols = 0;
+  size_peratom_cols = std_ ? 2 : 0; // `std yes`: c_ID[1] mean, c_ID[2] standard deviation
   comm_forward = feature_dim_;
 
   const char *dbg = std::getenv("SYMGNN_LAMMPS_DEBUG");
@@ -248,6 +263,8 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
 
 ComputeSymGNN::~ComputeSymGNN() {
   memory->destroy(barrier_);
+  memory->destroy(stddev_);
+  memory->destroy(values_);
   memory->destroy(features_);
 }
 
@@ -263,6 +280,10 @@ void ComputeSymGNN::print_model_info() const {
                       "type_names [{}]\n",
                       info.output, info.unit, info.dtype, info.r_max, info.n_layers,
                       info.feature_dim, join(info.type_names, ", "));
+  if (info.ensemble_size > 1)
+    text += fmt::format("  ensemble of {} models; per-atom {}\n", info.ensemble_size,
+                        std_ ? "array: [1] mean, [2] standard deviation (std yes)"
+                             : "vector: their mean (std yes adds the standard deviation)");
   text += fmt::format("  LAMMPS types: {}; device {}, torch {}\n", join(map, ", "), device_,
                       symgnn::Model::torch_version());
   auto meta = json::parse(info.info, nullptr, false);
@@ -331,10 +352,18 @@ void ComputeSymGNN::grow() {
     return;
   nmax_ = atom->nmax;
   memory->destroy(barrier_);
+  memory->destroy(stddev_);
+  memory->destroy(values_);
   memory->destroy(features_);
   memory->create(barrier_, nmax_, "symgnn:barrier");
   memory->create(features_, nmax_, feature_dim_, "symgnn:features");
-  vector_atom = barrier_;
+  if (std_) {
+    memory->create(stddev_, nmax_, "symgnn:stddev");
+    memory->create(values_, nmax_, 2, "symgnn:values");
+    array_atom = values_;
+  } else {
+    vector_atom = barrier_;
+  }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -397,8 +426,12 @@ void ComputeSymGNN::compute_peratom() {
       t_comm += seconds(t1, clock::now());
     }
     t0 = clock::now();
-    if (nlocal > 0)
-      model_->readout(barrier_);
+    if (nlocal > 0) {
+      if (std_)
+        model_->readout_std(barrier_, stddev_);
+      else
+        model_->readout(barrier_);
+    }
     t_layers += seconds(t0, clock::now());
     if (nlocal > 0)
       check_finite(nlocal);
@@ -414,6 +447,11 @@ void ComputeSymGNN::compute_peratom() {
   for (int i = 0; i < nlocal; ++i)
     if (!(mask[i] & groupbit))
       barrier_[i] = 0.0;
+  if (std_)
+    for (int i = 0; i < nlocal; ++i) {
+      values_[i][0] = barrier_[i];
+      values_[i][1] = (mask[i] & groupbit) ? stddev_[i] : 0.0;
+    }
 
   cached_step_ = update->ntimestep;
   cached_builds_ = neighbor->ncalls;
@@ -524,6 +562,6 @@ void ComputeSymGNN::unpack_forward_comm(int n, int first, double *buf) {
 /* ---------------------------------------------------------------------- */
 
 double ComputeSymGNN::memory_usage() {
-  return static_cast<double>(nmax_) * (1.0 + feature_dim_) * sizeof(double) +
+  return static_cast<double>(nmax_) * (1.0 + (std_ ? 3.0 : 0.0) + feature_dim_) * sizeof(double) +
          static_cast<double>(species_.capacity()) * sizeof(int64_t);
 }

@@ -1,12 +1,14 @@
 // compute symgnn: per-atom energy barriers (eV) predicted by an exported
 // symgnn model, exact under MPI domain decomposition.
 //
-//   compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda]
+//   compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda] [std yes|no]
 //
 // MODEL is a path to an exported model (.pt) or `default` (the model bundled
 // with the symgnn Python package); TYPEk names the model species of LAMMPS
 // atom type k, like `pair_coeff * * Cu Zr`. The result is a per-atom vector,
-// 0 for atoms outside the group.
+// 0 for atoms outside the group. With `std yes` (MODEL an ensemble file, made by
+// `symgnn ensemble`) it is a per-atom array: c_ID[1] the members' mean, c_ID[2]
+// their standard deviation.
 //
 // Parallel scheme: the graph is built over local and ghost atoms (ghosts are
 // explicit periodic images, so no periodicity is needed), only local atoms
@@ -53,7 +55,10 @@ private:
   int n_layers_ = 0;
   double r_max_ = 0.0;
   int nmax_ = 0;
-  double *barrier_ = nullptr;   // [nmax] the per-atom vector
+  bool std_ = false;            // `std yes`: per-atom array (mean, std) of an ensemble
+  double *barrier_ = nullptr;   // [nmax] the per-atom vector (the mean with `std yes`)
+  double *stddev_ = nullptr;    // [nmax] `std yes`: the members' standard deviation
+  double **values_ = nullptr;   // [nmax][2] `std yes`: the per-atom array (mean, std)
   double **features_ = nullptr; // [nmax][feature_dim] exchanged node features
   bigint cached_step_ = -1;     // timestep of the values in barrier_
   bigint cached_builds_ = -1;   // neighbor->ncalls at that time

@@ -15,6 +15,10 @@ inline constexpr char kFormatVersion[] = "1";
 inline constexpr const char *kMetadataKeys[] = {"symgnn_format", "r_max",       "n_layers",
                                                 "type_names",    "feature_dim", "output",
                                                 "unit",          "dtype",       "info"};
+// optional `_extra_files` entries: `ensemble_size` (K >= 2) marks an ensemble file, whose
+// module also exports readout_std (mean and standard deviation, [2, N])
+inline constexpr char kEnsembleSizeKey[] = "ensemble_size";
+inline constexpr const char *kOptionalMetadataKeys[] = {"ensemble_size"};
 // what forward/readout return per atom, and its unit
 inline constexpr char kOutputName[] = "energy_barrier";
 inline constexpr char kOutputUnit[] = "eV";

@@ -191,6 +191,8 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
   torch::jit::ExtraFilesMap extra;
   for (const char *key : kMetadataKeys)
     extra[key] = "";
+  for (const char *key : format::kOptionalMetadataKeys)
+    extra[key] = "";
   try {
     impl_->module = torch::jit::load(path, impl_->device, extra);
   } catch (const c10::Error &err) {
@@ -269,6 +271,18 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
     if (!impl_->module.find_method(method))
       throw ModelError("`" + path + "` is not a symgnn model: it has no `" + method +
                        "` method (the exported contract has embed, interact, readout)");
+  if (!extra[format::kEnsembleSizeKey].empty()) {
+    info.ensemble_size =
+        parse_positive_int(path, format::kEnsembleSizeKey, extra[format::kEnsembleSizeKey]);
+    if (info.ensemble_size < 2)
+      throw ModelError("`" + path + "`: metadata `" + format::kEnsembleSizeKey +
+                       "` must be an integer >= 2, got `" + extra[format::kEnsembleSizeKey] + "`");
+    if (!impl_->module.find_method("readout_std"))
+      throw ModelError("`" + path + "`: metadata `" + format::kEnsembleSizeKey + "` says " +
+                       std::to_string(info.ensemble_size) +
+                       " members but the module has no `readout_std` method: not a symgnn "
+                       "ensemble file (`symgnn ensemble MODEL... -o ens.pt` makes one)");
+  }
   impl_->module.eval();
 }
 
@@ -399,6 +413,29 @@ void Model::readout(double *out) {
       throw ModelError("model method `readout` returned shape " + c10::str(r.sizes()) +
                        ", expected [" + std::to_string(m.n_local) + "]");
     torch::from_blob(out, {m.n_local}, torch::TensorOptions().dtype(torch::kFloat64)).copy_(r);
+  }
+  m.clear();
+}
+
+void Model::readout_std(double *mean, double *std) {
+  Impl &m = *impl_;
+  if (m.info.ensemble_size < 2)
+    throw ModelError("model `" + m.info.path +
+                     "` is a single model: the standard deviation needs an ensemble file "
+                     "(`symgnn ensemble MODEL... -o ens.pt`)");
+  TorchSettings settings(m.n_threads, m.jit_optimize);
+  c10::InferenceMode guard;
+  if (m.n_local > 0) {
+    auto value = m.module.get_method("readout_std")({m.h.narrow(0, 0, m.n_local)});
+    if (!value.isTensor())
+      throw ModelError("model method `readout_std` did not return a tensor");
+    torch::Tensor r = value.toTensor();
+    if (r.dim() != 2 || r.size(0) != 2 || r.size(1) != m.n_local)
+      throw ModelError("model method `readout_std` returned shape " + c10::str(r.sizes()) +
+                       ", expected [2, " + std::to_string(m.n_local) + "]");
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    torch::from_blob(mean, {m.n_local}, f64).copy_(r[0]);
+    torch::from_blob(std, {m.n_local}, f64).copy_(r[1]);
   }
   m.clear();
 }

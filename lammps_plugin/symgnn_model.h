@@ -32,7 +32,8 @@ struct ModelInfo {
   std::string output;
   std::string unit;
   std::string dtype;
-  std::string info; // JSON text
+  std::string info;      // JSON text
+  int ensemble_size = 1; // optional `ensemble_size`: members of an ensemble file
 };
 
 // What the last graph says about the structure, for the compute's checks of
@@ -76,6 +77,10 @@ public:
   // Runs `readout` on the local atoms into out [n_local] (eV) and drops the
   // graph.
   void readout(double *out);
+  // An ensemble file: runs `readout_std` on the local atoms, the members' mean into
+  // mean [n_local] and their standard deviation into std [n_local] (eV), and drops the
+  // graph. Throws ModelError for a single model.
+  void readout_std(double *mean, double *std);
 
   // Edges of the last graph, and the seconds its neighbor list took.
   int64_t n_edges() const;

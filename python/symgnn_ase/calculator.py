@@ -48,6 +48,7 @@ __all__ = [
     "get_energy_barriers",
     "check_geometry",
     "BARRIERS",
+    "BARRIER_STD",
     "MAX_NEIGHBORS",
     "MIN_DISTANCE",
 ]
@@ -55,6 +56,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BARRIERS = "energy_barriers"
+#: per-atom standard deviation over an ensemble's members (float64 [N], eV): in ``results``
+#: whenever barriers are computed with an ensemble model (``symgnn ensemble``)
+BARRIER_STD = "energy_barrier_std"
 
 #: more neighbors than this within r_max (5 Å: ~30-60 in any metal or glass, about 100 in the
 #: densest solids under pressure) is no condensed phase the models know: an error
@@ -155,6 +159,9 @@ class SymGNNCalculator(Calculator):
         Path of an exported model (``.pt``), the name of a bundled model, or
         None for the bundled default CuZr model. The cutoff, the number of
         layers and the species all come from the model file.
+        With an ensemble file (``symgnn ensemble``) the barriers are the
+        members' mean and ``"energy_barrier_std"`` (float64 ``[N]``, eV, the
+        per-atom standard deviation over the members) is computed with them.
     device
         Torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         The neighbor list always runs on the CPU, in float64.
@@ -209,9 +216,9 @@ class SymGNNCalculator(Calculator):
         self.n_barrier_evaluations = 0  # model calls made, for users and tests
         self._n_configurations = 0
         self._species_table = self._make_species_table(self.model.type_names)
-        props = [BARRIERS]
+        props = [BARRIERS] + ([BARRIER_STD] if self.model.is_ensemble else [])
         if base is not None:
-            props += [p for p in base.implemented_properties if p != BARRIERS]
+            props += [p for p in base.implemented_properties if p not in (BARRIERS, BARRIER_STD)]
         self.implemented_properties = props
         self.parameters.update(
             model=str(self.model.path),
@@ -245,7 +252,13 @@ class SymGNNCalculator(Calculator):
         new_configuration = bool(system_changes)
         if new_configuration:
             self._n_configurations += 1
-        base_props = [p for p in properties if p != BARRIERS]
+        if BARRIER_STD in properties and not self.model.is_ensemble:
+            raise PropertyNotImplementedError(
+                f"{BARRIER_STD} needs an ensemble model (`symgnn ensemble MODEL... -o ens.pt`); "
+                f"{self.model.path.name} is a single model"
+            )
+        want_barriers = BARRIERS in properties or BARRIER_STD in properties
+        base_props = [p for p in properties if p not in (BARRIERS, BARRIER_STD)]
         if base_props:
             if self.base is None:
                 raise PropertyNotImplementedError(
@@ -254,14 +267,14 @@ class SymGNNCalculator(Calculator):
             for prop in base_props:
                 self.base.get_property(prop, atoms)
             for key, value in self.base.results.items():
-                if key != BARRIERS:
+                if key not in (BARRIERS, BARRIER_STD):
                     self.results[key] = value.copy() if isinstance(value, np.ndarray) else value
         scheduled = (
             self.barrier_interval > 0
             and new_configuration
             and (self._n_configurations - 1) % self.barrier_interval == 0
         )
-        if BARRIERS in properties or (scheduled and BARRIERS not in self.results):
+        if want_barriers or (scheduled and BARRIERS not in self.results):
             self.results[BARRIERS] = self._compute_barriers(atoms)
 
     # ------------------------------------------------------------------ the work
@@ -334,8 +347,12 @@ class SymGNNCalculator(Calculator):
         species_t = torch.from_numpy(species).to(dev)
         edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
         edge_vec = torch.from_numpy(vec).to(device=dev, dtype=model.dtype)  # formed in float64
+        std = None
         with torch_threads(self.n_threads), torch.inference_mode():
-            out = model.module(species_t, edge_index, edge_vec)
+            if model.is_ensemble:
+                out, std = model.module.forward_std(species_t, edge_index, edge_vec)
+            else:
+                out = model.module(species_t, edge_index, edge_vec)
         barriers = out.detach().to("cpu", torch.float64).numpy().copy()
         self.n_barrier_evaluations += 1
         if barriers.shape != (len(atoms),):
@@ -350,6 +367,9 @@ class SymGNNCalculator(Calculator):
                 f"({barriers[bad[0]]}); the structure is outside what the model handles, or "
                 "the model file is broken"
             )
+        if std is not None:
+            # beside the barriers, from the same call (cached and invalidated with them)
+            self.results[BARRIER_STD] = std.detach().to("cpu", torch.float64).numpy().copy()
         logger.debug(
             "barriers of %d atoms (%d edges) in %.3f s",
             len(atoms),

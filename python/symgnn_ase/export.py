@@ -25,8 +25,10 @@ from torch import nn
 
 from .format import (
     DTYPES,
+    ENSEMBLE_SIZE_KEY,
     FORMAT_VERSION,
     METADATA_KEYS,
+    OPTIONAL_METADATA_KEYS,
     OUTPUT_NAME,
     OUTPUT_UNIT,
     VERSION_INFO_KEYS,
@@ -53,9 +55,16 @@ class LoadedModel:
     feature_dim: int
     dtype: torch.dtype
     info: dict[str, Any] = field(default_factory=dict)
+    #: members of an ensemble file (metadata ``ensemble_size``); 1 for a single model
+    ensemble_size: int = 1
 
     def __call__(self, species, edge_index, edge_vec):  # noqa: D401 - thin wrapper
         return self.module(species, edge_index, edge_vec)
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether the file holds several models (``forward_std`` gives mean and std)."""
+        return self.ensemble_size > 1
 
 
 def _made_with() -> dict[str, str]:
@@ -85,13 +94,18 @@ def export_model(
     r_max: float,
     info: dict[str, Any] | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Script ``model`` (in eval mode) and write it with metadata, atomically.
 
     ``path`` is refused before any work when it is not a regular file or is one of ``inputs``
-    (the checkpoint being exported), see :mod:`symgnn_ase.outputs`.
+    (the checkpoint being exported), see :mod:`symgnn_ase.outputs`. ``metadata``: optional
+    entries (``format.OPTIONAL_METADATA_KEYS``), e.g. ``ensemble_size``.
     """
     inputs = list(inputs)
+    unknown = sorted(set(metadata or {}) - set(OPTIONAL_METADATA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown optional metadata {unknown}; known: {OPTIONAL_METADATA_KEYS}")
     check_output(path, inputs, what="export output")
     model = model.eval()
     dtype = next(model.parameters()).dtype
@@ -117,7 +131,7 @@ def export_model(
             | (info or {}),
             sort_keys=True,
         ),
-    }
+    } | dict(metadata or {})
     path = Path(path)
     with atomic_path(path, inputs, what="export output") as tmp, torchscript_allowed():
         torch.jit.save(scripted, str(tmp), _extra_files=meta)
@@ -135,7 +149,7 @@ def load_model(
             f"{path} is not a symgnn model: not a TorchScript archive (export one with "
             "`symgnn export RUN -o model.pt`)"
         )
-    extra = dict.fromkeys(METADATA_KEYS, "")
+    extra = dict.fromkeys(METADATA_KEYS + OPTIONAL_METADATA_KEYS, "")
     fused_ops_available()  # models exported with the fused operators name them
     try:
         with torchscript_allowed():
@@ -161,8 +175,20 @@ def load_model(
     if missing:
         raise ValueError(f"{path}: symgnn model metadata lacks {missing}")
     meta = parse_metadata(path, extra)
+    if meta["ensemble_size"] > 1:
+        lacking = [m for m in ENSEMBLE_METHODS if not hasattr(module, m)]
+        if lacking:
+            raise ValueError(
+                f"{path}: metadata `{ENSEMBLE_SIZE_KEY}` says {meta['ensemble_size']} members "
+                f"but the module has no {', '.join(lacking)}: not a symgnn ensemble file "
+                "(`symgnn ensemble MODEL... -o ens.pt` makes one)"
+            )
     module.eval()
     return LoadedModel(module=module, path=path, **meta)
+
+
+#: what an ensemble file's module exports besides the single-model contract
+ENSEMBLE_METHODS = ("forward_std", "forward_members", "readout_std", "readout_members")
 
 
 def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, Any]:
@@ -208,6 +234,14 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
         raise bad("info", "a JSON object") from None
     if not isinstance(info, dict):
         raise bad("info", "a JSON object")
+    ensemble_size = 1
+    if extra.get(ENSEMBLE_SIZE_KEY):
+        try:
+            ensemble_size = int(extra[ENSEMBLE_SIZE_KEY])
+        except ValueError:
+            raise bad(ENSEMBLE_SIZE_KEY, "an integer >= 2") from None
+        if ensemble_size < 2:
+            raise bad(ENSEMBLE_SIZE_KEY, "an integer >= 2")
     return dict(
         r_max=r_max,
         n_layers=ints["n_layers"],
@@ -215,4 +249,5 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
         feature_dim=ints["feature_dim"],
         dtype=dtype,
         info=info,
+        ensemble_size=ensemble_size,
     )

@@ -3,8 +3,9 @@
 Reads anything :func:`ase.io.read` reads (extxyz, LAMMPS data and dump files,
 POSCAR, CIF, ...), every frame of a trajectory, and writes one extxyz file whose
 frames carry the prediction as a per-atom array (``energy_barrier`` unless
-``--label`` says otherwise). One summary line per frame goes to stdout, a
-progress bar over frames to stderr (when it is a terminal).
+``--label`` says otherwise); with an ensemble model (``symgnn ensemble``) also the per-atom
+standard deviation over its members, as ``<name>_std`` (``energy_barrier_std``). One summary
+line per frame goes to stdout, a progress bar over frames to stderr (when it is a terminal).
 
 Nothing is lost and nothing is silently wrong:
 
@@ -45,6 +46,8 @@ DEFAULT_LABEL = "energy_barrier"
 PREDICTIONS_KEY = "symgnn_predictions"
 #: suffix of the prediction's name when a label array holds the plain name
 PRED_SUFFIX = "_pred"
+#: with an ensemble model, the per-atom std over its members goes to ``<prediction>_std``
+STD_SUFFIX = "_std"
 #: suffix under which symgnn < 0.2 (before PREDICTIONS_KEY) moved an input label aside
 _LEGACY_INPUT_SUFFIX = "_input"
 _RESERVED = {"numbers", "positions", "species", "pos", "Z", "momenta", "masses"}
@@ -147,7 +150,7 @@ def predict_files(
     import ase.io
     from tqdm import tqdm
 
-    from .calculator import BARRIERS, SymGNNCalculator
+    from .calculator import BARRIER_STD, BARRIERS, SymGNNCalculator
     from .data.io import guess_format, iter_structures
     from .data.selection import check_format, check_index
     from .outputs import atomic_output, check_output
@@ -208,6 +211,16 @@ def predict_files(
                             f"first at index {bad[0]} ({barriers[bad[0]]})"
                         )
                     target, label = _place_prediction(atoms, label_name)
+                    std_name = target + STD_SUFFIX
+                    if (
+                        calc.model.is_ensemble
+                        and std_name in atoms.arrays
+                        and std_name not in _prediction_arrays(atoms)
+                    ):
+                        raise ValueError(
+                            f"the frame already has an array `{std_name}` that is not a symgnn "
+                            "prediction; pass --label with another name for the prediction"
+                        )
                 except ValueError as exc:
                     hint = ""
                     if (fmt or guess_format(path) or "").startswith("lammps") and not types:
@@ -228,7 +241,14 @@ def predict_files(
                         extra += f", pearson r vs label `{label}` {r:.4f}"
                 atoms.arrays[target] = barriers
                 written_as.add(target)
-                atoms.info[PREDICTIONS_KEY] = " ".join(sorted(_prediction_arrays(atoms) | {target}))
+                written = {target}
+                if calc.model.is_ensemble:
+                    std = calc.results[BARRIER_STD]
+                    atoms.arrays[std_name] = std
+                    written.add(std_name)
+                    written_as.add(std_name)
+                    extra += f", ensemble std mean {std.mean():.4f} max {std.max():.4f} eV"
+                atoms.info[PREDICTIONS_KEY] = " ".join(sorted(_prediction_arrays(atoms) | written))
                 ase.io.write(fd, atoms, format="extxyz")
                 bar.update(1)
                 line = (

@@ -36,6 +36,8 @@ def test_header_mirrors_python() -> None:
     text = _header()
     assert _string(text, "kFormatVersion") == fmt.FORMAT_VERSION
     assert _strings(text, "kMetadataKeys") == fmt.METADATA_KEYS
+    assert _strings(text, "kOptionalMetadataKeys") == fmt.OPTIONAL_METADATA_KEYS
+    assert _string(text, "kEnsembleSizeKey") == fmt.ENSEMBLE_SIZE_KEY
     assert _string(text, "kOutputName") == fmt.OUTPUT_NAME
     assert _string(text, "kOutputUnit") == fmt.OUTPUT_UNIT
     assert _strings(text, "kDtypes") == fmt.DTYPES

@@ -18,6 +18,7 @@ _COMMANDS = {
     "train": ".train",
     "evaluate": ".evaluate",
     "export": ".export",
+    "ensemble": ".ensemble",
     "predict": ".predict",
     "explain": ".explain",
     "doctor": ".doctor",

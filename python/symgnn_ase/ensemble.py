@@ -1,0 +1,180 @@
+"""Ensembles: K trained models in one exported file, giving the mean barrier and its per-atom
+standard deviation (``symgnn ensemble MODEL1 MODEL2 ... -o ens.pt``).
+
+The members are exported model files, bundled model names, run folders (their ``best.pt``) or
+training checkpoints; they must share the cutoff, the species (in the same order) and the
+dtype. The file is an ordinary symgnn model (``forward`` returns the mean, so every reader of
+the contract reads it) with the metadata ``ensemble_size`` and the methods ``forward_std``,
+``forward_members``, ``readout_std`` and ``readout_members`` (:mod:`symgnn_ase.nn.ensemble`,
+``docs/contracts.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .format import ENSEMBLE_SIZE_KEY
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Member", "load_member", "build_ensemble", "export_ensemble"]
+
+
+@dataclass
+class Member:
+    """One model of an ensemble, with the facts the ensemble checks and records."""
+
+    module: torch.nn.Module
+    source: str
+    r_max: float
+    type_names: list[str]
+    dtype: torch.dtype
+    n_layers: int
+    feature_dim: int
+    info: dict[str, Any]
+    file: Path | None  # the file read (for its hash)
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any("/code/" in name for name in zf.namelist())
+
+
+def _score(metrics: dict[str, Any]) -> float | None:
+    """The selection score of a checkpoint's validation metrics (older runs: pooled Pearson)."""
+    if "score" in metrics:
+        return metrics["score"]
+    return (metrics.get("pooled") or {}).get("pearson")
+
+
+def load_member(source: str | os.PathLike) -> Member:
+    """An exported model file or bundled name, a run folder (``best.pt``) or a checkpoint."""
+    text = str(source)
+    path = Path(text)
+    if path.is_dir() or (path.is_file() and not _is_torchscript(path)):
+        from .train.export import model_from_checkpoint
+
+        model, ckpt = model_from_checkpoint(path)
+        mcfg = ckpt["config"]["model"]
+        info = {
+            "kind": mcfg["kind"],
+            "model": mcfg,
+            "seed": ckpt["config"].get("seed"),
+            "epoch": ckpt.get("epoch"),
+            "validation_pearson": _score(ckpt.get("metrics") or {}),
+        }
+        return Member(
+            module=model.eval(),
+            source=text,
+            r_max=float(mcfg["r_max"]),
+            type_names=list(mcfg["type_names"]),
+            dtype=next(model.parameters()).dtype,
+            n_layers=int(model.n_layers),
+            feature_dim=int(model.feature_dim),
+            info=info,
+            file=path / "best.pt" if path.is_dir() else path,
+        )
+    from .export import load_model
+
+    loaded = load_model(text)
+    if loaded.ensemble_size > 1:
+        raise ValueError(
+            f"{loaded.path} is itself an ensemble ({loaded.ensemble_size} members): give its "
+            "members instead"
+        )
+    return Member(
+        module=loaded.module,
+        source=text,
+        r_max=loaded.r_max,
+        type_names=list(loaded.type_names),
+        dtype=loaded.dtype,
+        n_layers=loaded.n_layers,
+        feature_dim=loaded.feature_dim,
+        info=dict(loaded.info),
+        file=loaded.path,
+    )
+
+
+def build_ensemble(sources: list[str | os.PathLike], std_scale: float = 1.0):
+    """(the :class:`~symgnn_ase.nn.ensemble.Ensemble` module, its members). The members must
+    share r_max, type_names and dtype; anything else is a ValueError naming the member."""
+    from .nn.ensemble import Ensemble, edge_width
+
+    if len(sources) < 2:
+        raise ValueError(f"an ensemble needs at least 2 models, got {len(sources)}")
+    members = [load_member(s) for s in sources]
+    first = members[0]
+    for m in members[1:]:
+        if m.r_max != first.r_max:
+            raise ValueError(
+                f"ensemble members must share r_max: {first.source} has {first.r_max:g} Å, "
+                f"{m.source} has {m.r_max:g} Å"
+            )
+        if m.type_names != first.type_names:
+            raise ValueError(
+                f"ensemble members must share type_names (same order): {first.source} has "
+                f"[{', '.join(first.type_names)}], {m.source} has [{', '.join(m.type_names)}]"
+            )
+        if m.dtype != first.dtype:
+            raise ValueError(
+                f"ensemble members must share the dtype: {first.source} is "
+                f"{str(first.dtype).replace('torch.', '')}, {m.source} is "
+                f"{str(m.dtype).replace('torch.', '')}"
+            )
+    edge_dims = [edge_width(m.module, m.dtype) for m in members]
+    module = Ensemble(
+        [m.module for m in members],
+        [m.n_layers for m in members],
+        [m.feature_dim for m in members],
+        edge_dims,
+        std_scale=std_scale,
+    )
+    return module.eval(), members
+
+
+def export_ensemble(
+    sources: list[str | os.PathLike], output: str | os.PathLike, std_scale: float = 1.0
+) -> Path:
+    """Write the ensemble of ``sources`` to ``output`` (TorchScript, with metadata)."""
+    from .data.io import file_sha256
+    from .export import export_model
+    from .outputs import check_output
+
+    check_output(output, [str(s) for s in sources], what="ensemble output")
+    module, members = build_ensemble(sources, std_scale=std_scale)
+    info = {
+        "kind": "ensemble",
+        "ensemble_size": len(members),
+        "std": "sample standard deviation over the members (K - 1), times std_scale",
+        "std_scale": float(std_scale),
+        "members": [
+            {
+                "source": os.path.basename(os.path.normpath(m.source)),
+                "sha256": file_sha256(m.file) if m.file is not None and m.file.is_file() else None,
+                "info": {k: v for k, v in m.info.items() if k != "date"},
+            }
+            for m in members
+        ],
+        "n_parameters": sum(p.numel() for p in module.parameters()),
+    }
+    inputs = [m.file for m in members if m.file is not None]
+    path = export_model(
+        module,
+        output,
+        members[0].type_names,
+        members[0].r_max,
+        info=info,
+        inputs=inputs,
+        metadata={ENSEMBLE_SIZE_KEY: str(len(members))},
+    )
+    logger.info("exported an ensemble of %d models to %s", len(members), path)
+    return path
