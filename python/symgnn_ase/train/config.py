@@ -54,6 +54,10 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     # inference uses), so a fine-tune on data whose statistics differ (thermal frames) learns
     # under the normalization it will be run with
     "freeze_norm": False,
+    # before the first epoch (not on resume): recompute the batch-norm running statistics as
+    # the plain average over every training frame (with an `init` model whose statistics came
+    # from other data, e.g. relaxed glasses only, while the new data adds thermal frames)
+    "recalibrate_norm": False,
     # frames whose gradients are averaged into one optimizer step (1: a step per frame); under
     # torchrun the frames of a step are split between the processes (train/distributed.py)
     "frames_per_step": 1,
@@ -118,6 +122,7 @@ OPTIM_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "position_noise": _num(0.0, 1.0, hi_open=True),
     "ema": _num(0.0, 1.0, hi_open=True),
     "freeze_norm": _bool,
+    "recalibrate_norm": _bool,
     "frames_per_step": _int(1),
 }
 

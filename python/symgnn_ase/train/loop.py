@@ -108,6 +108,24 @@ def _freeze_batchnorm(model: torch.nn.Module) -> None:
             m.eval()
 
 
+@torch.no_grad()
+def _recalibrate_batchnorm(model: torch.nn.Module, graphs: list[Graph]) -> None:
+    """Batch-norm running statistics := their plain average over ``graphs`` (one pass)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for g in graphs:
+        model(g.species, g.edge_index, g.edge_vec)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    logger.info("batch-norm statistics recomputed over %d training frames", len(graphs))
+
+
 def _loss(pred: torch.Tensor, g: Graph, std: float) -> torch.Tensor:
     """Mean squared standardized error over the labelled atoms of ``g``."""
     err = (pred - g.label) / std
@@ -293,6 +311,8 @@ def _run(
             model.label_mean.fill_(mean0)
             model.label_std.fill_(std0)
     opt_cfg = cfg["optim"]
+    if cfg["optim"].get("recalibrate_norm", False) and saved is None:
+        _recalibrate_batchnorm(model, [g for group in groups for g in group.graphs])
     optim = torch.optim.Adam(
         model.parameters(),
         lr=opt_cfg["lr"],

@@ -247,3 +247,17 @@ def test_freeze_norm_keeps_running_statistics(data, tmp_path):
         assert torch.equal(last[k], start[k]), k
     # the weights did train
     assert not torch.equal(last["embedding.weight"], start["embedding.weight"])
+
+
+def test_recalibrate_norm_averages_over_training_frames(data, tmp_path):
+    base = train(_write(tmp_path / "b.yaml", _cfg(data, tmp_path / "b")), progress=False)
+    start = load_checkpoint(base / "best.pt")["model"]
+    cfg = _cfg(data, tmp_path / "r", init=str(base))
+    del cfg["model"]
+    cfg["optim"].update(recalibrate_norm=True, freeze_norm=True, epochs=1)
+    cfg["data"]["train"] = [str(data / "g0_T600.extxyz")]
+    out = train(_write(tmp_path / "r.yaml", cfg), progress=False)
+    last = load_checkpoint(out / "last.pt")["model"]
+    key = next(k for k in last if k.endswith("running_var"))
+    assert not torch.equal(last[key], start[key])  # recomputed on the new frames, then frozen
+    assert int(last[key.replace("running_var", "num_batches_tracked")]) == 2  # two frames
