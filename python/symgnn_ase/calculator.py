@@ -178,6 +178,15 @@ class SymGNNCalculator(Calculator):
     n_threads
         CPU threads for the neighbor list and the model during a call; None
         keeps torch's setting and the neighbor list's default.
+    quench
+        Inherent-structure barriers: False (default) predicts on the atoms as they
+        are; True minimizes a copy with ``base``'s forces (FIRE, fixed cell) and
+        predicts on it; a path to an EAM potential file (``eam/fs`` or ``eam/alloy``)
+        minimizes the copy in LAMMPS instead. The atoms themselves never move.
+    quench_fmax, quench_steps
+        Stopping rules of the quench: force tolerance in eV/Å (FIRE: max per-atom
+        force; LAMMPS: the global force norm is ``quench_fmax * sqrt(N)``) and an
+        iteration cap.
 
     Results are cached (ASE's ``check_state``) until positions, cell, pbc,
     numbers (or, with ``base``, anything ASE tracks) change.
@@ -194,8 +203,27 @@ class SymGNNCalculator(Calculator):
         *,
         barrier_interval: int = 0,
         n_threads: int | None = None,
+        quench: bool | str | os.PathLike[str] = False,
+        quench_fmax: float = 0.01,
+        quench_steps: int = 2000,
     ) -> None:
         super().__init__()
+        from .quench import QuenchSettings
+
+        self.quench_settings = QuenchSettings(quench_fmax, quench_steps)
+        if quench is True and base is None:
+            raise ValueError(
+                "quench=True minimizes with the forces of base=...: give a base calculator, "
+                "or quench='path/to/potential.eam.fs' to minimize in LAMMPS"
+            )
+        if not isinstance(quench, bool):
+            if not isinstance(quench, (str, os.PathLike)):
+                raise TypeError(
+                    f"quench must be True/False or a potential file path, got {quench!r}"
+                )
+            if not os.path.isfile(quench):
+                raise FileNotFoundError(f"quench: potential file not found: {quench}")
+        self.quench = quench
         if base is not None and not hasattr(base, "get_property"):
             raise TypeError(f"base must be an ASE calculator, got {type(base).__name__}")
         if isinstance(barrier_interval, bool) or not isinstance(barrier_interval, int):
@@ -225,6 +253,7 @@ class SymGNNCalculator(Calculator):
             device=str(self.device),
             barrier_interval=barrier_interval,
             base=None if base is None else getattr(base, "name", type(base).__name__),
+            quench=quench if isinstance(quench, bool) else str(quench),
         )
 
     # ------------------------------------------------------------------ model facts
@@ -336,8 +365,19 @@ class SymGNNCalculator(Calculator):
                     "unphysical (a cell too small, or positions in the wrong unit?)"
                 )
 
+    def inherent_structure(self, atoms: ase.Atoms) -> ase.Atoms:
+        """The copy of ``atoms`` the barriers are predicted on (quenched if asked)."""
+        from .quench import quench_ase, quench_lammps
+
+        if self.quench is False:
+            return atoms
+        if self.quench is True:
+            return quench_ase(atoms, self.base, self.quench_settings)
+        return quench_lammps(atoms, self.quench, self.quench_settings)
+
     def _compute_barriers(self, atoms: ase.Atoms) -> np.ndarray:
         self._check_atoms(atoms)
+        atoms = self.inherent_structure(atoms)
         species = self.species(atoms)
         start = time.perf_counter()
         model = self.model

@@ -68,6 +68,10 @@ def quench_lammps(
     if not potential.is_file():
         raise FileNotFoundError(f"quench: potential file not found: {potential}")
     check_quench_input(atoms)
+    if not np.all(atoms.pbc):  # before the cell: a cluster's zero cell would be named instead
+        raise ValueError(
+            f"quench: the structure must be periodic in x, y and z, got pbc={atoms.pbc.tolist()}"
+        )
     lammps_box(atoms.cell.array)  # refuses a cell LAMMPS cannot hold, before any work
     lmp = open_lammps(atoms, potential)
     try:

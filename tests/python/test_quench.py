@@ -95,3 +95,43 @@ def test_quench_bad_input(hot, potential, tmp_path):
     slab.pbc = [True, True, False]
     with pytest.raises(ValueError, match="periodic in x, y and z"):
         quench_lammps(slab, potential)
+
+
+def test_calculator_quench_modes(hot, potential, tmp_path):
+    from symgnn_ase.calculator import SymGNNCalculator
+    from symgnn_ase.data.thermal import import_lammps
+    from symgnn_ase.testing import make_tiny_model
+
+    make_tiny_model(tmp_path / "m.pt", kind="length")
+    model = str(tmp_path / "m.pt")
+    atoms = hot.copy()
+    before = atoms.positions.copy()
+    calc = SymGNNCalculator(model, quench=str(potential), quench_fmax=1e-3)
+    got = calc.get_property("energy_barriers", atoms)
+    np.testing.assert_array_equal(atoms.positions, before)  # the user's atoms never move
+    ref = SymGNNCalculator(model).get_property(
+        "energy_barriers", quench_lammps(hot, potential, QuenchSettings(fmax=1e-3))
+    )
+    np.testing.assert_array_equal(got, ref)
+    assert not np.array_equal(got, SymGNNCalculator(model).get_property("energy_barriers", hot))
+
+    import_lammps()
+    from ase.calculators.lammpslib import LAMMPSlib
+
+    base = LAMMPSlib(
+        lmpcmds=["pair_style eam/fs", f"pair_coeff * * {potential} Cu Zr"],
+        atom_types={"Cu": 1, "Zr": 2},
+        keep_alive=True,
+    )
+    small = random_glass(60, seed=4)
+    start = small.positions.copy()
+    small.calc = SymGNNCalculator(model, base=base, quench=True, quench_fmax=0.05)
+    b = small.calc.get_property("energy_barriers", small)
+    forces = small.get_forces()  # still the forces of the unquenched atoms
+    np.testing.assert_array_equal(small.positions, start)
+    assert np.isfinite(b).all() and np.abs(forces).max() > 0.05
+
+    with pytest.raises(ValueError, match="quench=True minimizes with the forces of base"):
+        SymGNNCalculator(model, quench=True)
+    with pytest.raises(FileNotFoundError, match="quench: potential file not found"):
+        SymGNNCalculator(model, quench=str(tmp_path / "none.eam.fs"))
