@@ -2,8 +2,8 @@
 # The user's path, as a test (make test-wheel; CI runs it after make test): build a wheel with
 # pip's default isolated build, install it into a fresh virtual environment that holds nothing
 # else (dependencies from the index), and from outside the checkout run the ASE quick-start,
-# `symgnn doctor`, `lmp` with `compute symgnn default Cu Zr` on 1 and 2 MPI ranks, and
-# `symgnn predict`.
+# `symgnn doctor`, `symgnn predict`, `lmp` with `compute symgnn default Cu Zr` on 1 and 2 MPI
+# ranks (equal to predict's barriers), and a shortened `symgnn demo`.
 #
 #   bash tests/wheel/run.sh                 # everything in a new temporary folder
 #   WORK=/tmp/w bash tests/wheel/run.sh     # a folder that is kept; its dist/*.whl is reused
@@ -55,7 +55,11 @@ PY
 venv="$WORK/venv"
 rm -rf "$venv"
 "$py" -m venv "$venv"
-"$venv/bin/python" -m pip install -q "$wheel"
+"$venv/bin/python" -m pip install -q "$wheel" >"$WORK/install.log" 2>&1 || {
+  tail -40 "$WORK/install.log"
+  say "FAILED: pip install of the wheel into a fresh venv (log: $WORK/install.log)"
+  exit 1
+}
 say "installed into a fresh venv ($(elapsed))"
 bin="$venv/bin"
 
@@ -139,5 +143,12 @@ for np_ in (1, 2):
     assert err < 1e-4, f"lmp on {np_} rank(s) differs from symgnn predict by {err} eV"
     print(f"test-wheel: lmp on {np_} rank(s): 108 barriers, max |lmp - predict| {err:.2e} eV")
 PY
-grep -h "symgnn per-atom energy barriers" log.1 | head -1 || true
+
+# the demo from the installed package, shortened (the inputs' own variables)
+"$bin/symgnn" demo -o demo_out --np 1 --nx 3 --no-shear --var n_melt 100 --var n_quench 100 \
+  --var n_relax 100 --var n_md 200 >demo.txt 2>&1 || { tail -30 demo.txt; say "FAILED: symgnn demo"; exit 1; }
+for f in barriers.dump barrier_histogram_time.png barrier_slice.png; do
+  [ -s "demo_out/$f" ] || { cat demo.txt; say "FAILED: symgnn demo wrote no $f"; exit 1; }
+done
+say "symgnn demo: dump and pictures in $run/demo_out"
 say "all passed ($(elapsed))"
