@@ -115,7 +115,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
     default_np = 2 if (os.cpu_count() or 1) >= 2 else 1
     p.add_argument("--np", type=int, default=default_np, help=f"MPI ranks (default {default_np})")
     p.add_argument("--nx", type=int, default=6, help="fcc cells per side: 4*nx^3 atoms (6: 864)")
-    p.add_argument("--model", default="default", help="a model file or a bundled name")
+    from ..cli.common import add_model
+
+    add_model(p)
     p.add_argument("--no-shear", action="store_true", help="skip the shear run (in.shear)")
     p.add_argument(
         "--var",
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         np=args.np,
         nx=args.nx,
-        model=args.model,
+        model=args.model or "default",
         shear=not args.no_shear,
         variables=dict(args.var),
     )
