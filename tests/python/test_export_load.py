@@ -85,7 +85,7 @@ def test_incomplete_or_bad_metadata(tiny: Path, tmp_path: Path) -> None:
     partial = {k: v for k, v in meta.items() if k not in ("r_max", "type_names")}
     with pytest.raises(ValueError, match=r"metadata lacks \['r_max', 'type_names'\]"):
         load_model(_save_script(tmp_path / "partial.pt", partial))
-    with pytest.raises(ValueError, match="dtype must be one of"):
+    with pytest.raises(ValueError, match="metadata `dtype` must be one of"):
         load_model(_save_script(tmp_path / "dtype.pt", meta | {"dtype": "float16"}))
 
 
