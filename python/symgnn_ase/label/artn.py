@@ -312,7 +312,10 @@ class Search:
             along = float(np.clip(along, -cfg.activation_step_max, cfg.activation_step_max))
             x = x + along * v
             energy, f = self.force(x)
-            for _ in range(cfg.activation_perp_steps):
+            # pARTn's nperp_limitation: few perpendicular steps just past the inflection
+            # (relaxing fully there loses the saddle), more as the climb goes on
+            ramp = cfg.activation_perp_first + cfg.activation_perp_increment * (step - 1)
+            for _ in range(min(ramp, cfg.activation_perp_steps)):
                 perp = f - (f @ v) * v
                 if float(np.linalg.norm(perp)) < 0.5 * cfg.saddle_force_tol:
                     break

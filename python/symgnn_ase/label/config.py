@@ -118,7 +118,14 @@ class LabelConfig:
     ART nouveau ``Exit_Force_Threshold``, also on the total force)."""
     activation_step_max: float = 0.1
     """Cap (Å, norm) of the step along the lowest mode, ``-(F.v)/|lambda|`` (Cances-2009)."""
-    activation_perp_steps: int = 10
+    activation_perp_first: int = 4
+    """Perpendicular FIRE steps at the first activation iteration; iteration k allows
+    ``first + increment * (k - 1)``, at most ``activation_perp_steps`` (pARTn
+    ``nperp_limitation``, whose default ramp is 4, 8, 12, 16: relaxing fully just past the
+    inflection loses the saddle)."""
+    activation_perp_increment: int = 4
+    """Added to the perpendicular FIRE steps allowed at each activation iteration (pARTn)."""
+    activation_perp_steps: int = 20
     """Perpendicular FIRE steps per activation iteration at most (ART nouveau
     ``Max_Perp_Moves_Activ``); they stop once the perpendicular force is below half of
     ``saddle_force_tol``."""
@@ -238,6 +245,8 @@ _COUNTS = {
     "basin_max_steps": 1,
     "lanczos_max_iter": 2,
     "activation_perp_steps": 0,
+    "activation_perp_first": 0,
+    "activation_perp_increment": 0,
     "activation_max_steps": 1,
     "activation_lost_max": 0,
     "min_max_steps": 1,
