@@ -22,6 +22,10 @@ Nothing is lost and nothing is silently wrong:
   prediction arrays in ``info["symgnn_predictions"]``, so predicting again on an output
   replaces the old prediction, keeps the labels, and never compares a prediction with a
   prediction.
+
+With ``quench=POTENTIAL`` (``symgnn predict --quench``) the barriers are those of each frame's
+inherent structure: a copy of the frame is minimized with the EAM potential in LAMMPS first
+(:mod:`symgnn_ase.quench`); the frames written keep the input's positions.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ DEFAULT_LABEL = "energy_barrier"
 PREDICTIONS_KEY = "symgnn_predictions"
 #: suffix of the prediction's name when a label array holds the plain name
 PRED_SUFFIX = "_pred"
+#: ``atoms.info`` key: how the barriers were obtained when the frames were quenched first
+QUENCH_KEY = "symgnn_quench"
 #: with an ensemble model, the per-atom std over its members goes to ``<prediction>_std``
 STD_SUFFIX = "_std"
 #: suffix under which symgnn < 0.2 (before PREDICTIONS_KEY) moved an input label aside
@@ -128,6 +134,44 @@ def _place_prediction(atoms: Any, name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def _check_quench(potential: str | os.PathLike[str], settings: Any) -> tuple[Path, Any, str]:
+    """(potential path, settings, the note written to each frame); a missing or unreadable
+    potential file is refused here, before the model is loaded or any frame is read."""
+    from .data.thermal import potential_elements
+    from .quench import QuenchSettings
+
+    potential = Path(potential)
+    if not potential.is_file():
+        raise FileNotFoundError(f"quench: potential file not found: {potential}")
+    elements = potential_elements(potential)
+    settings = settings if settings is not None else QuenchSettings()
+    if not isinstance(settings, QuenchSettings):
+        raise TypeError(f"quench_settings must be a QuenchSettings, got {settings!r}")
+    logger.info(
+        "quench: each frame minimized as a copy with %s (%s; fmax %g eV/Å, at most %d steps)",
+        potential,
+        " ".join(elements),
+        settings.fmax,
+        settings.max_steps,
+    )
+    note = f"lammps cg {potential.name} fmax={settings.fmax:g} max_steps={settings.max_steps}"
+    return potential, settings, note
+
+
+def _quenched(atoms: Any, potential: Path, settings: Any) -> tuple[Any, float]:
+    """(minimized copy of ``atoms``, largest displacement in Å); every failure a ValueError."""
+    from .quench import quench_lammps
+
+    try:
+        minimum = quench_lammps(atoms, potential, settings)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - LAMMPS reports its errors as plain Exceptions
+        raise ValueError(f"quench with {potential.name} failed: {exc}") from exc
+    moved = float(np.sqrt(((minimum.positions - atoms.positions) ** 2).sum(axis=1)).max())
+    return minimum, moved
+
+
 def predict_files(
     inputs: list[str],
     output: str,
@@ -140,12 +184,22 @@ def predict_files(
     progress: bool = True,
     out: Any = None,
     strict: bool = False,
+    quench: str | os.PathLike[str] | None = None,
+    quench_settings: Any = None,
 ) -> int:
     """Predict barriers for every frame of ``inputs`` and write them to ``output``.
 
     Returns the number of frames written. See the module docstring for what happens to bad
     frames (:class:`PartialPrediction` after writing the good ones; ``strict``: nothing
     written) and to label arrays in the inputs.
+
+    ``quench``: an EAM potential file (``eam/fs`` when it ends in ``.fs``, else ``eam/alloy``).
+    Each frame is then minimized as a copy (:func:`symgnn_ase.quench.quench_lammps`, with
+    ``quench_settings``, a :class:`~symgnn_ase.quench.QuenchSettings`) and the barriers are
+    those of that inherent structure; the frames written keep their own positions, and
+    ``info["symgnn_quench"]`` says how the barriers were obtained. A frame the quench cannot
+    take (an element not in the potential, non-finite positions, a non-periodic cell) is a bad
+    frame like any other.
     """
     import ase.io
     from tqdm import tqdm
@@ -165,8 +219,12 @@ def predict_files(
         if not os.path.exists(path):
             raise FileNotFoundError(f"input file not found: {path}")
     check_output(output, inputs, what="--output")
+    quench_note = None
+    if quench is not None:
+        check_output(output, [*inputs, quench], what="--output")  # nor the potential file
+        quench, quench_settings, quench_note = _check_quench(quench, quench_settings)
     calc = SymGNNCalculator(model=model, device=device)
-    sources = [*inputs, calc.model.path]
+    sources = [*inputs, calc.model.path] + ([quench] if quench is not None else [])
     check_output(output, sources, what="--output")  # nor the model file
     if Path(output).suffix.lower() not in (".xyz", ".extxyz"):
         logger.info("writing extxyz to %s (whatever its extension)", output)
@@ -203,7 +261,12 @@ def predict_files(
                     break
                 start = time.perf_counter()
                 try:
-                    barriers = calc.get_property(BARRIERS, atoms)
+                    moved = None
+                    if quench is None:
+                        barriers = calc.get_property(BARRIERS, atoms)
+                    else:
+                        minimum, moved = _quenched(atoms, quench, quench_settings)
+                        barriers = calc.get_property(BARRIERS, minimum)
                     bad = np.flatnonzero(~np.isfinite(barriers))
                     if bad.size:
                         raise ValueError(
@@ -239,6 +302,11 @@ def predict_files(
                     r = _pearson(barriers, labels) if labels.shape == barriers.shape else None
                     if r is not None:
                         extra += f", pearson r vs label `{label}` {r:.4f}"
+                if moved is not None:
+                    extra += f", quenched (atoms moved up to {moved:.3f} Å)"
+                    atoms.info[QUENCH_KEY] = quench_note
+                else:
+                    atoms.info.pop(QUENCH_KEY, None)  # an earlier quenched prediction's note
                 atoms.arrays[target] = barriers
                 written_as.add(target)
                 written = {target}

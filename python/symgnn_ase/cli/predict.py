@@ -36,13 +36,65 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="stop at the first frame that fails and write nothing (default: write the good "
         "frames, list the bad ones with their index and reason, exit 2)",
     )
+    _add_quench(parser)
     add_no_progress(parser)
+
+
+def _add_quench(parser: argparse.ArgumentParser) -> None:
+    """``--quench POTENTIAL``, ``--quench-fmax F``, ``--quench-steps N``."""
+    from ..quench import QuenchSettings
+
+    default = QuenchSettings()
+    parser.add_argument(
+        "--quench",
+        default=None,
+        metavar="POTENTIAL",
+        help="inherent-structure barriers: minimize a copy of each frame with this EAM potential "
+        "file (eam/fs when it ends in .fs, else eam/alloy; LAMMPS conjugate gradients at fixed "
+        "cell) and predict on the minimum; OUTPUT keeps the input positions",
+    )
+    parser.add_argument(
+        "--quench-fmax",
+        type=float,
+        default=None,
+        metavar="F",
+        help="with --quench: force tolerance in eV/Å (LAMMPS stops when the global force norm "
+        f"is below F*sqrt(N); default {default.fmax:g})",
+    )
+    parser.add_argument(
+        "--quench-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with --quench: at most N minimizer iterations (default {default.max_steps})",
+    )
+
+
+def _quench_settings(args: argparse.Namespace):
+    """QuenchSettings from the --quench-* options (None without --quench)."""
+    from ..quench import QuenchSettings
+
+    tuning = {"--quench-fmax": args.quench_fmax, "--quench-steps": args.quench_steps}
+    if args.quench is None:
+        given = [name for name, value in tuning.items() if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} needs --quench POTENTIAL")
+        return None
+    default = QuenchSettings()
+    fmax = default.fmax if args.quench_fmax is None else args.quench_fmax
+    steps = default.max_steps if args.quench_steps is None else args.quench_steps
+    if not (fmax > 0 and fmax < float("inf")):
+        raise ValueError(f"--quench-fmax must be a positive number of eV/Å, got {fmax}")
+    if steps < 1:
+        raise ValueError(f"--quench-steps must be >= 1, got {steps}")
+    return QuenchSettings(fmax=fmax, max_steps=steps)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predict import predict_files
     from ..threads import torch_threads
 
+    quench_settings = _quench_settings(args)
     with torch_threads(check_threads(args)):
         predict_files(
             inputs=list(args.inputs),
@@ -55,5 +107,7 @@ def run(args: argparse.Namespace) -> int:
             types=types_of(args),
             progress=not args.no_progress,
             strict=args.strict,
+            quench=args.quench,
+            quench_settings=quench_settings,
         )
     return 0
