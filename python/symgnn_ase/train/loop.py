@@ -22,6 +22,7 @@ validates and writes the run folder; a run resumes under any number of processes
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ import torch
 from ..data.graph import Graph
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
+from ..outputs import write_text
 from ..threads import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
 from .config import OPTIM_DEFAULTS, load_config
@@ -195,12 +197,11 @@ def _resume_config(
 def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
     if not history:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buf.getvalue())
 
 
 def train(
@@ -271,7 +272,7 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
-            (out / "git_commit.txt").write_text(_git_commit() + "\n")
+            write_text(out / "git_commit.txt", _git_commit() + "\n")
     dist.barrier()
     with torch_threads(cfg["threads"]):
         return _run(cfg, out, saved, init_state, hashes, progress, max_epochs, dist)
@@ -601,7 +602,7 @@ def _finish(
         )
     summary["train_seconds"] = last["elapsed"]
     learning_curve(history, out / "learning_curve.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     logger.info(
         "run %s finished (%s): %s",
         out,
