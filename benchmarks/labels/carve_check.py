@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/labels/carve_check.py same-searches   # A
     .venv/bin/python benchmarks/labels/carve_check.py far-field       # B
 
-A. The same searches (same atom, same seed) in the carved sphere and in the full periodic box
-   with the same moving atoms: the exact shell makes the forces identical (to round-off), so
-   the searches should find the same saddles.
+A. Accepted searches of the validation run (same atom, same seed) again in the full periodic
+   box with the same moving atoms: the exact shell makes the forces identical (to round-off),
+   so the searches should find the same saddles.
 B. The frozen far field: saddles of accepted events of the validation run (their recorded
    saddle displacements), converged again (Lanczos + climb) with every atom of the box free,
    and with a larger moving sphere (12 Å) in a carve-out; the barrier change is the
@@ -57,33 +57,43 @@ def _glass():
     return ase.io.read(RUN / "relaxed.extxyz")
 
 
-def same_searches(atoms: list[int], search: int) -> None:
+def _accepted(count: int) -> list[dict]:
+    records = [json.loads(line) for line in (RUN / "searches.jsonl").read_text().splitlines()]
+    return [r for r in records if r["status"] == "accepted"][:count]
+
+
+def same_searches(count: int) -> None:
+    """The first ``count`` accepted searches of the run, again in the full periodic box."""
     pot = load_potential("CuZr_mm.eam.fs")
     glass = _glass()
     cfg = LabelConfig()
     done = _done()
-    for atom in atoms:
+    for rec in _accepted(count):
+        atom, search = rec["atom"], rec["search"]
         key = f"same:{atom}:{search}"
         if key in done:
             continue
-        row: dict = {"key": key, "atom": atom, "search": search}
-        for name, carve in (("carve", True), ("full", False)):
-            region = carve_region(
-                glass.get_positions(),
-                glass.cell.array,
-                glass.get_chemical_symbols(),
-                atom,
-                cfg.active_radius,
-                pot.exact_shell,
-                pot,
-                carve,
-            )
-            rec = run_search(SearchTask(atom, search, region, pot, cfg))
-            row[name] = {
-                k: rec.get(k)
-                for k in ("status", "barrier", "delta_e", "force_calls", "cpu_s", "region_atoms")
+        region = carve_region(
+            glass.get_positions(),
+            glass.cell.array,
+            glass.get_chemical_symbols(),
+            atom,
+            cfg.active_radius,
+            pot.exact_shell,
+            pot,
+            carve=False,
+        )
+        full = run_search(SearchTask(atom, search, region, pot, cfg))
+        fields = ("status", "barrier", "delta_e", "force_calls", "cpu_s", "region_atoms")
+        _write(
+            {
+                "key": key,
+                "atom": atom,
+                "search": search,
+                "carve": {k: rec.get(k) for k in fields},
+                "full": {k: full.get(k) for k in fields},
             }
-        _write(row)
+        )
 
 
 def _reconverge(region, pot, cfg: LabelConfig, moves: list) -> dict:
@@ -122,8 +132,6 @@ def far_field(count: int) -> None:
     pot = load_potential("CuZr_mm.eam.fs")
     glass = _glass()
     cfg = LabelConfig()
-    records = [json.loads(line) for line in (RUN / "searches.jsonl").read_text().splitlines()]
-    accepted = [r for r in records if r["status"] == "accepted"][:count]
     done = _done()
     args = (glass.get_positions(), glass.cell.array, glass.get_chemical_symbols())
     variants = {
@@ -131,7 +139,7 @@ def far_field(count: int) -> None:
         "carve_12": (12.0, True),
         "full_all_free": (math.inf, False),
     }
-    for rec in accepted:
+    for rec in _accepted(count):
         key = f"far:{rec['atom']}:{rec['search']}"
         if key in done:
             continue
@@ -146,18 +154,11 @@ def far_field(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["same-searches", "far-field"])
-    parser.add_argument("--atoms", default="", help="same-searches: atoms (default: 2 of the run)")
-    parser.add_argument("--search", type=int, default=0)
-    parser.add_argument("--count", type=int, default=4, help="events for far-field")
+    parser.add_argument("--count", type=int, default=3, help="accepted events of the run to check")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.what == "same-searches":
-        from symgnn_ase.label.selection import parse_selection
-
-        # default: the first two atoms of the validation run's selection
-        atoms = [int(a) for a in args.atoms.split(",") if a]
-        atoms = atoms or parse_selection("random:30", len(_glass()), seed=0)[:2].tolist()
-        same_searches(atoms, args.search)
+        same_searches(args.count)
     else:
         far_field(args.count)
 

@@ -2,9 +2,10 @@
 
     python split.py labels/barriers.extxyz train.extxyz valid.extxyz [--valid-fraction 0.25]
 
-Both copies hold every atom (the model needs each atom's neighbours); an atom's label is kept
-in one copy and set to NaN (unlabelled) in the other. `symgnn train` with
-`data.partial_labels: true` leaves NaN labels out of the loss and the metrics.
+At least 3 atoms go to validation (its score is a Pearson correlation). Both copies hold
+every atom (the model needs each atom's neighbours); an atom's label is kept in one copy and
+set to NaN (unlabelled) in the other. `symgnn train` with `data.partial_labels: true` leaves
+NaN labels out of the loss and the metrics.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ def main() -> None:
     atoms = ase.io.read(args.labels)
     barrier = atoms.arrays["energy_barrier"]
     labelled = np.flatnonzero(np.isfinite(barrier))
-    if labelled.size < 2:
-        raise SystemExit(f"{args.labels}: {labelled.size} labelled atom(s); need 2 or more")
+    if labelled.size < 4:
+        raise SystemExit(
+            f"{args.labels}: {labelled.size} labelled atom(s); need 4 or more (label more atoms)"
+        )
     rng = np.random.default_rng(args.seed)
-    n_valid = max(1, round(args.valid_fraction * labelled.size))
+    # at least 3 validation atoms: the validation score is a Pearson correlation
+    n_valid = min(max(3, round(args.valid_fraction * labelled.size)), labelled.size - 1)
     valid = rng.choice(labelled, size=n_valid, replace=False)
     train = np.setdiff1d(labelled, valid)
     for path, keep in ((args.train, train), (args.valid, valid)):
