@@ -3,7 +3,8 @@
 #
 #   examples/label_and_finetune/run.sh [WORKDIR]      (default: examples/label_and_finetune/out)
 #
-# Environment: ATOMS (default random:8), SEARCHES (3), WORKERS (2), EPOCHS (15), CELLS (10).
+# Environment: ATOMS (default random:12), SEARCHES (3), WORKERS (2), EPOCHS (30), CELLS (10),
+# MELT_STEPS (2000), QUENCH_STEPS (4000), LABEL_ARGS (default: --set active_radius=6).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -17,12 +18,15 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 POTENTIAL="$("$PY" -c 'from symgnn_ase.data.thermal import lammps_potential_path as p; print(p())')"
 
 echo "== 1. a small glass: melt, quench, minimize ($((4 * ${CELLS:-10} ** 3)) atoms)"
-[ -f glass.extxyz ] || "$PY" "$HERE/make_glass.py" -o glass.extxyz --cells "${CELLS:-10}"
+[ -f glass.extxyz ] || "$PY" "$HERE/make_glass.py" -o glass.extxyz --cells "${CELLS:-10}" \
+    --melt-steps "${MELT_STEPS:-2000}" --quench-steps "${QUENCH_STEPS:-4000}"
 
 echo "== 2. labels: ARTn saddle searches (resumable: run again after a kill)"
 # the glass is ~40 Å wide: a 6 Å moving sphere keeps the carve-out (6 + 12 Å shell) inside it
-"$SYMGNN" label glass.extxyz --potential CuZr_mm.eam.fs --atoms "${ATOMS:-random:8}" \
-    --searches "${SEARCHES:-3}" --set active_radius=6 --workers "${WORKERS:-2}" -o labels
+# shellcheck disable=SC2086  # LABEL_ARGS is a list of options
+"$SYMGNN" label glass.extxyz --potential CuZr_mm.eam.fs --atoms "${ATOMS:-random:12}" \
+    --searches "${SEARCHES:-3}" ${LABEL_ARGS:---set active_radius=6} --workers "${WORKERS:-2}" \
+    -o labels
 
 echo "== 3. fine-tune the bundled default model on the labelled atoms"
 "$PY" "$HERE/split.py" labels/barriers.extxyz train.extxyz valid.extxyz
@@ -38,9 +42,9 @@ data:
   label: energy_barrier
   partial_labels: true  # NaN = unlabelled atom, left out of loss and metrics
 optim:
-  lr: 2.0e-4
-  epochs: ${EPOCHS:-15}
-  patience: ${EPOCHS:-15}
+  lr: 1.0e-3
+  epochs: ${EPOCHS:-30}
+  patience: ${EPOCHS:-30}
 YAML
 "$SYMGNN" train finetune.yaml --no-progress
 "$SYMGNN" export runs/finetune -o finetuned.pt
