@@ -11,6 +11,8 @@ __all__ = ["MODEL_KINDS", "ModelConfig"]
 MODEL_KINDS = ("symgnn", "raw", "length", "equivariant", "schnet", "ridge")
 # kinds whose layers are EGAT layers with one head count per layer
 ATTENTION_KINDS = ("symgnn", "raw", "length")
+# how an EGAT layer standardizes its attention aggregate
+AGG_NORMS = ("batch", "layer")
 
 
 @dataclass
@@ -49,6 +51,7 @@ class ModelConfig:
     rbf_sigma: float = 0.15  # ridge: Gaussian width (Å)
     density_cutoff: float = 5.5  # ridge: radius of the radial densities (Å)
     smooth_lengths: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
+    agg_norm: str = "batch"  # EGAT kinds: "batch" (over atoms) or "layer" (per atom)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -67,6 +70,10 @@ class ModelConfig:
                 raise ValueError(f"every head count must divide node_dim={self.node_dim}, got {h}")
         if len(set(self.type_names)) != len(self.type_names) or not self.type_names:
             raise ValueError(f"type_names must be distinct and non-empty, got {self.type_names}")
+        if self.agg_norm not in AGG_NORMS:
+            raise ValueError(
+                f"model.agg_norm must be one of {list(AGG_NORMS)}, got {self.agg_norm!r}"
+            )
         if self.kind == "ridge":
             self._check_descriptor()
 

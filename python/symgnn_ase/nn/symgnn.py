@@ -188,7 +188,14 @@ class EGATLayer(nn.Module):
     # come back unchanged)
     __constants__ = ["fused", "update_edges"]
 
-    def __init__(self, node_dim: int, edge_dim: int, heads: int, update_edges: bool = True) -> None:
+    def __init__(
+        self,
+        node_dim: int,
+        edge_dim: int,
+        heads: int,
+        update_edges: bool = True,
+        agg_norm: str = "batch",
+    ) -> None:
         super().__init__()
         self.fused = fused_ops_available()
         self.update_edges = update_edges
@@ -201,7 +208,9 @@ class EGATLayer(nn.Module):
         # softmax attention averages ~30 neighbors, so the aggregate varies little between
         # atoms; standardizing it over atoms (running statistics at inference: a fixed
         # per-feature affine map, local and deterministic) makes that variation usable
-        self.norm_agg = nn.BatchNorm1d(width)
+        # agg_norm "layer": each atom's aggregate standardized over its own features instead
+        # (no statistics over atoms: nothing a thermal shift of the aggregate can saturate)
+        self.norm_agg = nn.BatchNorm1d(width) if agg_norm == "batch" else nn.LayerNorm(width)
         self.node_out = nn.Linear(width, node_dim)
         self.edge_out = nn.Linear(width, edge_dim)
         self.norm_h = nn.LayerNorm(node_dim)
@@ -282,7 +291,13 @@ class SymGNN(nn.Module):
         heads = cfg.heads[: cfg.n_layers]
         self.layers = nn.ModuleList(
             [
-                EGATLayer(cfg.node_dim, cfg.edge_dim, h, update_edges=k + 1 < len(heads))
+                EGATLayer(
+                    cfg.node_dim,
+                    cfg.edge_dim,
+                    h,
+                    update_edges=k + 1 < len(heads),
+                    agg_norm=cfg.agg_norm,
+                )
                 for k, h in enumerate(heads)
             ]
         )
