@@ -1,12 +1,15 @@
 """Print the MODEL_CARD.md tables from the run folders and evaluation JSONs in training/.
 
     python training/make_tables.py            # the validation table (every run)
-    python training/make_tables.py --table1   # Table 1: one row per model kind
+    python training/make_tables.py --table1   # Table 1: one row per model kind and ensemble
 
 Reads training/runs/<run>/{summary.json,metrics.csv},
 training/results/<run>_valid.json (written by `symgnn evaluate ... --json`) and, for
 Table 1's forward times, training/results/inference.json (written by
-`python benchmarks/inference.py --json training/results/inference.json`).
+`python benchmarks/inference.py --cpu-time --json training/results/inference.json`). A kind
+without ``training/results/<run>_valid.json`` is printed as "not trained yet" with the size and
+forward time of its architecture. Ensembles: training/results/<name>_valid.json and
+<name>_cost.json (`python benchmarks/ensemble.py --cpu-time --json ...`).
 """
 
 from __future__ import annotations
@@ -30,12 +33,29 @@ KINDS = {
 # Table 1: the run that stands for each model kind, and the paper's test Pearson of the
 # same method (Li et al. 2024, Table 1; None: not in the paper)
 TABLE1 = {
-    "symgnn": ("SymGNN (learned O(3) distribution)", "symgnn", 0.7859),
+    "symgnn": ("SymGNN (learned O(3) distribution), bundled `symgnn`", "symgnn", 0.7859),
     "raw": ("SymGNN without symmetrization (raw vectors)", "raw", 0.2669),
-    "length": ("EGAT on edge lengths", "length", 0.7264),
-    "equivariant": ("equivariant, PaiNN-style (+ position noise)", "equivariant_noise", None),
+    "length": (
+        "EGAT on edge lengths, bundled `symgnn_length` (the default)",
+        "length",
+        0.7264,
+    ),
+    "equivariant": (
+        "equivariant, PaiNN-style (+ position noise), bundled `equivariant`",
+        "equivariant_noise",
+        None,
+    ),
     "schnet": ("SchNet-style continuous-filter network", "schnet", 0.7588),
     "ridge": ("coarse-grained descriptor + ridge", "ridge", None),
+}
+# Table 1's ensembles (`symgnn ensemble`): file training/runs/<name>/ensemble.pt, its member runs,
+# validation JSON training/results/<name>_valid.json; forward time from
+# training/results/<name>_cost.json (`benchmarks/ensemble.py --cpu-time --json`)
+ENSEMBLES = {
+    "ensemble_length": (
+        "ensemble of the 3 edge-length runs (mean; std = uncertainty)",
+        ["length", "length_noise", "length_ema"],
+    ),
 }
 
 
@@ -90,21 +110,48 @@ def table1() -> None:
     for kind, (label, run_name, paper) in TABLE1.items():
         run = HERE / "runs" / run_name
         res_path = HERE / "results" / f"{run_name}_valid.json"
-        if not (run / "summary.json").exists() or not res_path.exists():
+        t = fwd.get(kind, {}).get("forward_s")
+        t_fwd = "–" if t is None else f"{t:.2f}"
+        if not res_path.exists():  # no evaluated run: the architecture's size and speed only
+            n_par = fwd.get(kind, {}).get("params", "?")
+            print(
+                f"| {label} | `{kind}` | not trained yet | – | – | {n_par} | {t_fwd} | – | – | "
+                f"{'–' if paper is None else paper} |"
+            )
             continue
         summary = json.loads((run / "summary.json").read_text())
         res = json.loads(res_path.read_text())
         rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
         pm, rot = res["pooled"], res["rotations"]
         n_par = load_model(res["model"]).info.get("n_parameters", "?")
-        t = fwd.get(kind, {}).get("forward_s")
-        t_fwd = "–" if t is None else f"{t:.2f}"
         times = f"{_minutes(summary['elapsed_to_best'])} / {_minutes(summary['train_seconds'])}"
         print(
             f"| {label} | `{kind}` | {pm['pearson']:.4f} | "
             f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
             f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | {t_fwd} | "
             f"{_epochs(summary, rows)} | {times} | {'–' if paper is None else paper} |"
+        )
+    for name, (label, runs) in ENSEMBLES.items():
+        res_path = HERE / "results" / f"{name}_valid.json"
+        if not res_path.exists():
+            continue
+        res = json.loads(res_path.read_text())
+        pm, rot = res["pooled"], res["rotations"]
+        n_par = load_model(res["model"]).info.get("n_parameters", "?")
+        summaries = [json.loads((HERE / "runs" / r / "summary.json").read_text()) for r in runs]
+        to_best = sum(s["elapsed_to_best"] for s in summaries)
+        total = sum(s["train_seconds"] for s in summaries)
+        cost_path = HERE / "results" / f"{name}_cost.json"
+        t_fwd = "–"
+        if cost_path.exists():
+            cost = json.loads(cost_path.read_text())
+            row = next(r for r in cost["rows"] if r["path"].startswith("forward"))
+            t_fwd = f"{row['ensemble_s']:.2f}"
+        print(
+            f"| {label} | `ensemble` | {pm['pearson']:.4f} | "
+            f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
+            f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | {t_fwd} | "
+            f"{len(runs)} runs | {_minutes(to_best)} / {_minutes(total)} (sum) | – |"
         )
     if bench:
         print(f"\nforward times: {bench.get('note', '')}")
