@@ -32,13 +32,12 @@ fitted by :mod:`symgnn_ase.train.ridge`.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from .base import BarrierModel, OptTensor, add_label_scale
 from .config import ModelConfig
-from .symgnn import add_label_scale
 
 __all__ = ["DescriptorRidge", "switch"]
 
@@ -51,7 +50,7 @@ def switch(r: Tensor, cutoff: float, width: float = SWITCH_WIDTH) -> Tensor:
     return 0.5 * (torch.cos(math.pi * x) + 1.0)
 
 
-class DescriptorRidge(nn.Module):
+class DescriptorRidge(BarrierModel):
     """Descriptor features (``embed`` + ``interact``) and a linear readout, with the export
     contract. Fit the readout with :func:`symgnn_ase.train.ridge.fit_ridge`.
 
@@ -59,22 +58,21 @@ class DescriptorRidge(nn.Module):
     calculator and the compute then form edge vectors in float64): the fitted readout weighs
     a few hundred correlated features, which amplifies float32 round-off to ~1e-5 eV (visible
     as a spread under rotations); in float64 the model is invariant to ~1e-12 eV, for about
-    the cost of a float32 forward. Edge vectors of either dtype are accepted.
+    the cost of a float32 forward. Edge vectors of either dtype are accepted. ``forward`` is
+    :class:`BarrierModel`'s.
     """
 
     __constants__ = ["n_species", "n_gauss", "n_lengths", "base_dim", "density_cutoff", "r_max"]
 
     def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float64) -> None:
-        super().__init__()
         if cfg.kind != "ridge":
             raise ValueError(f"DescriptorRidge builds kind 'ridge', got {cfg.kind!r}")
-        self.kind = cfg.kind
-        self.n_layers = 2
+        base_dim = len(cfg.type_names) * (cfg.n_rbf + 1)
+        super().__init__(cfg.kind, 2, (1 + len(cfg.smooth_lengths)) * base_dim)
         self.n_species = len(cfg.type_names)
         self.n_gauss = cfg.n_rbf
         self.n_lengths = len(cfg.smooth_lengths)
-        self.base_dim = self.n_species * (self.n_gauss + 1)
-        self.feature_dim = (1 + self.n_lengths) * self.base_dim
+        self.base_dim = base_dim
         self.density_cutoff = float(cfg.density_cutoff)
         self.r_max = float(cfg.r_max)
         f64 = torch.float64  # constants formed in float64, then rounded once to `dtype`
@@ -105,12 +103,7 @@ class DescriptorRidge(nn.Module):
 
     @torch.jit.export
     def interact(
-        self,
-        layer: int,
-        h: Tensor,
-        e: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
         """Layer 0: radial densities; layer 1: their weighted neighbour averages."""
         if layer == 0:
@@ -120,7 +113,7 @@ class DescriptorRidge(nn.Module):
         raise IndexError("layer out of range")
 
     def _densities(
-        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor]
+        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor
     ) -> Tensor:
         n = h.shape[0]
         s = self.n_species
@@ -140,9 +133,7 @@ class DescriptorRidge(nn.Module):
         rest = torch.zeros((n, self.feature_dim - self.base_dim), dtype=h.dtype, device=h.device)
         return torch.cat([h[:, :s], rho, rest], dim=1)
 
-    def _averages(
-        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor]
-    ) -> Tensor:
+    def _averages(self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor) -> Tensor:
         n = h.shape[0]
         d = self.base_dim
         nl = self.n_lengths
@@ -167,15 +158,3 @@ class DescriptorRidge(nn.Module):
     def readout(self, h: Tensor) -> Tensor:
         z = (h - self.feature_mean) / self.feature_std
         return self.linear(z).squeeze(-1) * self.label_std + self.label_mean
-
-    def forward(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
-    ) -> Tensor:
-        h, e = self.embed(species, edge_index, edge_vec)
-        h = self._densities(h, e, edge_index, edge_weight)
-        h = self._averages(h, e, edge_index, edge_weight)
-        return self.readout(h)

@@ -21,10 +21,10 @@ On top of the contract it exports:
 it reads as an error bar in eV; ``training/calibrate_ensemble.py`` measures it.
 """
 
-from typing import Optional
-
 import torch
 from torch import Tensor, nn
+
+from .base import BarrierModel, OptTensor
 
 __all__ = ["Ensemble", "edge_width"]
 
@@ -45,7 +45,7 @@ def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str
     return int(e.shape[1])
 
 
-class Ensemble(nn.Module):
+class Ensemble(BarrierModel):
     """K models (eager or TorchScript modules with ``embed``/``interact``/``readout``) as one.
 
     ``n_layers``, ``feature_dims`` and ``edge_dims`` are the members' layer counts, node-state
@@ -66,7 +66,6 @@ class Ensemble(nn.Module):
         edge_dims: list[int],
         std_scale: float = 1.0,
     ) -> None:
-        super().__init__()
         k = len(members)
         if k < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {k}")
@@ -74,14 +73,14 @@ class Ensemble(nn.Module):
             raise ValueError("one layer count, feature width and edge width per member")
         if not (std_scale > 0 and std_scale < float("inf")):
             raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
-        self.kind = "ensemble"
+        super().__init__(
+            "ensemble", max(int(n) for n in n_layers), sum(int(f) for f in feature_dims)
+        )
         self.members = nn.ModuleList(members)
         self.ensemble_size = k
         self.member_layers = [int(n) for n in n_layers]
         self.feature_dims = [int(f) for f in feature_dims]
         self.edge_dims = [int(f) for f in edge_dims]
-        self.n_layers = max(self.member_layers)
-        self.feature_dim = sum(self.feature_dims)
         dtype = next(iter(self.members.parameters())).dtype
         self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
 
@@ -97,12 +96,7 @@ class Ensemble(nn.Module):
 
     @torch.jit.export
     def interact(
-        self,
-        layer: int,
-        h: Tensor,
-        e: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
         hs: list[Tensor] = []
         es: list[Tensor] = []
@@ -134,16 +128,15 @@ class Ensemble(nn.Module):
 
     @torch.jit.export
     def readout_std(self, h: Tensor) -> Tensor:
-        y = self.readout_members(h)
+        return self._mean_std(self.readout_members(h))
+
+    def _mean_std(self, y: Tensor) -> Tensor:
+        """[K, N] member predictions -> [2, N]: their mean and scaled sample std."""
         return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
 
     @torch.jit.export
     def forward_members(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
         # member by member (the same numbers as embed/interact/readout, without holding
         # every member's edge state at once)
@@ -154,20 +147,11 @@ class Ensemble(nn.Module):
 
     @torch.jit.export
     def forward_std(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
-        y = self.forward_members(species, edge_index, edge_vec, edge_weight)
-        return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
+        return self._mean_std(self.forward_members(species, edge_index, edge_vec, edge_weight))
 
     def forward(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
         return self.forward_members(species, edge_index, edge_vec, edge_weight).mean(0)

@@ -17,14 +17,14 @@ is computed once by ``embed`` and returned unchanged by ``interact``.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from .base import BarrierModel, OptTensor, add_label_scale
 from .config import ModelConfig
 from .ops import fused_ops_available
-from .symgnn import add_label_scale, inference_on_cpu, mlp_decoder
+from .symgnn import inference_on_cpu, mlp_decoder
 
 __all__ = ["EquivariantGNN", "PaiNNLayer"]
 
@@ -45,15 +45,17 @@ class BesselRBF(nn.Module):
 
 
 class PaiNNLayer(nn.Module):
-    """One message + update block on (s [N, C], v [N, 3, C])."""
+    """One message + update block on (s [N, C], v [N, 3, C]) and the edge state
+    e = [rbf * cutoff (n_rbf) | unit (3)]."""
 
-    __constants__ = ["fused"]  # symgnn::painn_message for inference (see EGATLayer)
+    __constants__ = ["fused", "n_rbf"]  # fused: symgnn::painn_message for inference (EGATLayer)
 
     def __init__(self, channels: int, n_rbf: int) -> None:
         super().__init__()
         self.fused = fused_ops_available()
         c = channels
         self.channels = c
+        self.n_rbf = n_rbf
         self.phi = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, 3 * c))
         self.filt = nn.Linear(n_rbf, 3 * c)
         self.mix_u = nn.Linear(c, c, bias=False)
@@ -62,16 +64,10 @@ class PaiNNLayer(nn.Module):
         self.norm = nn.LayerNorm(c)
 
     def forward(
-        self,
-        s: Tensor,
-        v: Tensor,
-        rbf: Tensor,
-        unit: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, s: Tensor, v: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
         c = self.channels
-        ds, dv = self.message(s, v, rbf, unit, edge_index, edge_weight)
+        ds, dv = self.message(s, v, e, edge_index, edge_weight)
         s = s + ds
         v = v + dv
         u = self.mix_u(v)
@@ -84,17 +80,13 @@ class PaiNNLayer(nn.Module):
         return s, v
 
     def message(
-        self,
-        s: Tensor,
-        v: Tensor,
-        rbf: Tensor,
-        unit: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor],
+        self, s: Tensor, v: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor
     ) -> tuple[Tensor, Tensor]:
         """Summed messages of each receiver: scalars [N, C] and vectors [N, 3, C]."""
         c = self.channels
         n = s.shape[0]
+        rbf = e[:, : self.n_rbf]
+        unit = e[:, self.n_rbf :]
         if self.fused:
             if inference_on_cpu(self.training, s):
                 ds, dv = torch.ops.symgnn.painn_message(
@@ -121,28 +113,22 @@ class PaiNNLayer(nn.Module):
         return ds, dv
 
 
-class EquivariantGNN(nn.Module):
-    """PaiNN-style invariant barrier model with the SymGNN export contract."""
+class EquivariantGNN(BarrierModel):
+    """PaiNN-style invariant barrier model with the SymGNN export contract (its own
+    ``interact``, ``readout`` and ``forward``: the node state is split into s and v)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
         if cfg.kind != "equivariant":
             raise ValueError(f"EquivariantGNN builds kind 'equivariant', got {cfg.kind!r}")
         c = cfg.node_dim
-        self.kind = cfg.kind
+        super().__init__(cfg.kind, cfg.n_layers, 4 * c)
         self.channels = c
         self.n_rbf = cfg.n_rbf
-        self.n_layers = cfg.n_layers
-        self.feature_dim = 4 * c
         self.rbf = BesselRBF(cfg.n_rbf, cfg.r_max)
         self.embedding = nn.Embedding(len(cfg.type_names), c)
         self.layers = nn.ModuleList([PaiNNLayer(c, cfg.n_rbf) for _ in range(cfg.n_layers)])
         self.decoder = mlp_decoder(c, cfg.decoder_dim)
         add_label_scale(self)
-
-    def _edge_parts(self, e: Tensor) -> tuple[Tensor, Tensor]:
-        """The edge state's radial basis and unit vector."""
-        return e[:, : self.n_rbf], e[:, self.n_rbf :]
 
     def _split(self, h: Tensor) -> tuple[Tensor, Tensor]:
         c = self.channels
@@ -161,18 +147,12 @@ class EquivariantGNN(nn.Module):
 
     @torch.jit.export
     def interact(
-        self,
-        layer: int,
-        h: Tensor,
-        e: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
         s, v = self._split(h)
-        rbf, unit = self._edge_parts(e)
         for i, mod in enumerate(self.layers):
             if i == layer:
-                s, v = mod(s, v, rbf, unit, edge_index, edge_weight)
+                s, v = mod(s, v, e, edge_index, edge_weight)
                 return torch.cat([s, v.reshape(-1, 3 * self.channels)], 1), e
         raise IndexError("layer out of range")
 
@@ -180,19 +160,12 @@ class EquivariantGNN(nn.Module):
     def readout(self, h: Tensor) -> Tensor:
         return self._decode(h[:, : self.channels])
 
-    def _decode(self, s: Tensor) -> Tensor:
-        return self.decoder(s).squeeze(-1) * self.label_std + self.label_mean
-
     def forward(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
+        # s and v stay split from layer to layer (interact flattens them for the contract)
         h, e = self.embed(species, edge_index, edge_vec)
         s, v = self._split(h)
-        rbf, unit = self._edge_parts(e)
         for mod in self.layers:
-            s, v = mod(s, v, rbf, unit, edge_index, edge_weight)
+            s, v = mod(s, v, e, edge_index, edge_weight)
         return self._decode(s)

@@ -21,13 +21,12 @@ Export contract (docs/contracts.md): ``embed`` gives h [N, C] and the edge state
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from .base import BarrierModel, OptTensor, add_label_scale
 from .config import ModelConfig
-from .symgnn import add_label_scale
 
 __all__ = ["SchNet", "CFConv", "shifted_softplus"]
 
@@ -43,7 +42,8 @@ class ShiftedSoftplus(nn.Module):
 
 
 class CFConv(nn.Module):
-    """One interaction block: continuous-filter convolution and an atom-wise update."""
+    """One interaction block: continuous-filter convolution and an atom-wise update (the edge
+    state comes back unchanged)."""
 
     def __init__(self, channels: int, basis_dim: int) -> None:
         super().__init__()
@@ -56,8 +56,8 @@ class CFConv(nn.Module):
         self.lin_out2 = nn.Linear(channels, channels)
 
     def forward(
-        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
-    ) -> Tensor:
+        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
+    ) -> tuple[Tensor, Tensor]:
         basis = e[:, :-1]
         cut = e[:, -1]
         if edge_weight is not None:
@@ -69,29 +69,27 @@ class CFConv(nn.Module):
             w = self.filter(basis) * cut.unsqueeze(1)
             msg = x.index_select(0, src) * w
             m = torch.zeros_like(x).index_add_(0, dst, msg)
-            return h + self.lin_out2(shifted_softplus(self.lin_out1(m)))
+            return h + self.lin_out2(shifted_softplus(self.lin_out1(m))), e
         m = torch.zeros_like(x)
         step = 8192  # inference: edges in chunks, the [chunk, C] filters stay in cache
         for start in range(0, src.shape[0], step):
             w = self.filter(basis[start : start + step]) * cut[start : start + step].unsqueeze(1)
             msg = x.index_select(0, src[start : start + step]) * w
             m.index_add_(0, dst[start : start + step], msg)
-        return h + self.lin_out2(shifted_softplus(self.lin_out1(m)))
+        return h + self.lin_out2(shifted_softplus(self.lin_out1(m))), e
 
 
-class SchNet(nn.Module):
-    """Species embedding, ``n_layers`` continuous-filter blocks, atom-wise MLP readout."""
+class SchNet(BarrierModel):
+    """Species embedding, ``n_layers`` continuous-filter blocks, atom-wise MLP readout
+    (``interact``, ``readout`` and ``forward`` are :class:`BarrierModel`'s)."""
 
     __constants__ = ["n_species", "n_rbf", "r_max"]
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
         if cfg.kind != "schnet":
             raise ValueError(f"SchNet builds kind 'schnet', got {cfg.kind!r}")
         c = cfg.node_dim
-        self.kind = cfg.kind
-        self.n_layers = cfg.n_layers
-        self.feature_dim = c
+        super().__init__(cfg.kind, cfg.n_layers, c)
         self.n_species = len(cfg.type_names)
         self.n_rbf = cfg.n_rbf
         self.r_max = float(cfg.r_max)
@@ -119,33 +117,3 @@ class SchNet(nn.Module):
         x = (r / self.r_max).clamp(max=1.0)
         cut = 0.5 * (torch.cos(math.pi * x) + 1.0)
         return h, torch.cat([basis, cut.unsqueeze(1)], dim=1)
-
-    @torch.jit.export
-    def interact(
-        self,
-        layer: int,
-        h: Tensor,
-        e: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor] = None,
-    ) -> tuple[Tensor, Tensor]:
-        for i, mod in enumerate(self.layers):
-            if i == layer:
-                return mod(h, e, edge_index, edge_weight), e
-        raise IndexError("layer out of range")
-
-    @torch.jit.export
-    def readout(self, h: Tensor) -> Tensor:
-        return self.decoder(h).squeeze(-1) * self.label_std + self.label_mean
-
-    def forward(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
-    ) -> Tensor:
-        h, e = self.embed(species, edge_index, edge_vec)
-        for mod in self.layers:
-            h = mod(h, e, edge_index, edge_weight)
-        return self.readout(h)

@@ -12,11 +12,11 @@ receiver i, and ``edge_vec`` is r_j - r_i (+ periodic shift), in Å.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from .base import BarrierModel, OptTensor, add_label_scale
 from .config import ModelConfig
 from .ops import fused_ops_available
 
@@ -145,12 +145,6 @@ def mlp_decoder(in_dim: int, hidden: int) -> nn.Sequential:
     )
 
 
-def add_label_scale(module: nn.Module) -> None:
-    """Buffers that de-standardize the decoder output to eV (set from the training labels)."""
-    module.register_buffer("label_mean", torch.zeros(()))
-    module.register_buffer("label_std", torch.ones(()))
-
-
 def inference_on_cpu(training: bool, x: Tensor) -> bool:
     """Whether a layer may use the fused operators: inference, no autograd, CPU float32."""
     return (
@@ -217,14 +211,14 @@ class EGATLayer(nn.Module):
         self.norm_e = nn.LayerNorm(edge_dim)
 
     def forward(
-        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None
+        self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
         agg, e = self.edges(self.node_proj(h), e, edge_index, edge_weight)
         h = self.norm_h(h + torch.nn.functional.silu(self.node_out(self.norm_agg(agg))))
         return h, e
 
     def edges(
-        self, p: Tensor, e: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor]
+        self, p: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor
     ) -> tuple[Tensor, Tensor]:
         """Attention aggregate of each receiver [N, width] and the new edge states."""
         if self.fused:
@@ -266,18 +260,16 @@ class EGATLayer(nn.Module):
         return agg, e
 
 
-class SymGNN(nn.Module):
+class SymGNN(BarrierModel):
     """Symmetrization (or an ablation encoder) + EGAT layers + MLP decoder.
 
     The decoder output is de-standardized with the training-label mean and
-    standard deviation held as buffers, so the model predicts eV.
+    standard deviation held as buffers, so the model predicts eV. ``interact``,
+    ``readout`` and ``forward`` are :class:`BarrierModel`'s.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.kind = cfg.kind
-        self.n_layers = cfg.n_layers
-        self.feature_dim = cfg.node_dim
+        super().__init__(cfg.kind, cfg.n_layers, cfg.node_dim)
         if cfg.kind == "symgnn":
             self.encoder = Symmetrizer(cfg.edge_dim, cfg)
         elif cfg.kind == "raw":
@@ -321,33 +313,3 @@ class SymGNN(nn.Module):
             return h, e
         e = self.edge_norm(self.encoder(edge_vec))
         return h, e
-
-    @torch.jit.export
-    def interact(
-        self,
-        layer: int,
-        h: Tensor,
-        e: Tensor,
-        edge_index: Tensor,
-        edge_weight: Optional[Tensor] = None,
-    ) -> tuple[Tensor, Tensor]:
-        for i, mod in enumerate(self.layers):
-            if i == layer:
-                return mod(h, e, edge_index, edge_weight)
-        raise IndexError("layer out of range")
-
-    @torch.jit.export
-    def readout(self, h: Tensor) -> Tensor:
-        return self.decoder(h).squeeze(-1) * self.label_std + self.label_mean
-
-    def forward(
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: Optional[Tensor] = None,
-    ) -> Tensor:
-        h, e = self.embed(species, edge_index, edge_vec)
-        for mod in self.layers:
-            h, e = mod(h, e, edge_index, edge_weight)
-        return self.readout(h)
