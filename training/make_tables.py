@@ -69,35 +69,51 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
 
 
+def _results(name: str) -> dict | None:
+    """training/results/<name>_valid.json, or None when that run was not evaluated."""
+    path = HERE / "results" / f"{name}_valid.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _run(name: str) -> tuple[dict, list]:
+    """summary.json and the rows of metrics.csv of training/runs/<name>."""
+    run = HERE / "runs" / name
+    summary = json.loads((run / "summary.json").read_text())
+    return summary, list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+
+
+def _invariance_and_size(res: dict) -> str:
+    """The columns rotated Pearson, spread mean / max and parameters of a validation result."""
+    from symgnn_ase.export import load_model
+
+    rot = res["rotations"]
+    n_par = load_model(res["model"]).info.get("n_parameters", "?")
+    return (
+        f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
+        f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par}"
+    )
+
+
 def main() -> None:
     print(
         "| model | valid Pearson | MAE (eV) | RMSE (eV) | rotated ×8 Pearson | spread mean / max (eV) | params | best epoch / epochs | train time to best |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind, label in KINDS.items():
-        run = HERE / "runs" / kind
-        res_path = HERE / "results" / f"{kind}_valid.json"
-        if not (run / "summary.json").exists() or not res_path.exists():
+        res = _results(kind)
+        if res is None or not (HERE / "runs" / kind / "summary.json").exists():
             continue
-        summary = json.loads((run / "summary.json").read_text())
-        res = json.loads(res_path.read_text())
-        rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
-        pm, rot = res["pooled"], res["rotations"]
-        from symgnn_ase.export import load_model
-
-        n_par = load_model(res["model"]).info.get("n_parameters", "?")
+        summary, rows = _run(kind)
+        pm = res["pooled"]
         print(
             f"| {label} | {pm['pearson']:.4f} | {pm['mae']:.3f} | {pm['rmse']:.3f} | "
-            f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
-            f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | "
+            f"{_invariance_and_size(res)} | "
             f"{_epochs(summary, rows)} | {_minutes(summary['elapsed_to_best'])} |"
         )
 
 
 def table1() -> None:
     """One row per model kind: accuracy, invariance, size, speed and training cost."""
-    from symgnn_ase.export import load_model
-
     bench_path = HERE / "results" / "inference.json"
     bench = json.loads(bench_path.read_text()) if bench_path.exists() else {}
     fwd = {row["name"]: row for row in bench.get("rows", [])}
@@ -108,36 +124,27 @@ def table1() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind, (label, run_name, paper) in TABLE1.items():
-        run = HERE / "runs" / run_name
-        res_path = HERE / "results" / f"{run_name}_valid.json"
+        res = _results(run_name)
         t = fwd.get(kind, {}).get("forward_s")
         t_fwd = "–" if t is None else f"{t:.2f}"
-        if not res_path.exists():  # no evaluated run: the architecture's size and speed only
+        if res is None:  # no evaluated run: the architecture's size and speed only
             n_par = fwd.get(kind, {}).get("params", "?")
             print(
                 f"| {label} | `{kind}` | not trained yet | – | – | {n_par} | {t_fwd} | – | – | "
                 f"{'–' if paper is None else paper} |"
             )
             continue
-        summary = json.loads((run / "summary.json").read_text())
-        res = json.loads(res_path.read_text())
-        rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
-        pm, rot = res["pooled"], res["rotations"]
-        n_par = load_model(res["model"]).info.get("n_parameters", "?")
+        summary, rows = _run(run_name)
         times = f"{_minutes(summary['elapsed_to_best'])} / {_minutes(summary['train_seconds'])}"
         print(
-            f"| {label} | `{kind}` | {pm['pearson']:.4f} | "
-            f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
-            f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | {t_fwd} | "
+            f"| {label} | `{kind}` | {res['pooled']['pearson']:.4f} | "
+            f"{_invariance_and_size(res)} | {t_fwd} | "
             f"{_epochs(summary, rows)} | {times} | {'–' if paper is None else paper} |"
         )
     for name, (label, runs) in ENSEMBLES.items():
-        res_path = HERE / "results" / f"{name}_valid.json"
-        if not res_path.exists():
+        res = _results(name)
+        if res is None:
             continue
-        res = json.loads(res_path.read_text())
-        pm, rot = res["pooled"], res["rotations"]
-        n_par = load_model(res["model"]).info.get("n_parameters", "?")
         summaries = [json.loads((HERE / "runs" / r / "summary.json").read_text()) for r in runs]
         to_best = sum(s["elapsed_to_best"] for s in summaries)
         total = sum(s["train_seconds"] for s in summaries)
@@ -148,9 +155,8 @@ def table1() -> None:
             row = next(r for r in cost["rows"] if r["path"].startswith("forward"))
             t_fwd = f"{row['ensemble_s']:.2f}"
         print(
-            f"| {label} | `ensemble` | {pm['pearson']:.4f} | "
-            f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
-            f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par} | {t_fwd} | "
+            f"| {label} | `ensemble` | {res['pooled']['pearson']:.4f} | "
+            f"{_invariance_and_size(res)} | {t_fwd} | "
             f"{len(runs)} runs | {_minutes(to_best)} / {_minutes(total)} (sum) | – |"
         )
     if bench:
