@@ -27,19 +27,21 @@ mkdir -p "$WORK"
 say() { echo "test-wheel: $*"; }
 t0=$(date +%s)
 elapsed() { echo "$(($(date +%s) - t0)) s"; }
-# CPU seconds (user + sys) of this script's finished child processes, from the shell's `times`
-cpu_s() {
+# cpu: CPU seconds (user + sys) of this script's finished child processes, from the shell's
+# `times` (called in this shell: a $(...) subshell would see its own, empty, times)
+cpu=0
+cpu_now() {
   times >"$WORK/.times"
-  awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
-                 printf "%.0f", t }' "$WORK/.times"
+  cpu=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+                       printf "%.0f", t }' "$WORK/.times")
 }
 step_t=$t0
 step_cpu=0
 # step NAME: wall and CPU time since the previous step
 step() {
-  local now cpu
+  local now
   now=$(date +%s)
-  cpu=$(cpu_s)
+  cpu_now
   say "time: $1: $((now - step_t)) s wall, $((cpu - step_cpu)) s CPU (total $((now - t0)) s wall, $cpu s CPU)"
   step_t=$now
   step_cpu=$cpu
@@ -181,4 +183,4 @@ for f in barriers.dump barrier_histogram_time.png barrier_slice.png; do
 done
 say "symgnn demo: dump and pictures in $run/demo_out"
 step "symgnn demo"
-say "all passed ($(elapsed), $(cpu_s) s CPU)"
+say "all passed ($(elapsed), $cpu s CPU)"
