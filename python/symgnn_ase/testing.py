@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from .export import export_model
 from .nn.config import ModelConfig
 from .nn.factory import build_model
 
-__all__ = ["tiny_config", "make_tiny_model", "make_nan_model", "random_glass"]
+__all__ = ["tiny_config", "make_tiny_model", "make_tiny_members", "make_nan_model", "random_glass"]
 
 
 def tiny_config(kind: str = "symgnn", **overrides) -> ModelConfig:
@@ -37,6 +38,21 @@ def make_tiny_model(path: str | os.PathLike, kind: str = "symgnn", seed: int = 0
         model.label_std.fill_(0.35)
     export_model(model, path, cfg.type_names, cfg.r_max, info={"kind": kind, "test": True})
     return model
+
+
+def make_tiny_members(
+    folder: str | os.PathLike,
+    kinds: tuple[str, ...] = ("length", "symgnn", "equivariant"),
+    seed: int = 0,
+) -> list[str]:
+    """Tiny models of ``kinds`` (seeds ``seed``, ``seed + 1``, ...) exported to
+    ``folder/<kind>.pt``, e.g. the members of a test ensemble; their paths."""
+    paths = []
+    for k, kind in enumerate(kinds):
+        path = Path(folder) / f"{kind}.pt"
+        make_tiny_model(path, kind=kind, seed=seed + k)
+        paths.append(str(path))
+    return paths
 
 
 def make_nan_model(path: str | os.PathLike, kind: str = "symgnn", seed: int = 0):

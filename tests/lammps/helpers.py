@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,16 @@ class Result:
     def check(self) -> Result:
         assert self.returncode == 0, f"lmp failed (rc {self.returncode}):\n{self.output[-4000:]}"
         return self
+
+    def check_error(self, *expected: str) -> str:
+        """The run stopped with a LAMMPS ``ERROR`` (not a crash) whose output names every
+        ``expected`` text; the output."""
+        assert self.returncode != 0, self.output[-3000:]
+        assert "Segmentation fault" not in self.output and "signal 11" not in self.output
+        assert "ERROR" in self.output, self.output[-3000:]
+        for want in expected:
+            assert want in self.output, f"expected {want!r} in:\n{self.output[-3000:]}"
+        return self.output
 
 
 class Lammps:
@@ -127,6 +138,24 @@ def write_data(
     for n, (t, p) in enumerate(zip(types, positions, strict=True)):
         lines.append(f"{n + 1} {t} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}")
     path.write_text("\n".join(lines) + "\n")
+
+
+def write_atoms_data(path: Path, atoms) -> None:
+    """A Cu-Zr ``ase.Atoms`` (LAMMPS cell) as a data file: type 1 Cu, type 2 Zr."""
+    types = np.where(np.array(atoms.get_chemical_symbols()) == "Cu", 1, 2)
+    write_data(path, atoms.get_positions(), types, atoms.cell.array)
+
+
+def default_model_or(tiny: Callable[[], Path]) -> tuple[str, Path]:
+    """The compute's model argument and the model file: the bundled default when the package
+    has one, else the tiny model that ``tiny()`` gives."""
+    from symgnn_ase.format import bundled_models
+
+    models = bundled_models()
+    if "default" in models:
+        return "default", models["default"]
+    path = tiny()
+    return str(path), path
 
 
 def glass(n: int = 300, seed: int = 0, tilt: tuple[float, float, float] = (0.0, 0.0, 0.0)):

@@ -17,14 +17,10 @@ TOL_ASE = 1e-5  # eV: LAMMPS vs the ASE calculator
 def ensemble(tmp_path_factory):
     """Three tiny members of three kinds (the equivariant one has 3 layers, the others 4)."""
     from symgnn_ase.ensemble import export_ensemble
-    from symgnn_ase.testing import make_tiny_model
+    from symgnn_ase.testing import make_tiny_members
 
     folder = tmp_path_factory.mktemp("ensemble")
-    members = []
-    for seed, kind in enumerate(("length", "symgnn", "equivariant")):
-        path = folder / f"{kind}.pt"
-        make_tiny_model(path, kind=kind, seed=10 + seed)
-        members.append(str(path))
+    members = make_tiny_members(folder, seed=10)
     out = folder / "ens.pt"
     export_ensemble(members, out)
     return out, members

@@ -20,6 +20,15 @@ def _dump(compute: str) -> str:
     )
 
 
+def _run_dump(lammps, cwd, data: str, compute_args: str):
+    """`compute b all symgnn <compute_args>` on the data file ``data``, dumped: the run's result
+    and the dumped frame."""
+    text = input_header(data) + _dump(f"compute b all symgnn {compute_args}")
+    res = lammps.run(text, cwd).check()
+    (frame,) = read_dump(cwd / "dump.txt")
+    return res, frame
+
+
 def _worst(frame, model, type_names) -> float:
     ref = frame_reference(model, frame, type_names)
     return float(np.max(np.abs(frame.columns["c_b"] - ref)))
@@ -52,18 +61,12 @@ def test_type_order_differs_from_the_model(lammps, tiny_models, tmp_path):
     swapped = 3 - types  # Cu (1) <-> Zr (2)
     write_data(tmp_path / "glass.data", positions, swapped, cell, masses=(91.224, 63.546))
     model = tiny_models["symgnn"]
-    lammps.run(
-        input_header("glass.data") + _dump(f"compute b all symgnn {model} Zr Cu"), tmp_path
-    ).check()
-    (frame,) = read_dump(tmp_path / "dump.txt")
+    _, frame = _run_dump(lammps, tmp_path, "glass.data", f"{model} Zr Cu")
     assert np.array_equal(frame.columns["type"], swapped)
     assert _worst(frame, model, ["Zr", "Cu"]) <= TOL
     # the same glass with the model's order gives the same barrier for every atom
     write_data(tmp_path / "same.data", positions, types, cell)
-    lammps.run(
-        input_header("same.data") + _dump(f"compute b all symgnn {model} Cu Zr"), tmp_path
-    ).check()
-    (same,) = read_dump(tmp_path / "dump.txt")
+    _, same = _run_dump(lammps, tmp_path, "same.data", f"{model} Cu Zr")
     np.testing.assert_allclose(same.columns["c_b"], frame.columns["c_b"], rtol=0, atol=1e-12)
 
 
@@ -73,10 +76,7 @@ def test_type_order_with_the_default_model(lammps, tmp_path):
 
     positions, types, cell = glass(200, seed=13)
     write_data(tmp_path / "glass.data", positions, 3 - types, cell, masses=(91.224, 63.546))
-    lammps.run(
-        input_header("glass.data") + _dump("compute b all symgnn default Zr Cu"), tmp_path
-    ).check()
-    (frame,) = read_dump(tmp_path / "dump.txt")
+    _, frame = _run_dump(lammps, tmp_path, "glass.data", "default Zr Cu")
     from ase import Atoms
 
     c = frame.columns
@@ -98,18 +98,12 @@ def test_several_types_one_element(lammps, tiny_models, tmp_path):
     assert (three == 3).sum() > 20
     write_data(tmp_path / "glass.data", positions, three, cell, masses=(63.546, 91.224, 63.546))
     model = tiny_models["equivariant"]
-    res = lammps.run(
-        input_header("glass.data") + _dump(f"compute b all symgnn {model} Cu Zr Cu"), tmp_path
-    ).check()
+    res, frame = _run_dump(lammps, tmp_path, "glass.data", f"{model} Cu Zr Cu")
     assert "LAMMPS types: 1 -> Cu, 2 -> Zr, 3 -> Cu" in res.output
-    (frame,) = read_dump(tmp_path / "dump.txt")
     assert _worst(frame, model, ["Cu", "Zr", "Cu"]) <= TOL
     # type 3 = type 1: the same numbers as with two types
     write_data(tmp_path / "two.data", positions, types, cell)
-    lammps.run(
-        input_header("two.data") + _dump(f"compute b all symgnn {model} Cu Zr"), tmp_path
-    ).check()
-    (two,) = read_dump(tmp_path / "dump.txt")
+    _, two = _run_dump(lammps, tmp_path, "two.data", f"{model} Cu Zr")
     np.testing.assert_allclose(two.columns["c_b"], frame.columns["c_b"], rtol=0, atol=1e-12)
 
 

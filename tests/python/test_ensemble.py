@@ -20,20 +20,14 @@ from symgnn_ase.ensemble import build_ensemble, export_ensemble
 from symgnn_ase.export import export_model, load_model, torchscript_allowed
 from symgnn_ase.format import ENSEMBLE_SIZE_KEY, METADATA_KEYS
 from symgnn_ase.nn.factory import build_model
-from symgnn_ase.testing import make_tiny_model, random_glass, tiny_config
+from symgnn_ase.testing import make_tiny_members, make_tiny_model, random_glass, tiny_config
 from symgnn_ase.train.checkpoints import atomic_save
 
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> list[str]:
     """Three tiny members of three kinds (the equivariant one has 3 layers, the others 4)."""
-    folder = tmp_path_factory.mktemp("members")
-    out = []
-    for seed, kind in enumerate(("length", "symgnn", "equivariant")):
-        path = folder / f"{kind}.pt"
-        make_tiny_model(path, kind=kind, seed=20 + seed)
-        out.append(str(path))
-    return out
+    return make_tiny_members(tmp_path_factory.mktemp("members"), seed=20)
 
 
 @pytest.fixture(scope="module")

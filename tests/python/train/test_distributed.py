@@ -9,69 +9,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ase.io
-import numpy as np
 import pytest
 import torch
 import yaml
 
-from symgnn_ase.testing import random_glass
 from symgnn_ase.train import load_checkpoint, train
 
+from .helpers import RUN_FILES, run_config, write_config, write_labelled_glasses
+
 TORCHRUN = Path(sys.executable).parent / "torchrun"
-RUN_FILES = {
-    "config.yaml",
-    "git_commit.txt",
-    "metrics.csv",
-    "last.pt",
-    "best.pt",
-    "learning_curve.png",
-    "parity.png",
-    "summary.json",
-}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("data")
-    for k in range(6):
-        atoms = random_glass(48, seed=40 + k)
-        zr = atoms.numbers == 40
-        atoms.arrays["energy_barrier"] = 1.5 + 0.3 * zr + 0.05 * np.cos(atoms.positions[:, 0])
-        ase.io.write(folder / f"g{k}.extxyz", atoms)
+    write_labelled_glasses(folder, 6, 48, seed=40)
     return folder
 
 
 def _config(data: Path, run_dir: Path, epochs: int, frames_per_step: int = 2) -> Path:
     """symgnn kind (sampled transforms, batch norm) with position noise and weight averaging:
     every source of randomness and every running statistic the loop has."""
-    cfg = {
-        "run_dir": str(run_dir),
-        "seed": 3,
-        "threads": 1,
-        "data": {
-            "train": [str(data / f"g{k}.extxyz") for k in range(5)],
-            "valid": str(data / "g5.extxyz"),
-        },
-        "model": {
-            "kind": "symgnn",
-            "node_dim": 8,
-            "edge_dim": 8,
-            "n_layers": 2,
-            "heads": [2, 1],
-            "decoder_dim": 8,
-        },
-        "optim": {
-            "epochs": epochs,
-            "lr": 3e-3,
-            "position_noise": 0.02,
-            "ema": 0.5,
-            "frames_per_step": frames_per_step,
-        },
-    }
-    path = run_dir.parent / f"{run_dir.name}-{epochs}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    model = {"kind": "symgnn", "node_dim": 8, "edge_dim": 8, "n_layers": 2, "heads": [2, 1]}
+    model["decoder_dim"] = 8
+    optim = {"epochs": epochs, "lr": 3e-3, "position_noise": 0.02, "ema": 0.5}
+    optim["frames_per_step"] = frames_per_step
+    cfg = run_config(data, run_dir, model, optim, n_train=5)
+    return write_config(run_dir.parent / f"{run_dir.name}-{epochs}.yaml", cfg)
 
 
 def _torchrun(config: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:

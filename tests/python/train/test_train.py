@@ -10,22 +10,18 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from symgnn_ase.cli import main as cli
 from symgnn_ase.export import load_model
-from symgnn_ase.testing import random_glass
 from symgnn_ase.train import load_checkpoint, load_config, train
+
+from .helpers import RUN_FILES, run_config, write_config, write_labelled_glasses
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("data")
-    for k in range(3):
-        atoms = random_glass(90, seed=20 + k)
-        zr = atoms.numbers == 40
-        atoms.arrays["energy_barrier"] = 1.5 + 0.3 * zr + 0.05 * np.cos(atoms.positions[:, 0])
-        ase.io.write(folder / f"g{k}.extxyz", atoms)
+    write_labelled_glasses(folder, 3, 90, seed=20)
     return folder
 
 
@@ -40,35 +36,15 @@ def _config(
     model = {"kind": kind, "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], "decoder_dim": 8}
     if kind == "equivariant":
         model.update(heads=[], n_layers=2)
-    cfg = {
-        "run_dir": str(run_dir),
-        "seed": 1,
-        "threads": 1,
-        "data": {
-            "train": [str(data / "g0.extxyz"), str(data / "g1.extxyz")],
-            "valid": str(data / "g2.extxyz"),
-        },
-        "model": model,
-        "optim": {"epochs": epochs, "lr": 3e-3, "position_noise": noise, "ema": ema},
-    }
-    path = run_dir.parent / f"{run_dir.name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    optim = {"epochs": epochs, "lr": 3e-3, "position_noise": noise, "ema": ema}
+    cfg = run_config(data, run_dir, model, optim, seed=1)
+    return write_config(run_dir.parent / f"{run_dir.name}.yaml", cfg)
 
 
 def test_train_writes_run_folder(data, tmp_path):
     cfg = _config(data, tmp_path / "run")
     out = train(cfg, progress=False)
-    for name in [
-        "config.yaml",
-        "git_commit.txt",
-        "metrics.csv",
-        "last.pt",
-        "best.pt",
-        "learning_curve.png",
-        "parity.png",
-        "summary.json",
-    ]:
+    for name in sorted(RUN_FILES):
         assert (out / name).exists(), name
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]

@@ -11,10 +11,10 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from symgnn_ase.testing import random_glass
 from symgnn_ase.train import load_checkpoint, load_config, train
+
+from .helpers import run_config, write_config, write_labelled_glasses
 
 MODEL = {"kind": "length", "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], "decoder_dim": 8}
 
@@ -22,11 +22,7 @@ MODEL = {"kind": "length", "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("data")
-    for k in range(3):
-        atoms = random_glass(90, seed=40 + k)
-        zr = atoms.numbers == 40
-        atoms.arrays["energy_barrier"] = 1.5 + 0.3 * zr + 0.05 * np.cos(atoms.positions[:, 0])
-        ase.io.write(folder / f"g{k}.extxyz", atoms)
+    for k, atoms in enumerate(write_labelled_glasses(folder, 3, 90, seed=40)):
         # two "thermal" frames of the same glass, same labels
         rng = np.random.default_rng(k)
         frames = []
@@ -38,23 +34,8 @@ def data(tmp_path_factory) -> Path:
     return folder
 
 
-def _write(path: Path, cfg: dict) -> Path:
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 def _cfg(data: Path, run_dir: Path, **extra) -> dict:
-    cfg = {
-        "run_dir": str(run_dir),
-        "seed": 3,
-        "threads": 1,
-        "data": {
-            "train": [str(data / "g0.extxyz"), str(data / "g1.extxyz")],
-            "valid": str(data / "g2.extxyz"),
-        },
-        "model": dict(MODEL),
-        "optim": {"epochs": 2, "lr": 3e-3},
-    }
+    cfg = run_config(data, run_dir, dict(MODEL), {"epochs": 2, "lr": 3e-3})
     cfg.update(extra)
     return cfg
 
@@ -66,7 +47,7 @@ def test_groups_and_several_validation_files(data, tmp_path):
     )
     cfg["data"]["valid"] = [str(data / "g2.extxyz"), str(data / "g2_T600.extxyz")]
     cfg["data"]["selection"] = "mean"
-    out = train(_write(tmp_path / "c.yaml", cfg), progress=False)
+    out = train(write_config(tmp_path / "c.yaml", cfg), progress=False)
     best = load_checkpoint(out / "best.pt")
     sets = best["metrics"]["sets"]
     assert list(sets) == ["g2.extxyz", "g2_T600.extxyz"]
@@ -103,10 +84,10 @@ def test_nan_label_is_refused_unless_partial(data, tmp_path):
     cfg = _cfg(data, tmp_path / "r1")
     cfg["data"]["train"] = [str(tmp_path / "part.extxyz")]
     with pytest.raises(ValueError, match=r"part.extxyz: label `energy_barrier` of atom 5 is nan"):
-        train(_write(tmp_path / "a.yaml", cfg), progress=False)
+        train(write_config(tmp_path / "a.yaml", cfg), progress=False)
     assert not (tmp_path / "r1" / "best.pt").exists()
     cfg["data"]["partial_labels"] = True
-    out = train(_write(tmp_path / "b.yaml", cfg), progress=False)
+    out = train(write_config(tmp_path / "b.yaml", cfg), progress=False)
     assert np.isfinite(load_checkpoint(out / "best.pt")["metrics"]["score"])
     rows = (out / "metrics.csv").read_text().splitlines()[1:]
     assert all("nan" not in r.split(",")[1] for r in rows)  # train loss finite
@@ -119,25 +100,27 @@ def test_label_out_of_range_and_all_unlabelled(data, tmp_path):
     cfg = _cfg(data, tmp_path / "r")
     cfg["data"]["valid"] = str(tmp_path / "big.extxyz")
     with pytest.raises(ValueError, match=r"big.extxyz: label `energy_barrier` of atom 3 is 250"):
-        train(_write(tmp_path / "a.yaml", cfg), progress=False)
+        train(write_config(tmp_path / "a.yaml", cfg), progress=False)
     atoms.arrays["energy_barrier"][:] = np.nan
     ase.io.write(tmp_path / "none.extxyz", atoms)
     cfg["data"]["valid"] = str(tmp_path / "none.extxyz")
     cfg["data"]["partial_labels"] = True
     with pytest.raises(ValueError, match="none.extxyz: no atom carries a finite"):
-        train(_write(tmp_path / "b.yaml", cfg), progress=False)
+        train(write_config(tmp_path / "b.yaml", cfg), progress=False)
 
 
 def test_init_from_a_run_and_from_an_exported_file(data, tmp_path):
     from symgnn_ase.cli import main as cli
 
-    base = train(_write(tmp_path / "base.yaml", _cfg(data, tmp_path / "base")), progress=False)
+    base = train(
+        write_config(tmp_path / "base.yaml", _cfg(data, tmp_path / "base")), progress=False
+    )
     start = load_checkpoint(base / "best.pt")["model"]
     cfg = _cfg(data, tmp_path / "ft", init=str(base))
     del cfg["model"]  # taken from the init model
     cfg["optim"]["epochs"] = 1
     cfg["optim"]["lr"] = 1e-9  # (nearly) no step: the weights stay those of the init run
-    out = train(_write(tmp_path / "ft.yaml", cfg), progress=False)
+    out = train(write_config(tmp_path / "ft.yaml", cfg), progress=False)
     tuned = load_checkpoint(out / "best.pt")
     assert tuned["config"]["model"]["kind"] == "length"
     assert torch.allclose(tuned["model"]["label_mean"], start["label_mean"])
@@ -148,17 +131,18 @@ def test_init_from_a_run_and_from_an_exported_file(data, tmp_path):
     cfg2 = _cfg(data, tmp_path / "ft2", init=str(tmp_path / "m.pt"))
     del cfg2["model"]
     cfg2["optim"]["epochs"] = 1
-    out2 = train(_write(tmp_path / "ft2.yaml", cfg2), progress=False)
+    out2 = train(write_config(tmp_path / "ft2.yaml", cfg2), progress=False)
     assert (out2 / "best.pt").exists()
     # a model section that disagrees with the init model is refused
     cfg3 = _cfg(data, tmp_path / "ft3", init=str(base))
     cfg3["model"]["node_dim"] = 16
     cfg3["model"]["heads"] = [2, 2, 1, 1]
     with pytest.raises(ValueError, match="model configuration differs"):
-        train(_write(tmp_path / "ft3.yaml", cfg3), progress=False)
+        train(write_config(tmp_path / "ft3.yaml", cfg3), progress=False)
     with pytest.raises(FileNotFoundError, match="init: no model"):
         train(
-            _write(tmp_path / "ft4.yaml", _cfg(data, tmp_path / "x", init="nope")), progress=False
+            write_config(tmp_path / "ft4.yaml", _cfg(data, tmp_path / "x", init="nope")),
+            progress=False,
         )
 
 
@@ -166,11 +150,11 @@ def test_resume_refuses_changed_data_and_settings(data, tmp_path):
     work = tmp_path / "d"
     shutil.copytree(data, work)
     cfg = _cfg(work, tmp_path / "run")
-    path = _write(tmp_path / "c.yaml", cfg)
+    path = write_config(tmp_path / "c.yaml", cfg)
     train(path, progress=False, max_epochs=1)
     # extending a run is allowed
     cfg["optim"]["epochs"] = 3
-    _write(path, cfg)
+    write_config(path, cfg)
     train(path, resume=True, progress=False, max_epochs=2)
     # replacing a training file after a kill is refused
     atoms = ase.io.read(work / "g1.extxyz")
@@ -181,7 +165,7 @@ def test_resume_refuses_changed_data_and_settings(data, tmp_path):
     out = train(path, resume=True, progress=False, allow_changes=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
     cfg["optim"]["lr"] = 0.5
-    _write(path, cfg)
+    write_config(path, cfg)
     with pytest.raises(ValueError, match=r"config changed in optim.lr"):
         train(path, resume=True, progress=False, allow_changes=False)
 
@@ -234,12 +218,12 @@ def test_glob_without_match_is_an_error(tmp_path):
 
 
 def test_freeze_norm_keeps_running_statistics(data, tmp_path):
-    base = train(_write(tmp_path / "b.yaml", _cfg(data, tmp_path / "b")), progress=False)
+    base = train(write_config(tmp_path / "b.yaml", _cfg(data, tmp_path / "b")), progress=False)
     start = load_checkpoint(base / "best.pt")["model"]
     cfg = _cfg(data, tmp_path / "f", init=str(base))
     del cfg["model"]
     cfg["optim"]["freeze_norm"] = True
-    out = train(_write(tmp_path / "f.yaml", cfg), progress=False)
+    out = train(write_config(tmp_path / "f.yaml", cfg), progress=False)
     last = load_checkpoint(out / "last.pt")["model"]
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
     assert stats  # the EGAT layers standardize their attention aggregate
@@ -250,13 +234,13 @@ def test_freeze_norm_keeps_running_statistics(data, tmp_path):
 
 
 def test_recalibrate_norm_averages_over_training_frames(data, tmp_path):
-    base = train(_write(tmp_path / "b.yaml", _cfg(data, tmp_path / "b")), progress=False)
+    base = train(write_config(tmp_path / "b.yaml", _cfg(data, tmp_path / "b")), progress=False)
     start = load_checkpoint(base / "best.pt")["model"]
     cfg = _cfg(data, tmp_path / "r", init=str(base))
     del cfg["model"]
     cfg["optim"].update(recalibrate_norm=True, freeze_norm=True, epochs=1)
     cfg["data"]["train"] = [str(data / "g0_T600.extxyz")]
-    out = train(_write(tmp_path / "r.yaml", cfg), progress=False)
+    out = train(write_config(tmp_path / "r.yaml", cfg), progress=False)
     last = load_checkpoint(out / "last.pt")["model"]
     key = next(k for k in last if k.endswith("running_var"))
     assert not torch.equal(last[key], start[key])  # recomputed on the new frames, then frozen
