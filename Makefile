@@ -41,9 +41,10 @@ format: $(VENV)/.deps
 test: build lint
 	$(PY) -m pytest -q tests
 
-# the user's path: pip wheel . (isolated build), a fresh venv with only that wheel and its
-# dependencies, then the ASE quick-start, lmp on 1 and 2 ranks and symgnn predict from outside
-# the checkout (tests/wheel/run.sh; WORK=DIR keeps and reuses the wheel)
+# the user's path: pip wheel . (isolated build, without CUDA: WHEEL_CUDA=AUTO), a fresh venv
+# with only that wheel and its dependencies, then the ASE quick-start, symgnn predict, lmp on 1
+# and 2 ranks and a short symgnn demo from outside the checkout (tests/wheel/run.sh; WORK=DIR
+# keeps and reuses the wheel). CI runs make test test-wheel (.ci/run)
 test-wheel:
 	bash tests/wheel/run.sh
 
