@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .helpers import TYPE_NAMES, read_dump, write_data
+from .helpers import TYPE_NAMES, default_model_or, read_dump, write_atoms_data
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_QUENCH = ROOT / "examples" / "lammps" / "in.quench"
@@ -24,7 +24,6 @@ TOL = 1e-5  # eV, LAMMPS vs the calculator on the same structure
 def setup(tmp_path_factory, request):
     """(folder with glass.data, potential, model argument for the compute, model path)."""
     from symgnn_ase.data.thermal import lammps_potential_path
-    from symgnn_ase.format import bundled_models
     from symgnn_ase.quench import QuenchSettings, quench_lammps
     from symgnn_ase.testing import random_glass
 
@@ -32,13 +31,11 @@ def setup(tmp_path_factory, request):
     glass = quench_lammps(random_glass(160, seed=21), potential, QuenchSettings(1e-3, 2000))
     glass.wrap()
     folder = tmp_path_factory.mktemp("quench_glass")
-    types = np.where(np.array(glass.get_chemical_symbols()) == "Cu", 1, 2)
-    write_data(folder / "glass.data", glass.get_positions(), types, glass.cell.array)
-    models = bundled_models()
-    if "default" in models:
-        return folder, potential, "default", models["default"]
-    tiny = request.getfixturevalue("tiny_models")["symgnn"]
-    return folder, potential, str(tiny), tiny
+    write_atoms_data(folder / "glass.data", glass)
+    model_arg, model_path = default_model_or(
+        lambda: request.getfixturevalue("tiny_models")["symgnn"]
+    )
+    return folder, potential, model_arg, model_path
 
 
 def _run(lammps, setup, cwd: Path, mode: str, np_: int = 1):

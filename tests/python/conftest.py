@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from symgnn_ase.testing import make_tiny_model
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
@@ -13,3 +15,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Path of a tiny exported symgnn model (``make_tiny_model``), made once per session; tests
+    must not change the file."""
+    path = tmp_path_factory.mktemp("models") / "tiny.pt"
+    make_tiny_model(path, "symgnn")
+    return str(path)

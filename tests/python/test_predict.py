@@ -16,21 +16,14 @@ from ase import Atoms
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase.cli import main
 from symgnn_ase.data.io import guess_format
-from symgnn_ase.testing import make_tiny_model, random_glass
+from symgnn_ase.testing import random_glass
 
 B = "energy_barriers"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("models") / "tiny.pt"
-    make_tiny_model(path, "symgnn")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def calc(model: str) -> SymGNNCalculator:
-    return SymGNNCalculator(model)
+def calc(tiny_model: str) -> SymGNNCalculator:
+    return SymGNNCalculator(tiny_model)
 
 
 def _frames() -> list[Atoms]:
@@ -48,12 +41,21 @@ def _predict(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return rc, captured.out, captured.err
 
 
-def test_extxyz_trajectory(model: str, calc: SymGNNCalculator, tmp_path: Path, capsys) -> None:
-    frames = _frames()
+def _predict_frames(
+    frames: list[Atoms], model: str, tmp_path: Path, capsys, *extra: str
+) -> tuple[int, str, str, Path, Path]:
+    """``frames`` written to tmp_path/traj.extxyz and predicted into tmp_path/pred.xyz: return
+    code, stdout, stderr, input and output file."""
     src = tmp_path / "traj.extxyz"
     ase.io.write(src, frames)
     out = tmp_path / "pred.xyz"
-    rc, stdout, _ = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    rc, stdout, err = _predict(["--model", model, *extra, str(src), "-o", str(out)], capsys)
+    return rc, stdout, err, src, out
+
+
+def test_extxyz_trajectory(tiny_model: str, calc: SymGNNCalculator, tmp_path: Path, capsys) -> None:
+    frames = _frames()
+    rc, stdout, _, src, out = _predict_frames(frames, tiny_model, tmp_path, capsys)
     assert rc == 0
     lines = stdout.strip().splitlines()
     assert len(lines) == 4 and lines[-1].startswith("wrote 3 frame(s), 66 atoms")
@@ -71,7 +73,7 @@ def test_extxyz_trajectory(model: str, calc: SymGNNCalculator, tmp_path: Path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.xyz", "traj.extxyz"]
 
 
-def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys) -> None:
+def test_label_name_index_and_existing_label(tiny_model: str, tmp_path: Path, capsys) -> None:
     frames = _frames()[:2]
     for atoms in frames:
         atoms.arrays["energy_barrier"] = np.linspace(1.0, 2.0, len(atoms))  # "true" labels
@@ -79,7 +81,7 @@ def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys)
     ase.io.write(src, frames)
     out = tmp_path / "last.xyz"
     rc, stdout, _ = _predict(
-        ["--model", model, "--index", "-1", "--label-name", "pred", str(src), "-o", str(out)],
+        ["--model", tiny_model, "--index", "-1", "--label-name", "pred", str(src), "-o", str(out)],
         capsys,
     )
     assert rc == 0 and "wrote 1 frame(s)" in stdout
@@ -88,7 +90,7 @@ def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys)
     np.testing.assert_allclose(last.arrays["energy_barrier"], frames[1].arrays["energy_barrier"])
 
     out2 = tmp_path / "kept.xyz"
-    rc, stdout, _ = _predict(["--model", model, str(src), "-o", str(out2)], capsys)
+    rc, stdout, _ = _predict(["--model", tiny_model, str(src), "-o", str(out2)], capsys)
     assert rc == 0 and "pearson r vs label `energy_barrier`" in stdout
     assert "written as `energy_barrier_pred`" in stdout
     first = ase.io.read(out2, 0)
@@ -101,7 +103,7 @@ def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys)
     # predicting again on that output: the old prediction is replaced, the labels are kept, the
     # Pearson is against the labels (never against the earlier prediction)
     out3 = tmp_path / "again.xyz"
-    rc, stdout, _ = _predict(["--model", model, str(out2), "-o", str(out3)], capsys)
+    rc, stdout, _ = _predict(["--model", tiny_model, str(out2), "-o", str(out3)], capsys)
     assert rc == 0 and stdout.count("pearson r vs label `energy_barrier`") == 2, stdout
     again = ase.io.read(out3, 0)
     np.testing.assert_array_equal(again.arrays["energy_barrier"], labels)
@@ -112,18 +114,18 @@ def test_label_name_index_and_existing_label(model: str, tmp_path: Path, capsys)
     ]
 
 
-def test_output_of_an_unlabelled_prediction_is_not_a_label(model, tmp_path, capsys) -> None:
+def test_output_of_an_unlabelled_prediction_is_not_a_label(tiny_model, tmp_path, capsys) -> None:
     src = tmp_path / "plain.xyz"
     ase.io.write(src, random_glass(20, seed=5))
     once, twice = tmp_path / "once.xyz", tmp_path / "twice.xyz"
-    assert _predict(["--model", model, str(src), "-o", str(once)], capsys)[0] == 0
-    rc, stdout, _ = _predict(["--model", model, str(once), "-o", str(twice)], capsys)
+    assert _predict(["--model", tiny_model, str(src), "-o", str(once)], capsys)[0] == 0
+    rc, stdout, _ = _predict(["--model", tiny_model, str(once), "-o", str(twice)], capsys)
     assert rc == 0 and "pearson" not in stdout and "written as" not in stdout
     got = ase.io.read(twice)
     assert sorted(k for k in got.arrays if k.startswith("energy")) == ["energy_barrier"]
 
 
-def test_legacy_output_keeps_its_label(model, tmp_path, capsys) -> None:
+def test_legacy_output_keeps_its_label(tiny_model, tmp_path, capsys) -> None:
     """A file written before predictions were marked: `energy_barrier` is the old prediction,
     `energy_barrier_input` the label; the label is kept and is what the Pearson uses."""
     atoms = random_glass(20, seed=6)
@@ -132,7 +134,7 @@ def test_legacy_output_keeps_its_label(model, tmp_path, capsys) -> None:
     src = tmp_path / "legacy.xyz"
     ase.io.write(src, atoms)
     out = tmp_path / "new.xyz"
-    rc, stdout, _ = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    rc, stdout, _ = _predict(["--model", tiny_model, str(src), "-o", str(out)], capsys)
     assert rc == 0 and "pearson r vs label `energy_barrier_input`" in stdout
     got = ase.io.read(out)
     np.testing.assert_array_equal(
@@ -141,7 +143,7 @@ def test_legacy_output_keeps_its_label(model, tmp_path, capsys) -> None:
     assert np.all(got.arrays["energy_barrier"] != 9.0)
 
 
-def test_lammps_data(model: str, calc: SymGNNCalculator, tmp_path: Path, capsys) -> None:
+def test_lammps_data(tiny_model: str, calc: SymGNNCalculator, tmp_path: Path, capsys) -> None:
     atoms = random_glass(40, seed=4)
     with_masses = tmp_path / "glass.data"
     ase.io.write(with_masses, atoms, format="lammps-data", masses=True, specorder=["Cu", "Zr"])
@@ -149,14 +151,14 @@ def test_lammps_data(model: str, calc: SymGNNCalculator, tmp_path: Path, capsys)
     ase.io.write(no_masses, atoms, format="lammps-data", specorder=["Cu", "Zr"])
     assert guess_format(with_masses) == guess_format(no_masses) == "lammps-data"
     out = tmp_path / "data.xyz"
-    rc, stdout, _ = _predict(["--model", model, str(with_masses), "-o", str(out)], capsys)
+    rc, stdout, _ = _predict(["--model", tiny_model, str(with_masses), "-o", str(out)], capsys)
     assert rc == 0, stdout
     ref = calc.get_property(B, atoms)
     np.testing.assert_allclose(ase.io.read(out).arrays["energy_barrier"], ref, atol=1e-7)
-    rc, _, err = _predict(["--model", model, str(no_masses), "-o", str(out)], capsys)
+    rc, _, err = _predict(["--model", tiny_model, str(no_masses), "-o", str(out)], capsys)
     assert rc == 2 and "--types" in err and "`H`" in err
     rc, _, _ = _predict(
-        ["--model", model, "--types", "Cu,Zr", str(no_masses), "-o", str(out)], capsys
+        ["--model", tiny_model, "--types", "Cu,Zr", str(no_masses), "-o", str(out)], capsys
     )
     assert rc == 0
     np.testing.assert_allclose(ase.io.read(out).arrays["energy_barrier"], ref, atol=1e-7)
@@ -174,13 +176,15 @@ def _write_dump(path: Path, frames: list[Atoms]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_lammps_dump_frames(model: str, calc: SymGNNCalculator, tmp_path: Path, capsys) -> None:
+def test_lammps_dump_frames(
+    tiny_model: str, calc: SymGNNCalculator, tmp_path: Path, capsys
+) -> None:
     frames = [random_glass(20, seed=s) for s in (6, 7)]
     dump = tmp_path / "md.lammpstrj"
     _write_dump(dump, frames)
     out = tmp_path / "dump.xyz"
     rc, stdout, _ = _predict(
-        ["--model", model, "--types", "Cu,Zr", str(dump), "-o", str(out)], capsys
+        ["--model", tiny_model, "--types", "Cu,Zr", str(dump), "-o", str(out)], capsys
     )
     assert rc == 0 and "wrote 2 frame(s)" in stdout
     for got, ref in zip(ase.io.read(out, ":"), frames, strict=True):
@@ -190,13 +194,20 @@ def test_lammps_dump_frames(model: str, calc: SymGNNCalculator, tmp_path: Path, 
         )
 
 
-def test_poscar_and_cif_together(model: str, tmp_path: Path, capsys) -> None:
+def test_poscar_and_cif_together(tiny_model: str, tmp_path: Path, capsys) -> None:
     atoms = random_glass(16, seed=8)
     ase.io.write(tmp_path / "POSCAR", atoms, format="vasp")
     ase.io.write(tmp_path / "glass.cif", atoms)
     out = tmp_path / "both.xyz"
     rc, stdout, _ = _predict(
-        ["--model", model, str(tmp_path / "POSCAR"), str(tmp_path / "glass.cif"), "-o", str(out)],
+        [
+            "--model",
+            tiny_model,
+            str(tmp_path / "POSCAR"),
+            str(tmp_path / "glass.cif"),
+            "-o",
+            str(out),
+        ],
         capsys,
     )
     assert rc == 0 and "wrote 2 frame(s), 32 atoms" in stdout
@@ -204,43 +215,47 @@ def test_poscar_and_cif_together(model: str, tmp_path: Path, capsys) -> None:
     np.testing.assert_allclose(a.arrays["energy_barrier"], b.arrays["energy_barrier"], atol=1e-5)
 
 
-def test_errors(model: str, tmp_path: Path, capsys) -> None:
+def test_errors(tiny_model: str, tmp_path: Path, capsys) -> None:
     src = tmp_path / "one.xyz"
     ase.io.write(src, random_glass(10, seed=9))
     out = tmp_path / "out.xyz"
-    rc, _, err = _predict(["--model", model, str(tmp_path / "missing.xyz"), "-o", str(out)], capsys)
+    rc, _, err = _predict(
+        ["--model", tiny_model, str(tmp_path / "missing.xyz"), "-o", str(out)], capsys
+    )
     assert rc == 2 and "input file not found" in err
     rc, _, err = _predict(["--model", str(tmp_path / "nope.pt"), str(src), "-o", str(out)], capsys)
     assert rc == 2 and "model file not found" in err
     rc, _, err = _predict(
-        ["--model", model, "--label-name", "my barrier", str(src), "-o", str(out)], capsys
+        ["--model", tiny_model, "--label-name", "my barrier", str(src), "-o", str(out)], capsys
     )
     assert rc == 2 and "--label" in err
-    rc, _, err = _predict(["--model", model, str(src), "-o", str(src)], capsys)
+    rc, _, err = _predict(["--model", tiny_model, str(src), "-o", str(src)], capsys)
     assert rc == 2 and "also an input" in err
-    rc, _, err = _predict(["--model", model, "--types", "Cu,Zr", str(src), "-o", str(out)], capsys)
+    rc, _, err = _predict(
+        ["--model", tiny_model, "--types", "Cu,Zr", str(src), "-o", str(out)], capsys
+    )
     assert rc == 2 and "LAMMPS" in err
     bad = tmp_path / "nickel.xyz"
     ase.io.write(bad, Atoms("Ni2", positions=[[0, 0, 0], [2.5, 0, 0]]))
-    rc, _, err = _predict(["--model", model, str(src), str(bad), "-o", str(out)], capsys)
+    rc, _, err = _predict(["--model", tiny_model, str(src), str(bad), "-o", str(out)], capsys)
     assert rc == 2 and "nickel.xyz frame 0" in err and "[Cu, Zr]" in err
     assert len(ase.io.read(out, ":")) == 1  # the good frame of one.xyz is kept
     out.unlink()
     rc, _, err = _predict(
-        ["--model", model, "--strict", str(src), str(bad), "-o", str(out)], capsys
+        ["--model", tiny_model, "--strict", str(src), str(bad), "-o", str(out)], capsys
     )
     assert rc == 2 and "nickel.xyz frame 0" in err and "[Cu, Zr]" in err
     assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
-def test_console_script(model: str, tmp_path: Path) -> None:
+def test_console_script(tiny_model: str, tmp_path: Path) -> None:
     src = tmp_path / "g.xyz"
     ase.io.write(src, [random_glass(12, seed=s) for s in range(2)])
     out = tmp_path / "g_pred.xyz"
     exe = Path(sys.executable).with_name("symgnn")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "symgnn_ase"]
     proc = subprocess.run(
-        [*cmd, "predict", "--model", model, str(src), "-o", str(out)],
+        [*cmd, "predict", "--model", tiny_model, str(src), "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -259,12 +274,9 @@ def _bad_trajectory() -> list[Atoms]:
     return frames
 
 
-def test_bad_frames_are_reported_and_good_frames_kept(model, calc, tmp_path, capsys) -> None:
+def test_bad_frames_are_reported_and_good_frames_kept(tiny_model, calc, tmp_path, capsys) -> None:
     frames = _bad_trajectory()
-    src = tmp_path / "traj.extxyz"
-    ase.io.write(src, frames)
-    out = tmp_path / "out.xyz"
-    rc, stdout, err = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    rc, stdout, err, src, out = _predict_frames(frames, tiny_model, tmp_path, capsys)
     assert rc == 2
     assert f"skipped {src} frame 2: positions are not finite" in err
     assert f"skipped {src} frame 3:" in err and "apart" in err
@@ -279,47 +291,46 @@ def test_bad_frames_are_reported_and_good_frames_kept(model, calc, tmp_path, cap
         np.testing.assert_allclose(g.arrays["energy_barrier"], calc.get_property(B, ref), atol=1e-7)
 
 
-def test_strict_stops_at_the_first_bad_frame(model, tmp_path, capsys) -> None:
-    src = tmp_path / "traj.extxyz"
-    ase.io.write(src, _bad_trajectory())
-    out = tmp_path / "out.xyz"
-    rc, _, err = _predict(["--model", model, "--strict", str(src), "-o", str(out)], capsys)
+def test_strict_stops_at_the_first_bad_frame(tiny_model, tmp_path, capsys) -> None:
+    rc, _, err, src, out = _predict_frames(
+        _bad_trajectory(), tiny_model, tmp_path, capsys, "--strict"
+    )
     assert rc == 2 and f"{src} frame 2: positions are not finite" in err and "--strict" in err
     assert "frame 3" not in err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["traj.extxyz"]
 
 
-def test_every_frame_bad_writes_nothing(model, tmp_path, capsys) -> None:
+def test_every_frame_bad_writes_nothing(tiny_model, tmp_path, capsys) -> None:
     src = tmp_path / "bad.xyz"
     atoms = random_glass(10, seed=1)
     atoms.positions[0] = np.inf
     ase.io.write(src, atoms)
     out = tmp_path / "out.xyz"
     out.write_text("previous result\n")
-    rc, _, err = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    rc, _, err = _predict(["--model", tiny_model, str(src), "-o", str(out)], capsys)
     assert rc == 2 and "every frame failed, nothing written" in err
     assert out.read_text() == "previous result\n"
 
 
-def test_unreadable_rest_of_a_file(model, tmp_path, capsys) -> None:
+def test_unreadable_rest_of_a_file(tiny_model, tmp_path, capsys) -> None:
     """A trajectory cut in the middle of its third frame: two frames written, the file named."""
     src = tmp_path / "cut.xyz"
     ase.io.write(src, [random_glass(12, seed=s) for s in range(3)])
     lines = src.read_text().splitlines()
     src.write_text("\n".join(lines[: 2 * 14 + 5]) + "\n")
     out = tmp_path / "out.xyz"
-    rc, stdout, err = _predict(["--model", model, str(src), "-o", str(out)], capsys)
+    rc, stdout, err = _predict(["--model", tiny_model, str(src), "-o", str(out)], capsys)
     assert rc == 2 and "wrote 2 frame(s)" in stdout
     assert f"skipped {src}: reading stopped after frame 1" in err
     assert len(ase.io.read(out, ":")) == 2
 
 
 @pytest.mark.parametrize("case", ["dev_null", "user_tmp", "input_tmp", "symlink", "fifo", "dir"])
-def test_output_targets(model, tmp_path, capsys, case) -> None:
+def test_output_targets(tiny_model, tmp_path, capsys, case) -> None:
     src = tmp_path / "in.xyz"
     ase.io.write(src, random_glass(12, seed=3))
-    args = ["--model", model, str(src)]
+    args = ["--model", tiny_model, str(src)]
     if case == "dev_null":
         # as root the old writer replaced the /dev/null device with a regular file
         rc, _, err = _predict([*args, "-o", "/dev/null"], capsys)
@@ -336,7 +347,8 @@ def test_output_targets(model, tmp_path, capsys, case) -> None:
         ase.io.write(x_tmp, random_glass(12, seed=4), format="extxyz")
         before = x_tmp.read_bytes()
         rc, _, _ = _predict(
-            ["--model", model, "--format", "extxyz", str(x_tmp), "-o", str(tmp_path / "X")], capsys
+            ["--model", tiny_model, "--format", "extxyz", str(x_tmp), "-o", str(tmp_path / "X")],
+            capsys,
         )
         assert rc == 0 and x_tmp.read_bytes() == before
         assert len(ase.io.read(tmp_path / "X", format="extxyz").arrays["energy_barrier"]) == 12
@@ -364,10 +376,10 @@ def test_output_targets(model, tmp_path, capsys, case) -> None:
     assert leftovers == []
 
 
-def test_output_equal_to_the_model_is_refused(model, tmp_path, capsys) -> None:
+def test_output_equal_to_the_model_is_refused(tiny_model, tmp_path, capsys) -> None:
     src = tmp_path / "in.xyz"
     ase.io.write(src, random_glass(12, seed=3))
-    before = Path(model).read_bytes()
-    rc, _, err = _predict(["--model", model, str(src), "-o", model], capsys)
+    before = Path(tiny_model).read_bytes()
+    rc, _, err = _predict(["--model", tiny_model, str(src), "-o", tiny_model], capsys)
     assert rc == 2 and "is also an input" in err
-    assert Path(model).read_bytes() == before
+    assert Path(tiny_model).read_bytes() == before

@@ -18,16 +18,9 @@ from symgnn_ase import SymGNNCalculator
 from symgnn_ase.cli import main
 from symgnn_ase.data.thermal import lammps_potential_path
 from symgnn_ase.quench import QuenchSettings, quench_lammps
-from symgnn_ase.testing import make_tiny_model, random_glass
+from symgnn_ase.testing import random_glass
 
 B = "energy_barriers"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("models") / "tiny.pt"
-    make_tiny_model(path, "symgnn")
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +45,20 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_quench_equals_predicting_a_separately_quenched_copy(model, potential, tmp_path, capsys):
+def test_quench_equals_predicting_a_separately_quenched_copy(
+    tiny_model, potential, tmp_path, capsys
+):
     src = tmp_path / "hot.extxyz"
     ase.io.write(src, [random_glass(60, seed=s) for s in (1, 2)])
     before = _sha(src)
     out = tmp_path / "out.xyz"
-    args = ["--model", model, "--quench", potential, "--quench-fmax", "1e-3"]
+    args = ["--model", tiny_model, "--quench", potential, "--quench-fmax", "1e-3"]
     rc, stdout, err = _predict([*args, "--quench-steps", "500", str(src), "-o", str(out)], capsys)
     assert rc == 0, err
     assert stdout.count("quenched (atoms moved up to ") == 2
     assert _sha(src) == before  # the input is never touched
 
-    calc = SymGNNCalculator(model)
+    calc = SymGNNCalculator(tiny_model)
     settings = QuenchSettings(fmax=1e-3, max_steps=500)
     got = ase.io.read(out, ":")
     for g, ref in zip(got, ase.io.read(src, ":"), strict=True):
@@ -79,36 +74,36 @@ def test_quench_equals_predicting_a_separately_quenched_copy(model, potential, t
 
     # predicting again without --quench drops the note with the quenched barriers
     again = tmp_path / "again.xyz"
-    assert _predict(["--model", model, str(out), "-o", str(again)], capsys)[0] == 0
+    assert _predict(["--model", tiny_model, str(out), "-o", str(again)], capsys)[0] == 0
     assert "symgnn_quench" not in ase.io.read(again).info
 
 
-def test_quench_missing_or_unreadable_potential(model, tmp_path, capsys):
+def test_quench_missing_or_unreadable_potential(tiny_model, tmp_path, capsys):
     src = tmp_path / "in.xyz"
     ase.io.write(src, random_glass(20, seed=3))
     out = tmp_path / "out.xyz"
     missing = tmp_path / "nowhere" / "CuZr.eam.fs"
     rc, stdout, err = _predict(
-        ["--model", model, "--quench", str(missing), str(src), "-o", str(out)], capsys
+        ["--model", tiny_model, "--quench", str(missing), str(src), "-o", str(out)], capsys
     )
     assert rc == 2 and stdout == ""
     assert f"quench: potential file not found: {missing}" in _one_error_line(err)
     not_eam = tmp_path / "notes.txt"
     not_eam.write_text("this is\nnot a\npotential\n")
     rc, _, err = _predict(
-        ["--model", model, "--quench", str(not_eam), str(src), "-o", str(out)], capsys
+        ["--model", tiny_model, "--quench", str(not_eam), str(src), "-o", str(out)], capsys
     )
     assert rc == 2 and f"{not_eam}: not an EAM setfl/fs potential" in _one_error_line(err)
     # nor may the output be the potential file
     rc, _, err = _predict(
-        ["--model", model, "--quench", str(not_eam), str(src), "-o", str(not_eam)], capsys
+        ["--model", tiny_model, "--quench", str(not_eam), str(src), "-o", str(not_eam)], capsys
     )
     assert rc == 2 and "is also an input" in _one_error_line(err)
     assert not_eam.read_text() == "this is\nnot a\npotential\n"
     assert not out.exists()
 
 
-def test_quench_bad_frames_name_the_culprit(model, potential, tmp_path, capsys):
+def test_quench_bad_frames_name_the_culprit(tiny_model, potential, tmp_path, capsys):
     good = random_glass(30, seed=4)
     nickel = random_glass(30, seed=5)
     nickel.symbols[7] = "Ni"
@@ -118,7 +113,7 @@ def test_quench_bad_frames_name_the_culprit(model, potential, tmp_path, capsys):
     ase.io.write(src, [good, nickel, nan])
     before = _sha(src)
     out = tmp_path / "out.xyz"
-    args = ["--model", model, "--quench", potential]
+    args = ["--model", tiny_model, "--quench", potential]
     rc, stdout, err = _predict([*args, str(src), "-o", str(out)], capsys)
     assert rc == 2
     assert (
@@ -150,14 +145,15 @@ def test_quench_bad_frames_name_the_culprit(model, potential, tmp_path, capsys):
     assert rc == 2 and f"{src} frame 1: element(s) ['Ni']" in line and "--strict" in line
 
 
-def test_quench_non_periodic_frame(model, potential, tmp_path, capsys):
+def test_quench_non_periodic_frame(tiny_model, potential, tmp_path, capsys):
     cluster = Atoms(
         random_glass(12, seed=3).get_chemical_symbols(), random_glass(12, seed=3).positions
     )
     src = tmp_path / "cluster.xyz"
     ase.io.write(src, cluster)
     rc, _, err = _predict(
-        ["--model", model, "--quench", potential, str(src), "-o", str(tmp_path / "o.xyz")], capsys
+        ["--model", tiny_model, "--quench", potential, str(src), "-o", str(tmp_path / "o.xyz")],
+        capsys,
     )
     assert rc == 2 and "must be periodic in x, y and z" in err.strip().splitlines()[-1]
 
@@ -172,8 +168,8 @@ def test_quench_non_periodic_frame(model, potential, tmp_path, capsys):
         (["--quench", "P", "--quench-steps", "0"], "--quench-steps must be >= 1, got 0"),
     ],
 )
-def test_quench_options(model, tmp_path, capsys, extra, message):
+def test_quench_options(tiny_model, tmp_path, capsys, extra, message):
     src = tmp_path / "in.xyz"
     ase.io.write(src, random_glass(12, seed=3))
-    rc, stdout, err = _predict(["--model", model, *extra, str(src), "-o", "o.xyz"], capsys)
+    rc, stdout, err = _predict(["--model", tiny_model, *extra, str(src), "-o", "o.xyz"], capsys)
     assert rc == 2 and stdout == "" and message in _one_error_line(err)

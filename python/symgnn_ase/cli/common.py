@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from ..format import OUTPUT_NAME
 
@@ -22,6 +23,7 @@ __all__ = [
     "add_no_progress",
     "check_threads",
     "types_of",
+    "reading_of",
 ]
 
 MODEL_HELP = (
@@ -100,6 +102,12 @@ def types_of(args: argparse.Namespace) -> Sequence[str] | None:
     from ..data.io import parse_types
 
     return parse_types(args.types)
+
+
+def reading_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`add_reading` as the keyword arguments ``fmt``, ``index`` and
+    ``types`` of the library's readers."""
+    return {"fmt": args.format, "index": args.index, "types": types_of(args)}
 
 
 def add_no_progress(parser: argparse.ArgumentParser) -> None:

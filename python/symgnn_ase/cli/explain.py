@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ..explain.core import ExplainConfig
-from .common import add_device, add_model, add_reading, add_threads, check_threads, types_of
+from .common import add_device, add_model, add_reading, add_threads, check_threads, reading_of
 
 _DEFAULTS = ExplainConfig()
 
@@ -87,9 +87,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             sample=args.sample,
             config=cfg,
-            fmt=args.format,
-            index=args.index,
-            types=types_of(args),
+            **reading_of(args),
             device=args.device,
             plots=not args.no_plots,
         )

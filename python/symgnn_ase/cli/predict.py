@@ -16,7 +16,7 @@ from .common import (
     add_reading,
     add_threads,
     check_threads,
-    types_of,
+    reading_of,
 )
 
 
@@ -102,9 +102,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             device=args.device,
             label_name=args.label,
-            fmt=args.format,
-            index=args.index,
-            types=types_of(args),
+            **reading_of(args),
             progress=not args.no_progress,
             strict=args.strict,
             quench=args.quench,
