@@ -53,8 +53,12 @@ TABLE1 = {
 # training/results/<name>_cost.json (`benchmarks/ensemble.py --cpu-time --json`)
 ENSEMBLES = {
     "ensemble_length": (
-        "ensemble of the 3 edge-length runs (mean; std = uncertainty)",
+        "ensemble of the 3 edge-length runs (`length`, `length_noise`, `length_ema`)",
         ["length", "length_noise", "length_ema"],
+    ),
+    "ensemble_kinds": (
+        "ensemble of the bundled files' runs (`length`, `symgnn`, `equivariant_noise`)",
+        ["length", "symgnn", "equivariant_noise"],
     ),
 }
 
