@@ -36,7 +36,7 @@ TABLE1 = {
     "symgnn": ("SymGNN (learned O(3) distribution), bundled `symgnn`", "symgnn", 0.7859),
     "raw": ("SymGNN without symmetrization (raw vectors)", "raw", 0.2669),
     "length": (
-        "EGAT on edge lengths, bundled `symgnn_length` (the default)",
+        "EGAT on edge lengths, bundled `symgnn_length` (member of the default)",
         "length",
         0.7264,
     ),
@@ -55,6 +55,11 @@ ENSEMBLES = {
     "ensemble_length": (
         "ensemble of the 3 edge-length runs (`length`, `length_noise`, `length_ema`)",
         ["length", "length_noise", "length_ema"],
+    ),
+    "ensemble_md": (
+        "the default, bundled `symgnn_md`: `length` + `equivariant_noise` + two edge-length "
+        "runs on relaxed and thermal frames (`length_md_bn` → `_ft`, `length_md` → `_ft`)",
+        ["length", "equivariant_noise", "length_md_bn", "length_md_bn_ft", "length_md", "length_md_ft"],
     ),
     "ensemble_kinds": (
         "ensemble of the bundled files' runs (`length`, `symgnn`, `equivariant_noise`)",
