@@ -58,8 +58,8 @@ ENSEMBLES = {
     ),
     "ensemble_md": (
         "the default, bundled `symgnn_md`: `length` + `equivariant_noise` + two edge-length "
-        "runs on relaxed and thermal frames (`length_md_bn` → `_ft`, `length_md` → `_ft`)",
-        ["length", "equivariant_noise", "length_md_bn", "length_md_bn_ft", "length_md", "length_md_ft"],
+        "runs on relaxed and thermal frames (`length_md_bn` then `length_md_bn_ft`; `length_md`)",
+        ["length", "equivariant_noise", "length_md_bn", "length_md_bn_ft", "length_md"],
     ),
     "ensemble_kinds": (
         "ensemble of the bundled files' runs (`length`, `symgnn`, `equivariant_noise`)",
