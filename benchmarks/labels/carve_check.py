@@ -12,8 +12,8 @@ B. The frozen far field: saddles of accepted events of the validation run (their
    relaxation the frozen atoms beyond ``active_radius`` forbid. Control: the same
    reconvergence in the run's own carve-out gives back the recorded barrier.
 
-Reads benchmarks/labels/valid/ (run validate.py first); appends results to
-benchmarks/labels/valid/carve_check.jsonl (one line per comparison, resumable).
+Reads a validation run folder (``--run``, default benchmarks/labels/train0: run validate.py
+first); appends results to RUN/carve_check.jsonl (one line per comparison, resumable).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from symgnn_ase.label.config import LabelConfig
 from symgnn_ase.label.engine import ForceEngine, load_potential
 
 HERE = Path(__file__).resolve().parent
-RUN = HERE / "valid"
+RUN = HERE / "train0"
 OUT = RUN / "carve_check.jsonl"
 logger = logging.getLogger("carve_check")
 
@@ -48,6 +49,8 @@ def _done() -> set[str]:
 def _write(entry: dict) -> None:
     with open(OUT, "a") as fh:
         fh.write(json.dumps(entry) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     logger.info("%s", entry)
 
 
@@ -155,7 +158,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["same-searches", "far-field"])
     parser.add_argument("--count", type=int, default=3, help="accepted events of the run to check")
+    parser.add_argument("--run", type=Path, default=RUN, help="validation run folder")
     args = parser.parse_args()
+    global RUN, OUT
+    RUN, OUT = args.run, args.run / "carve_check.jsonl"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.what == "same-searches":
         same_searches(args.count)

@@ -38,7 +38,7 @@ from .engine import ForceEngine, Potential
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Search", "SearchFailed", "SearchTask", "run_search"]
+__all__ = ["Search", "SearchFailed", "SearchTask", "exchanged_atoms", "run_search"]
 
 # L-BFGS: initial inverse curvature (Å²/eV), largest atom move per step (Å), energy noise (eV)
 _LBFGS_H0 = 1.0 / 70.0
@@ -69,6 +69,26 @@ def _fmax(f: np.ndarray) -> float:
 
 def _max_move(dx: np.ndarray) -> float:
     return float(np.sqrt((dx.reshape(-1, 3) ** 2).sum(axis=1).max()))
+
+
+def exchanged_atoms(
+    x0: np.ndarray, x1: np.ndarray, symbols: np.ndarray, tol: float
+) -> np.ndarray | None:
+    """The atoms that moved by ``tol`` or more, when ``x1`` is ``x0`` with them permuted among
+    themselves (each onto the initial place of another atom of its element, one to one, within
+    ``tol``): the same configuration, no event. None otherwise (or when no atom moved)."""
+    p0, p1 = x0.reshape(-1, 3), x1.reshape(-1, 3)
+    moved = np.flatnonzero(np.sqrt(((p1 - p0) ** 2).sum(axis=1)) >= tol)
+    if moved.size < 2:
+        return None
+    dist = np.sqrt(((p1[moved, None, :] - p0[None, moved, :]) ** 2).sum(axis=2))
+    target = dist.argmin(axis=1)
+    ok = (
+        np.all(dist[np.arange(moved.size), target] < tol)
+        and np.unique(target).size == moved.size
+        and np.all(symbols[moved] == symbols[moved[target]])
+    )
+    return moved if ok else None
 
 
 class _Fire:
@@ -254,7 +274,7 @@ class Search:
         }
         if energy - e0 <= self.cfg.min_barrier:
             return {**out, "status": "negative_barrier", "reason": ""}
-        return {**out, **self.push_over(x0, e0, x, v)}
+        return {**out, **self.push_over(x0, e0, x, v, energy)}
 
     def basin(
         self, x0: np.ndarray, e0: float, d: np.ndarray, fire: _Fire
@@ -334,8 +354,11 @@ class Search:
             f"|F| = {np.linalg.norm(f):.3f} eV/Å after {cfg.activation_max_steps} activation steps"
         )
 
-    def push_over(self, x0: np.ndarray, e0: float, x: np.ndarray, v: np.ndarray) -> dict[str, Any]:
-        """Minimize from both sides of the saddle ``x``; the rejection rules on the minima."""
+    def push_over(
+        self, x0: np.ndarray, e0: float, x: np.ndarray, v: np.ndarray, e_saddle: float
+    ) -> dict[str, Any]:
+        """Minimize from both sides of the saddle ``x`` (energy ``e_saddle``); the rejection
+        rules on the minima."""
         cfg = self.cfg
         self.stage = "relax"
         sides = []
@@ -352,9 +375,32 @@ class Search:
                 "reason": "neither side of the saddle returns to the initial state",
             }
         xf, ef, _ = sides[1] if sides[0][2] else sides[0]
+        if e_saddle - ef <= cfg.min_reverse_barrier:
+            return {
+                **out,
+                "status": "no_event",
+                "reason": f"the final state is not below the saddle (E_saddle - E_final = "
+                f"{e_saddle - ef:.4f} eV <= min_reverse_barrier {cfg.min_reverse_barrier} eV): "
+                "a flat shoulder, not a barrier between two minima",
+                "e_final": ef,
+                "delta_e": ef - e0,
+            }
+        region = self.engine.region
+        moving_symbols = np.asarray(region.symbols)[region.moving]
+        swapped = exchanged_atoms(x0, xf, moving_symbols, cfg.same_minimum_tol)
+        if swapped is not None:
+            ids = region.ids[region.moving][swapped]
+            return {
+                **out,
+                "status": "no_event",
+                "reason": "the final state is the initial one with atoms of the same element "
+                f"exchanged (glass ids {sorted(int(i) for i in ids)})",
+                "e_final": ef,
+                "delta_e": ef - e0,
+            }
         disp = (xf - x0).reshape(-1, 3)
         dist = np.sqrt((disp**2).sum(axis=1))
-        moving_ids = self.engine.region.ids[self.engine.region.moving]
+        moving_ids = region.ids[region.moving]
         return {
             **out,
             "status": "accepted",

@@ -8,6 +8,7 @@ it holds; ``run.json`` makes sure the records came from the same glass, potentia
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..outputs import write_text
 from .config import RECORD_VERSION, LabelConfig
 
 logger = logging.getLogger(__name__)
@@ -76,13 +78,19 @@ class RecordLog:
             self.records.append(record)
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        """Append one record as one line, flushed and fsync'ed before this returns."""
+        data = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode())
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)  # the new file's directory entry
         self.records.append(record)
 
     def by_atom(self) -> dict[int, list[dict[str, Any]]]:
@@ -124,9 +132,18 @@ def _moves(record: dict[str, Any]) -> dict[int, tuple[float, float, float]]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """``path`` as indented JSON through :func:`symgnn_ase.outputs.write_text` (a temporary
+    file of a unique name, fsync, atomic rename)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def check_manifest(path: Path, manifest: dict[str, Any], keys: Sequence[str]) -> None:

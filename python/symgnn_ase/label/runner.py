@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..data.thermal import file_sha256, lammps_box
+from ..outputs import atomic_output, atomic_path
 from .artn import SearchTask, run_search
 from .carve import Region, carve_region, check_box
 from .config import RECORD_VERSION, LabelConfig
@@ -181,9 +182,8 @@ def _relaxed(glass_atoms, pot: Potential, cfg: LabelConfig, out_dir: Path):
         pbc=True,
     )
     relaxed = relax_glass(bare, pot, cfg.relax_ftol, cfg.relax_maxiter)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ase.io.write(tmp, relaxed, format="extxyz")
-    os.replace(tmp, path)
+    with atomic_path(path, what="relaxed glass") as tmp:
+        ase.io.write(tmp, relaxed, format="extxyz")
     # the searches start from the positions as the file holds them (8 decimals), so that a
     # run continued later starts from the very same ones
     return ase.io.read(path)
@@ -299,9 +299,8 @@ def summarize(
     labelled = relaxed.copy()
     labelled.arrays["energy_barrier"] = barriers
     labelled.arrays["barrier_events"] = counts
-    tmp = out_dir / ".barriers.extxyz.tmp"
-    ase.io.write(tmp, labelled, format="extxyz")
-    os.replace(tmp, out_dir / "barriers.extxyz")
+    with atomic_path(out_dir / "barriers.extxyz", what="labels") as tmp:
+        ase.io.write(tmp, labelled, format="extxyz")
     _write_events(out_dir / "events.csv", log.records, relaxed.get_chemical_symbols())
     calls = [r["force_calls"] for r in log.records]
     cpu = [r["cpu_s"] for r in log.records]
@@ -339,14 +338,12 @@ def _write_events(path: Path, records: list[dict[str, Any]], symbols: list[str])
     rows = sorted(
         (r for r in records if r["status"] == "accepted"), key=lambda r: (r["atom"], r["search"])
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(path, "w", what="events", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(_EVENT_FIELDS)
         for r in rows:
             r = {**r, "element": symbols[r["atom"]]}
             writer.writerow([_fmt(r.get(k)) for k in _EVENT_FIELDS])
-    os.replace(tmp, path)
 
 
 def _fmt(value: Any) -> str:

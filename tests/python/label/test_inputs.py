@@ -135,5 +135,6 @@ def test_config_errors(values, message):
 
 def test_config_attempts_and_protocol():
     cfg = LabelConfig(searches=4)
-    assert cfg.attempts == 12
+    assert cfg.attempts == 100
+    assert LabelConfig(searches=4, max_attempts=5).attempts == 5
     assert "searches" not in cfg.protocol() and "active_radius" in cfg.protocol()

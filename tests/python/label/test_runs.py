@@ -68,6 +68,14 @@ def test_a_run_writes_labels_events_and_records(reference, fast_config):
         for s in sorted({r["status"] for r in records.values()})
     }
     assert json.loads((out / "run.json").read_text())["protocol"] == fast_config.protocol()
+    # every file was written under a unique temporary name and renamed: none is left over
+    assert sorted(p.name for p in out.iterdir()) == [
+        "barriers.extxyz",
+        "events.csv",
+        "relaxed.extxyz",
+        "run.json",
+        "searches.jsonl",
+    ]
 
 
 def test_a_finished_run_started_again_runs_nothing(reference, small_glass, fast_config):

@@ -7,11 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from symgnn_ase.label.artn import SearchTask, run_search
+from symgnn_ase.label.artn import Search, SearchTask, exchanged_atoms, run_search
 from symgnn_ase.label.carve import carve_region
 from symgnn_ase.label.config import RECORD_VERSION, LabelConfig
 from symgnn_ase.label.engine import ForceEngine, load_potential
-from symgnn_ase.label.records import RecordLog, check_manifest, comparable, duplicate_of
+from symgnn_ase.label.records import (
+    RecordLog,
+    check_manifest,
+    comparable,
+    duplicate_of,
+    write_json_atomic,
+)
 
 STATUSES = {"accepted", "failed", "negative_barrier", "no_event", "disconnected"}
 
@@ -105,3 +111,95 @@ def test_manifest_mismatch_names_the_field(tmp_path):
     check_manifest(path, {"protocol": {"active_radius": 8.0, "seed": 0}}, ["protocol"])
     with pytest.raises(ValueError, match=r"protocol differs: active_radius: 8.0 there, 6.0 now"):
         check_manifest(path, {"protocol": {"active_radius": 6.0, "seed": 0}}, ["protocol"])
+
+
+def test_each_record_is_fsynced_as_it_is_appended(tmp_path, monkeypatch):
+    """One fsync of the record file per appended search (plus the new file's folder)."""
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    path = tmp_path / "searches.jsonl"
+    log = RecordLog(path)
+    for k in range(3):
+        log.append({"version": RECORD_VERSION, "atom": 1, "search": k, "status": "failed"})
+        assert synced.count(path.stat().st_ino) == k + 1  # on disk before the next search
+        assert path.read_text().count("\n") == k + 1
+    assert [r["search"] for r in RecordLog(path).records] == [0, 1, 2]
+
+
+def test_run_json_is_written_atomically_under_a_unique_name(tmp_path):
+    """Through symgnn_ase.outputs: a user's file named like a fixed temporary name is kept."""
+    mine = tmp_path / ".run.json.tmp"
+    mine.write_text("a user's file")
+    write_json_atomic(tmp_path / "run.json", {"a": 1})
+    write_json_atomic(tmp_path / "run.json", {"a": 2})
+    assert json.loads((tmp_path / "run.json").read_text()) == {"a": 2}
+    assert mine.read_text() == "a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.json.tmp", "run.json"]
+
+
+def test_an_exchange_of_same_element_atoms_is_no_event():
+    """Two Cu atoms trading places (a ring of three too) is the initial configuration again;
+    a Cu and a Zr trading places, or a move onto an empty site, is an event."""
+    rng = np.random.default_rng(1)
+    x0 = rng.uniform(0.0, 10.0, (6, 3))
+    x0[1] = x0[0] + [2.5, 0.0, 0.0]
+    symbols = np.array(["Cu", "Cu", "Zr", "Cu", "Zr", "Zr"])
+    swap = x0.copy()
+    swap[[0, 1]] = x0[[1, 0]] + 0.01  # relaxed a little
+    assert sorted(exchanged_atoms(x0, swap, symbols, 0.1)) == [0, 1]
+    ring = x0.copy()
+    ring[[0, 1, 3]] = x0[[1, 3, 0]]
+    assert sorted(exchanged_atoms(x0, ring, symbols, 0.1)) == [0, 1, 3]
+    mixed = x0.copy()
+    mixed[[0, 2]] = x0[[2, 0]]  # Cu <-> Zr: another configuration
+    assert exchanged_atoms(x0, mixed, symbols, 0.1) is None
+    hop = x0.copy()
+    hop[0] += [1.2, 0.3, 0.0]  # a hop to a new place
+    assert exchanged_atoms(x0, hop, symbols, 0.1) is None
+    assert exchanged_atoms(x0, x0 + 0.01, symbols, 0.1) is None  # nothing moved
+
+
+class _Region:
+    """The fields of a carve-out that Search.push_over reads: 4 moving atoms."""
+
+    symbols = ("Cu", "Cu", "Zr", "Zr")
+    moving = np.ones(4, dtype=bool)
+    ids = np.array([10, 11, 12, 13])
+
+
+def _push_over(sides, e_saddle=1.0, **config):
+    """Search.push_over with the two minimizations stubbed: ``sides`` = [(x, E), (x, E)]."""
+    search = Search(type("Engine", (), {"region": _Region()})(), LabelConfig(**config))
+    answers = iter(sides)
+    search.minimize = lambda x, *args: (*next(answers), None)
+    x0 = np.array([[0.0, 0, 0], [2.5, 0, 0], [0, 3, 0], [3, 3, 0]]).reshape(-1)
+    return search.push_over(x0, 0.0, x0, np.eye(12)[0], e_saddle), x0
+
+
+def test_push_over_rules():
+    x0 = np.array([[0.0, 0, 0], [2.5, 0, 0], [0, 3, 0], [3, 3, 0]]).reshape(-1)
+    hop = x0.copy()
+    hop[:3] += [0.8, 0.4, 0.0]
+    accepted, _ = _push_over([(hop, 0.4), (x0 + 0.001, 0.0)])
+    assert accepted["status"] == "accepted"
+    assert accepted["displacement_atom"] == 10 and accepted["delta_e"] == pytest.approx(0.4)
+    # the far side is the initial state with the two Cu atoms traded: no event
+    swap = x0.reshape(4, 3)[[1, 0, 2, 3]].reshape(-1)
+    exchanged, _ = _push_over([(x0, 0.0), (swap, 0.0)])
+    assert exchanged["status"] == "no_event" and "glass ids [10, 11]" in exchanged["reason"]
+    # a final state at the saddle's energy (push over a flat shoulder), or above a threshold
+    shoulder, _ = _push_over([(hop, 1.0005), (x0, 0.0)])
+    assert shoulder["status"] == "no_event" and "not below the saddle" in shoulder["reason"]
+    low, _ = _push_over([(hop, 0.97), (x0, 0.0)], min_reverse_barrier=0.05)
+    assert low["status"] == "no_event"
+    assert _push_over([(hop, 0.97), (x0, 0.0)])[0]["status"] == "accepted"
+    assert _push_over([(x0, 0.0), (x0, 0.0)])[0]["status"] == "no_event"
+    assert _push_over([(hop, 0.4), (hop, 0.4)])[0]["status"] == "disconnected"
