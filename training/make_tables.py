@@ -27,6 +27,8 @@ KINDS = {
     "equivariant_noise": "equivariant + position noise 0.05 Å (bundled `equivariant`)",
     "length_noise": "edge length + position noise 0.05 Å",
     "length_ema": "edge length + weight averaging (EMA 0.99)",
+    "length_md": "edge length, relaxed + thermal frames, noise 0.06 Å (member of `symgnn_md`)",
+    "length_md_bn_ft": "edge length, relaxed + thermal frames: 2nd stage of a 52-epoch run (member of `symgnn_md`)",
     "schnet": "baseline: SchNet (3 continuous-filter blocks, species-resolved basis)",
     "ridge": "baseline: descriptor + ridge (closed-form fit)",
 }
