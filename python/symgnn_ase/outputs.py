@@ -31,6 +31,7 @@ __all__ = [
     "atomic_output",
     "atomic_path",
     "check_output",
+    "fsync_dir",
     "save_figure",
     "write_bytes",
     "write_text",
@@ -147,7 +148,9 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Flush ``folder``'s directory entries to disk (a new or renamed file in it survives a
+    crash); best effort: a file system that cannot sync a directory is left as it is."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -188,7 +191,7 @@ def atomic_path(
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 @contextlib.contextmanager

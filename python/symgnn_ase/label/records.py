@@ -8,7 +8,6 @@ it holds; ``run.json`` makes sure the records came from the same glass, potentia
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -17,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..outputs import write_text
+from ..outputs import fsync_dir, write_text
 from .config import RECORD_VERSION, LabelConfig
 
 logger = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ class RecordLog:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path.parent)  # the new file's directory entry
+            fsync_dir(self.path.parent)  # the new file's directory entry
         self.records.append(record)
 
     def by_atom(self) -> dict[int, list[dict[str, Any]]]:
@@ -135,15 +134,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """``path`` as indented JSON through :func:`symgnn_ase.outputs.write_text` (a temporary
     file of a unique name, fsync, atomic rename)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def check_manifest(path: Path, manifest: dict[str, Any], keys: Sequence[str]) -> None:
