@@ -37,7 +37,7 @@ def load_force_net(run: Path):
     return net.eval(), cfg
 
 
-def wrap(base: str, run: Path, alpha: float, max_step: float = 0.3):
+def wrap(base: str, run: Path, alpha: float, max_step: float = 0.3, n_steps: int = 1):
     """(the eager denoised model, the loaded base model)."""
     from symgnn_ase.export import load_model
     from symgnn_ase.nn.denoise import Denoised, DenoisedEnsemble
@@ -58,9 +58,12 @@ def wrap(base: str, run: Path, alpha: float, max_step: float = 0.3):
             alpha,
             loaded.ensemble_size,
             max_step,
+            n_steps,
         )
     else:
-        model = Denoised(net, loaded.module, loaded.n_layers, loaded.feature_dim, alpha, max_step)
+        model = Denoised(
+            net, loaded.module, loaded.n_layers, loaded.feature_dim, alpha, max_step, n_steps
+        )
     return model.eval(), loaded
 
 
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, default=ROOT / "training" / "runs" / "denoiser")
     p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15])
     p.add_argument("--max-step", type=float, default=0.3)
+    p.add_argument("--steps", type=int, default=1)
     p.add_argument("--columns", nargs="+", default=COLUMNS)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     graphs = {}
     for alpha in args.alphas:
-        model, loaded = wrap(args.base, args.run, alpha, args.max_step)
+        model, loaded = wrap(args.base, args.run, alpha, args.max_step, args.steps)
         row = {}
         for col in args.columns:
             if col not in graphs:

@@ -19,6 +19,7 @@ _COMMANDS = {
     "evaluate": ".evaluate",
     "export": ".export",
     "ensemble": ".ensemble",
+    "denoise": ".denoise",
     "predict": ".predict",
     "explain": ".explain",
     "doctor": ".doctor",

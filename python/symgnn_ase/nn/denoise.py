@@ -106,7 +106,8 @@ class ForceNet(nn.Module):
 
 
 class Denoised(BarrierModel):
-    """A barrier model that predicts on ``x + alpha * ForceNet(x)`` (see the module doc).
+    """A barrier model that predicts on positions moved by ``n_steps`` steps of
+    ``alpha * ForceNet(x)`` (see the module doc).
 
     ``base`` is any module with the contract's ``embed``/``interact``/``readout`` (an exported
     model or an ensemble); ``base_layers`` and ``base_dim`` are its ``n_layers`` and
@@ -117,6 +118,7 @@ class Denoised(BarrierModel):
     fn_channels: int
     base_dim: int
     base_layers: int
+    n_steps: int
 
     def __init__(
         self,
@@ -126,21 +128,24 @@ class Denoised(BarrierModel):
         base_dim: int,
         alpha: float,
         max_step: float = 0.3,
+        n_steps: int = 1,
     ) -> None:
         if not (alpha >= 0 and math.isfinite(alpha)):
             raise ValueError(f"alpha (Å²/eV) must be a finite number >= 0, got {alpha}")
         if not (max_step > 0 and math.isfinite(max_step)):
             raise ValueError(f"max_step (Å) must be a finite number > 0, got {max_step}")
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         c = force_net.channels
-        super().__init__(
-            "denoised", force_net.n_blocks + 2 + int(base_layers), 1 + c + 3 + int(base_dim)
-        )
+        layers = int(n_steps) * (force_net.n_blocks + 1) + 1 + int(base_layers)
+        super().__init__("denoised", layers, 1 + c + 3 + int(base_dim))
         self.force_net = force_net
         self.base = base
         self.fn_blocks = force_net.n_blocks
         self.fn_channels = c
         self.base_dim = int(base_dim)
         self.base_layers = int(base_layers)
+        self.n_steps = int(n_steps)
         dtype = next(iter(force_net.parameters())).dtype
         self.register_buffer("alpha", torch.tensor(float(alpha), dtype=dtype))
         self.register_buffer("max_step", torch.tensor(float(max_step), dtype=dtype))
@@ -151,36 +156,53 @@ class Denoised(BarrierModel):
         norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
         return u * torch.clamp(self.max_step / norm.clamp(min=1e-12), max=1.0)
 
+    def _moved(self, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
+        """The edge vectors with both ends moved by the displacement so far."""
+        c = self.fn_channels
+        u = h[:, 1 + c : 4 + c]
+        return e[:, :3] + u.index_select(0, edge_index[0]) - u.index_select(0, edge_index[1])
+
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
-        e_fn = self.force_net.edge_state(species, edge_index, edge_vec)
-        h_fn = self.force_net.embedding(species)
+        dtype = self.alpha.dtype
         n = species.shape[0]
-        rest = torch.zeros(n, 3 + self.base_dim, dtype=h_fn.dtype, device=h_fn.device)
-        h = torch.cat([species.to(h_fn.dtype).unsqueeze(1), h_fn, rest], 1)
-        return h, torch.cat([edge_vec.to(h_fn.dtype), e_fn], 1)
+        rest = torch.zeros(
+            n, self.fn_channels + 3 + self.base_dim, dtype=dtype, device=species.device
+        )
+        h = torch.cat([species.to(dtype).unsqueeze(1), rest], 1)
+        return h, edge_vec.to(dtype)
 
     @torch.jit.export
     def interact(
         self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
         c = self.fn_channels
-        head = 1 + c + 3  # species, force-net state, step
-        if layer < self.fn_blocks:
-            h_fn = self.force_net.block(layer, h[:, 1 : 1 + c], e[:, 3:], edge_index)
-            return torch.cat([h[:, :1], h_fn, h[:, 1 + c :]], 1), e
-        if layer == self.fn_blocks:
-            forces = self.force_net.head_forces(h[:, 1 : 1 + c], e[:, 3:], edge_index, e[:, :3])
-            u = self._step(forces)
+        head = 1 + c + 3  # species, force-net state, displacement
+        per_step = self.fn_blocks + 1
+        denoise_layers = self.n_steps * per_step
+        if layer < denoise_layers:
+            r = layer % per_step
+            if r == 0:  # a new step: the force net starts again on the moved edges
+                species = torch.round(h[:, 0]).to(torch.int64)
+                vec = self._moved(h, e, edge_index)
+                e = torch.cat([e[:, :3], self.force_net.edge_state(species, edge_index, vec)], 1)
+                h_fn = self.force_net.embedding(species).to(h.dtype)
+            else:
+                h_fn = h[:, 1 : 1 + c]
+            if r < self.fn_blocks:
+                h_fn = self.force_net.block(r, h_fn, e[:, 3:], edge_index)
+                return torch.cat([h[:, :1], h_fn, h[:, 1 + c :]], 1), e
+            vec = self._moved(h, e, edge_index)
+            u = h[:, 1 + c : head] + self._step(
+                self.force_net.head_forces(h_fn, e[:, 3:], edge_index, vec)
+            )
             return torch.cat([h[:, : 1 + c], u, h[:, head:]], 1), e
-        if layer == self.fn_blocks + 1:
+        if layer == denoise_layers:
             species = torch.round(h[:, 0]).to(torch.int64)
-            u = h[:, 1 + c : head]
-            vec = e[:, :3] + u.index_select(0, edge_index[0]) - u.index_select(0, edge_index[1])
-            hb, eb = self.base.embed(species, edge_index, vec)
+            hb, eb = self.base.embed(species, edge_index, self._moved(h, e, edge_index))
             return torch.cat([h[:, :head], hb.to(h.dtype)], 1), eb
         hb, eb = self.base.interact(
-            layer - self.fn_blocks - 2, h[:, head:], e, edge_index, edge_weight
+            layer - denoise_layers - 1, h[:, head:], e, edge_index, edge_weight
         )
         return torch.cat([h[:, :head], hb], 1), eb
 
@@ -189,9 +211,13 @@ class Denoised(BarrierModel):
         return self.base.readout(h[:, 1 + self.fn_channels + 3 :])
 
     @torch.jit.export
-    def steps(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor:
-        """``[N, 3]`` the displacement the model applies to each atom (Å)."""
-        return self._step(self.force_net(species, edge_index, edge_vec))
+    def displacements(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor:
+        """``[N, 3]`` the displacement the model applies to each receiver before the barrier
+        model (Å); complete when every atom receives its edges (one process)."""
+        h, e = self.embed(species, edge_index, edge_vec)
+        for layer in range(self.n_steps * (self.fn_blocks + 1)):
+            h, e = self.interact(layer, h, e, edge_index, None)
+        return h[:, 1 + self.fn_channels : 4 + self.fn_channels]
 
 
 class DenoisedEnsemble(Denoised):
@@ -208,8 +234,9 @@ class DenoisedEnsemble(Denoised):
         alpha: float,
         ensemble_size: int,
         max_step: float = 0.3,
+        n_steps: int = 1,
     ) -> None:
-        super().__init__(force_net, base, base_layers, base_dim, alpha, max_step)
+        super().__init__(force_net, base, base_layers, base_dim, alpha, max_step, n_steps)
         if ensemble_size < 2:
             raise ValueError(f"an ensemble has at least 2 members, got {ensemble_size}")
         self.ensemble_size = int(ensemble_size)
