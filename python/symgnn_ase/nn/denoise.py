@@ -6,17 +6,19 @@ calls. One step of steepest descent, ``x + alpha * F(x)`` with the glass's own p
 already removes the stiff part of them, and leaves a relaxed glass (small forces) almost
 where it is. :class:`ForceNet` learns ``F`` from positions (a small continuous-filter network
 whose per-edge scalars multiply the edge directions, so the output rotates with the
-structure); :class:`Denoised` moves the atoms by ``alpha * F`` (at most ``max_step`` Å per
-atom) inside the model and hands the moved edges to any barrier model, ensembles included.
+structure); :class:`Denoised` moves the atoms by ``n_steps`` steps of ``alpha * F`` (each at
+most ``max_step`` Å per atom) inside the model and hands the moved edges to any barrier
+model, ensembles included.
 
 Export contract (``docs/contracts.md``): the node state is ``[species (1) | force-net state
-(C) | step u (3) | barrier model state (F_b)]``; ``embed`` starts the force net, layers
-``0 .. n_blocks - 1`` are its blocks, layer ``n_blocks`` writes each receiver's step ``u``
-(ghost atoms get theirs from their owners in the exchange that follows), layer
-``n_blocks + 1`` moves every edge by ``u_j - u_i`` and runs the barrier model's ``embed`` on
-it, and the remaining layers are the barrier model's. The LAMMPS compute and the ASE
-calculator therefore run it unchanged, on any number of ranks. Rotating or reflecting the
-input rotates ``F`` and ``u`` with it: a barrier model that is exactly invariant stays so.
+(C) | displacement u (3) | barrier model state (F_b)]`` and the edge state starts as the input
+edge vectors. Each of the ``n_steps`` steps is ``n_blocks + 1`` layers: the force-net blocks on
+the edges moved by ``u_j - u_i``, then ``u += alpha * F`` for the receivers (ghost atoms get
+theirs from their owners in the exchange that follows). One more layer runs the barrier
+model's ``embed`` on the moved edges, and the barrier model's layers follow. The LAMMPS compute
+and the ASE calculator therefore run it unchanged, on any number of ranks. Rotating or
+reflecting the input rotates ``F`` and ``u`` with it: a barrier model that is exactly
+invariant stays so. The pairs are those of the input's neighbor list.
 """
 
 import math
