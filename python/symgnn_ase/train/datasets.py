@@ -142,6 +142,13 @@ def load_init(init: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
 
         loaded = load_model(path)
         mcfg = (loaded.info or {}).get("model")
+        kind = (loaded.info or {}).get("kind")
+        if kind in ("ensemble", "denoised"):
+            raise ValueError(
+                f"init: {path} is a model file of kind `{kind}` (several models, or a model behind the "
+                "thermal denoiser), not one model to continue training: give one model, e.g. "
+                "the bundled `symgnn_length`, or a run folder"
+            )
         if not isinstance(mcfg, dict):
             raise ValueError(f"init: {path} has no model configuration in its metadata `info`")
         state = {k: v.detach().clone() for k, v in loaded.module.state_dict().items()}

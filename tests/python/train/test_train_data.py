@@ -144,6 +144,13 @@ def test_init_from_a_run_and_from_an_exported_file(data, tmp_path):
             write_config(tmp_path / "ft4.yaml", _cfg(data, tmp_path / "x", init="nope")),
             progress=False,
         )
+    # an ensemble file (the bundled default is one) is named as such
+    from symgnn_ase.ensemble import export_ensemble
+
+    export_ensemble([str(tmp_path / "m.pt"), str(tmp_path / "m.pt")], tmp_path / "ens.pt")
+    cfg5 = _cfg(data, tmp_path / "ft5", init=str(tmp_path / "ens.pt"))
+    with pytest.raises(ValueError, match="of kind `ensemble` .* give one model"):
+        train(write_config(tmp_path / "ft5.yaml", cfg5), progress=False)
 
 
 def test_resume_refuses_changed_data_and_settings(data, tmp_path):
