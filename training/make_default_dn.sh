@@ -7,7 +7,7 @@
 # training/denoise_select.py (MODEL_CARD "Which one is the default").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-alpha="${ALPHA:-0.1}"
-steps="${STEPS:-3}"
+alpha="${ALPHA:-0.12}"
+steps="${STEPS:-4}"
 .venv/bin/symgnn denoise symgnn_md --force-net training/runs/denoiser --alpha "$alpha" \
   --steps "$steps" -o "${1:-python/symgnn_ase/models/symgnn_md_dn.pt}"

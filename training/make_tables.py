@@ -59,7 +59,7 @@ ENSEMBLES = {
         ["length", "length_noise", "length_ema"],
     ),
     "ensemble_md": (
-        "the default, bundled `symgnn_md`: `length` + `equivariant_noise` + two edge-length "
+        "bundled `symgnn_md` (inside the default): `length` + `equivariant_noise` + two edge-length "
         "runs on relaxed and thermal frames (`length_md_bn` then `length_md_bn_ft`; `length_md`)",
         ["length", "equivariant_noise", "length_md_bn", "length_md_bn_ft", "length_md"],
     ),

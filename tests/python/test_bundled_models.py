@@ -67,7 +67,9 @@ def valid():
     return ase.io.read(VALID)
 
 
-@pytest.mark.parametrize("name", ["symgnn_md", "symgnn_length", "symgnn", "equivariant"])
+@pytest.mark.parametrize(
+    "name", ["symgnn_md_dn", "symgnn_md", "symgnn_length", "symgnn", "equivariant"]
+)
 def test_validation_pearson_matches_the_card(valid, name):
     expected, _, _ = _card_table()
     models = _bundled()
