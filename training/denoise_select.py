@@ -26,47 +26,6 @@ THERMAL = ROOT / "training" / "data" / "thermal"
 COLUMNS = ["relaxed", "T0", "300", "500", "600", "700"]
 
 
-def load_force_net(run: Path):
-    from symgnn_ase.nn.denoise import ForceNet
-
-    cfg = json.loads((run / "config.json").read_text())
-    net = ForceNet(
-        len(cfg["type_names"]), cfg["r_max"], cfg["channels"], cfg["n_rbf"], cfg["blocks"]
-    )
-    net.load_state_dict(torch.load(run / "best.pt", weights_only=True)["model"])
-    return net.eval(), cfg
-
-
-def wrap(base: str, run: Path, alpha: float, max_step: float = 0.3, n_steps: int = 1):
-    """(the eager denoised model, the loaded base model)."""
-    from symgnn_ase.export import load_model
-    from symgnn_ase.nn.denoise import Denoised, DenoisedEnsemble
-
-    loaded = load_model(base)
-    net, cfg = load_force_net(run)
-    if cfg["type_names"] != list(loaded.type_names) or cfg["r_max"] != loaded.r_max:
-        raise ValueError(
-            f"force net ({cfg['type_names']}, r_max {cfg['r_max']}) and base model "
-            f"({loaded.type_names}, r_max {loaded.r_max}) differ"
-        )
-    if loaded.ensemble_size > 1:
-        model = DenoisedEnsemble(
-            net,
-            loaded.module,
-            loaded.n_layers,
-            loaded.feature_dim,
-            alpha,
-            loaded.ensemble_size,
-            max_step,
-            n_steps,
-        )
-    else:
-        model = Denoised(
-            net, loaded.module, loaded.n_layers, loaded.feature_dim, alpha, max_step, n_steps
-        )
-    return model.eval(), loaded
-
-
 def frames(column: str):
     import ase.io
 
@@ -87,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from symgnn_ase.data.graph import graph_from_atoms
+    from symgnn_ase.denoise import build_denoised
 
     torch.set_num_threads(1)
     results = {}
     graphs = {}
     for alpha in args.alphas:
-        model, loaded = wrap(args.base, args.run, alpha, args.max_step, args.steps)
+        model, loaded, _ = build_denoised(args.base, args.run, alpha, args.steps, args.max_step)
         row = {}
         for col in args.columns:
             if col not in graphs:

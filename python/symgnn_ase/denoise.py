@@ -71,7 +71,7 @@ def build_denoised(
     net = net.to(loaded.dtype)
     args = (net, loaded.module, loaded.n_layers, loaded.feature_dim, alpha)
     if loaded.ensemble_size > 1:
-        model = DenoisedEnsemble(*args, loaded.ensemble_size, max_step, n_steps)
+        model = DenoisedEnsemble(*args, max_step, n_steps, ensemble_size=loaded.ensemble_size)
     else:
         model = Denoised(*args, max_step, n_steps)
     return model.eval(), loaded, meta

@@ -22,6 +22,7 @@ invariant stays so. The pairs are those of the input's neighbor list.
 """
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -227,18 +228,9 @@ class DenoisedEnsemble(Denoised):
 
     ensemble_size: int
 
-    def __init__(
-        self,
-        force_net: ForceNet,
-        base: nn.Module,
-        base_layers: int,
-        base_dim: int,
-        alpha: float,
-        ensemble_size: int,
-        max_step: float = 0.3,
-        n_steps: int = 1,
-    ) -> None:
-        super().__init__(force_net, base, base_layers, base_dim, alpha, max_step, n_steps)
+    def __init__(self, *args: Any, ensemble_size: int, **kwargs: Any) -> None:
+        """:class:`Denoised`'s arguments, and the base ensemble's ``ensemble_size``."""
+        super().__init__(*args, **kwargs)
         if ensemble_size < 2:
             raise ValueError(f"an ensemble has at least 2 members, got {ensemble_size}")
         self.ensemble_size = int(ensemble_size)
