@@ -69,14 +69,14 @@ ENSEMBLES = {
     ),
     "denoised_md": (
         "the default, bundled `symgnn_md_dn`: `symgnn_md` behind the thermal denoiser (force "
-        "network `denoiser_small`, 4 steps of 0.12 Å²/eV × F)",
+        "network `denoiser`, 4 steps of 0.12 Å²/eV × F)",
         [
             "length",
             "equivariant_noise",
             "length_md_bn",
             "length_md_bn_ft",
             "length_md",
-            "denoiser_small",
+            "denoiser",
         ],
         "denoised",
     ),
