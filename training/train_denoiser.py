@@ -87,13 +87,6 @@ def load_data(split: str, r_max: float, potential: Path) -> list[dict]:
     return data
 
 
-def _save(obj: dict, path: Path) -> None:
-    from symgnn_ase.outputs import atomic_path
-
-    with atomic_path(path, what="checkpoint") as tmp:
-        torch.save(obj, tmp)
-
-
 def write_summary(run: Path) -> None:
     """``summary.json`` from ``metrics.csv``: best epoch, seconds to it and in all (the keys
     ``training/make_tables.py`` reads for every run)."""
@@ -151,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from symgnn_ase.data.thermal import lammps_potential_path
     from symgnn_ase.nn.denoise import ForceNet
+    from symgnn_ase.train.checkpoints import atomic_save, load_checkpoint
 
     torch.set_num_threads(args.threads)
     run = args.run_dir
@@ -179,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     start, best = 0, -math.inf
     last = run / "last.pt"
     if last.exists():
-        ckpt = torch.load(last, weights_only=True)
+        ckpt = load_checkpoint(last)
         model.load_state_dict(ckpt["model"])
         optim.load_state_dict(ckpt["optim"])
         start, best = int(ckpt["epoch"]), float(ckpt["best"])
@@ -217,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         improved = val["pooled"] > best
         best = max(best, val["pooled"])
         if improved:
-            _save({"model": model.state_dict(), "epoch": epoch + 1, "valid": val}, run / "best.pt")
-        _save(
+            atomic_save(
+                {"model": model.state_dict(), "epoch": epoch + 1, "valid": val}, run / "best.pt"
+            )
+        atomic_save(
             {
                 "model": model.state_dict(),
                 "optim": optim.state_dict(),

@@ -15,8 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 logger = logging.getLogger(__name__)
 
 __all__ = ["build_denoised", "export_denoised", "load_force_net"]
@@ -26,6 +24,7 @@ def load_force_net(run: str | os.PathLike):
     """(the :class:`~symgnn_ase.nn.denoise.ForceNet` of a ``train_denoiser.py`` run folder,
     its ``config.json`` with the epoch and validation of ``best.pt``)."""
     from .nn.denoise import ForceNet
+    from .train.checkpoints import load_checkpoint
 
     folder = Path(run)
     cfg_path, best = folder / "config.json", folder / "best.pt"
@@ -39,7 +38,7 @@ def load_force_net(run: str | os.PathLike):
     net = ForceNet(
         len(cfg["type_names"]), cfg["r_max"], cfg["channels"], cfg["n_rbf"], cfg["blocks"]
     )
-    ckpt = torch.load(best, weights_only=True)
+    ckpt = load_checkpoint(best)
     net.load_state_dict(ckpt["model"])
     meta = dict(cfg, epoch=int(ckpt["epoch"]), valid_r2=float(ckpt["valid"]["pooled"]))
     return net.eval(), meta

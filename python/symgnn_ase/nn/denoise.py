@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import BarrierModel, OptTensor
-from .schnet import CFConv, ShiftedSoftplus
+from .schnet import CFConv, ShiftedSoftplus, species_basis
 
 __all__ = ["ForceNet", "Denoised", "DenoisedEnsemble"]
 
@@ -72,16 +72,10 @@ class ForceNet(nn.Module):
         )
 
     def edge_state(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor:
-        """``[E, S * n_rbf + 1]``: the sender-species Gaussian basis and the cutoff."""
-        r = torch.linalg.vector_norm(edge_vec, dim=-1)
-        gauss = torch.exp(-self.gamma * (r.unsqueeze(1) - self.centers) ** 2)
-        block = nn.functional.one_hot(species.index_select(0, edge_index[0]), self.n_species)
-        basis = (block.to(gauss.dtype).unsqueeze(2) * gauss.unsqueeze(1)).reshape(
-            -1, self.n_species * self.n_rbf
+        """``[E, S * n_rbf + 1]``: the sender-species Gaussian basis and the cutoff (SchNet's)."""
+        return species_basis(
+            species, edge_index, edge_vec, self.centers, self.gamma, self.n_species, self.r_max
         )
-        x = (r / self.r_max).clamp(max=1.0)
-        cut = 0.5 * (torch.cos(math.pi * x) + 1.0)
-        return torch.cat([basis, cut.unsqueeze(1)], dim=1)
 
     def block(self, k: int, h: Tensor, e: Tensor, edge_index: Tensor) -> Tensor:
         for i, mod in enumerate(self.blocks):

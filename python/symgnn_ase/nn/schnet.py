@@ -28,12 +28,35 @@ from torch import Tensor, nn
 from .base import BarrierModel, OptTensor, add_label_scale
 from .config import ModelConfig
 
-__all__ = ["SchNet", "CFConv", "shifted_softplus"]
+__all__ = ["SchNet", "CFConv", "shifted_softplus", "species_basis"]
 
 
 def shifted_softplus(x: Tensor) -> Tensor:
     """softplus(x) - log 2 (zero at zero)."""
     return torch.nn.functional.softplus(x) - 0.6931471805599453  # log 2
+
+
+def species_basis(
+    species: Tensor,
+    edge_index: Tensor,
+    edge_vec: Tensor,
+    centers: Tensor,
+    gamma: float,
+    n_species: int,
+    r_max: float,
+) -> Tensor:
+    """``[E, n_species * n_rbf + 1]``: Gaussians of each edge's length at ``centers`` in the
+    block of the sender's species (zero elsewhere), then the cosine cutoff at ``r_max``."""
+    r = torch.linalg.vector_norm(edge_vec, dim=-1)
+    gauss = torch.exp(-gamma * (r.unsqueeze(1) - centers) ** 2)
+    # the sender's species picks the block of the basis that holds the Gaussians
+    block = torch.nn.functional.one_hot(species.index_select(0, edge_index[0]), n_species)
+    basis = (block.to(gauss.dtype).unsqueeze(2) * gauss.unsqueeze(1)).reshape(
+        -1, n_species * centers.shape[0]
+    )
+    x = (r / r_max).clamp(max=1.0)
+    cut = 0.5 * (torch.cos(math.pi * x) + 1.0)
+    return torch.cat([basis, cut.unsqueeze(1)], dim=1)
 
 
 class ShiftedSoftplus(nn.Module):
@@ -107,13 +130,7 @@ class SchNet(BarrierModel):
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
         h = self.embedding(species)
-        r = torch.linalg.vector_norm(edge_vec, dim=-1)
-        gauss = torch.exp(-self.gamma * (r.unsqueeze(1) - self.centers) ** 2)
-        # the sender's species picks the block of the basis that holds the Gaussians
-        block = torch.nn.functional.one_hot(species.index_select(0, edge_index[0]), self.n_species)
-        basis = (block.to(gauss.dtype).unsqueeze(2) * gauss.unsqueeze(1)).reshape(
-            -1, self.n_species * self.n_rbf
+        e = species_basis(
+            species, edge_index, edge_vec, self.centers, self.gamma, self.n_species, self.r_max
         )
-        x = (r / self.r_max).clamp(max=1.0)
-        cut = 0.5 * (torch.cos(math.pi * x) + 1.0)
-        return h, torch.cat([basis, cut.unsqueeze(1)], dim=1)
+        return h, e
