@@ -4,6 +4,8 @@ invariance), never moves the user's atoms, and refuses what does not fit."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -123,6 +125,19 @@ def test_bad_input_is_named(parts, tmp_path):
         build_denoised(parts["single"], other, alpha=0.1)
     with pytest.raises(ValueError, match="alpha .* got -0.1"):
         build_denoised(parts["single"], parts["net"], alpha=-0.1)
+    with pytest.raises(ValueError, match=r"max_step \(Å\) must be a finite number > 0, got 0.0"):
+        build_denoised(parts["single"], parts["net"], alpha=0.1, max_step=0.0)
+    swapped = make_tiny_force_net(tmp_path / "swapped")
+    cfg = json.loads((swapped / "config.json").read_text())
+    cfg["type_names"] = ["Zr", "Cu"]
+    (swapped / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(
+        ValueError, match=r"species \[Zr, Cu\] differ from the base model's \[Cu, Zr\]"
+    ):
+        build_denoised(parts["single"], swapped, alpha=0.1)
+    (swapped / "best.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="best.pt is not a symgnn training checkpoint"):
+        load_force_net(swapped)
     with pytest.raises(ValueError, match="n_steps must be >= 1, got 0"):
         build_denoised(parts["single"], parts["net"], alpha=0.1, n_steps=0)
     # the output may not be the base model itself
