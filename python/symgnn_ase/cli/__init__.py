@@ -20,6 +20,7 @@ _COMMANDS = {
     "export": ".export",
     "ensemble": ".ensemble",
     "denoise": ".denoise",
+    "smooth": ".smooth",
     "predict": ".predict",
     "explain": ".explain",
     "doctor": ".doctor",

@@ -1,0 +1,199 @@
+"""Spatial smoothing of a barrier model's per-atom predictions (``symgnn smooth``).
+
+The barrier is a smooth field in space: neighbouring atoms have correlated barriers, and a
+model's error is partly noise from atom to atom. Averaging each atom's prediction with its
+neighbours', weighted by distance,
+
+    s_i = (p_i + sum_j w(r_ij) p_j) / (1 + sum_j w(r_ij)),
+    w(r) = exp(-r / L) f_c(r),
+
+with ``f_c`` a cutoff that goes smoothly to 0 at ``r_cut`` (the model's ``r_max``), raises the
+validation Pearson of every model tried (``MODEL_CARD.md``). :class:`Smoothed` does it inside
+the model file, behind any barrier model (ensembles and the denoised default included), so
+the calculator and the LAMMPS compute run it unchanged.
+
+Export contract (``docs/contracts.md``): the node state is ``[base state (F_b) | predictions
+(K)]`` (K = 1 for one model, the members for an ensemble) and the edge state ``[r_ij (1) |
+base edge state]``, ``r_ij`` the lengths of the input ``edge_vec``. The base's layers run on
+their slices; one more layer writes each atom's prediction(s) into the node state (ghost atoms
+get theirs from their owners in the exchange that follows), and a last one replaces them by
+the smoothed values, for the receivers. ``readout`` is their mean; an ensemble's
+``readout_std`` is the mean and the sample standard deviation of the smoothed members (times
+the base's ``std_scale``). The weights depend on distances only: an exactly invariant base
+stays exactly invariant. The pairs are those of the input's neighbor list.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .base import BarrierModel, OptTensor
+
+__all__ = ["CUTOFFS", "Smoothed", "SmoothedEnsemble", "smoothing_weight"]
+
+#: the cutoff forms ``f_c`` of the weight (both 1 at r = 0 and 0 from r_cut on, with a zero
+#: first derivative there): ``cosine`` 0.5 (cos(pi r / r_cut) + 1); ``polynomial``
+#: 1 - 10 x^3 + 15 x^4 - 6 x^5 with x = r / r_cut (zero second derivative too)
+CUTOFFS = ("cosine", "polynomial")
+
+
+def smoothing_weight(r: Tensor, length: Tensor, r_cut: Tensor, polynomial: bool) -> Tensor:
+    """``exp(-r / length) f_c(r)``, 0 from ``r_cut`` on (see :data:`CUTOFFS`)."""
+    x = torch.clamp(r / r_cut, max=1.0)
+    if polynomial:
+        fc = 1.0 - x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
+    else:
+        fc = 0.5 * (torch.cos(math.pi * x) + 1.0)
+    return torch.exp(-r / length) * fc * (r < r_cut).to(r.dtype)
+
+
+def check_length(length: float) -> None:
+    """A ValueError naming the value when ``length`` is not a finite number > 0."""
+    try:
+        ok = math.isfinite(float(length)) and float(length) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"smoothing length L (Å) must be a finite number > 0, got {length}")
+
+
+class Smoothed(BarrierModel):
+    """A barrier model whose per-atom predictions are averaged over their neighbours (see the
+    module doc).
+
+    ``base`` is any module with the contract's ``embed``/``interact``/``readout`` (an exported
+    model, a denoised model, ...); ``base_layers`` and ``base_dim`` are its ``n_layers`` and
+    ``feature_dim``; ``r_cut`` the cutoff of the weight (the model's ``r_max``).
+    """
+
+    base_dim: int
+    base_layers: int
+    n_out: int
+    polynomial: bool
+
+    def __init__(
+        self,
+        base: nn.Module,
+        base_layers: int,
+        base_dim: int,
+        length: float,
+        r_cut: float,
+        cutoff: str = "cosine",
+        n_out: int = 1,
+    ) -> None:
+        check_length(length)
+        if not (math.isfinite(r_cut) and r_cut > 0):
+            raise ValueError(
+                f"smoothing cutoff radius (Å) must be a finite number > 0, got {r_cut}"
+            )
+        if cutoff not in CUTOFFS:
+            raise ValueError(f"smoothing cutoff form must be one of {CUTOFFS}, got {cutoff!r}")
+        super().__init__("smoothed", int(base_layers) + 2, int(base_dim) + int(n_out))
+        self.base = base
+        self.base_dim = int(base_dim)
+        self.base_layers = int(base_layers)
+        self.n_out = int(n_out)
+        self.polynomial = cutoff == "polynomial"
+        dtype = next(iter(base.parameters())).dtype
+        self.register_buffer("length", torch.tensor(float(length), dtype=dtype))
+        self.register_buffer("r_cut", torch.tensor(float(r_cut), dtype=dtype))
+
+    def _predictions(self, hb: Tensor) -> Tensor:
+        """``[N, n_out]``: the base's prediction(s) from its final node state."""
+        return self.base.readout(hb).unsqueeze(1)
+
+    @torch.jit.export
+    def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        hb, eb = self.base.embed(species, edge_index, edge_vec)
+        dtype = self.length.dtype
+        r = torch.linalg.vector_norm(edge_vec.to(dtype), dim=1, keepdim=True)
+        p = torch.zeros(hb.shape[0], self.n_out, dtype=hb.dtype, device=hb.device)
+        return torch.cat([hb, p], 1), torch.cat([r.to(eb.dtype), eb], 1)
+
+    @torch.jit.export
+    def interact(
+        self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
+    ) -> tuple[Tensor, Tensor]:
+        bd = self.base_dim
+        if layer < self.base_layers:
+            hb, eb = self.base.interact(layer, h[:, :bd], e[:, 1:], edge_index, edge_weight)
+            return torch.cat([hb, h[:, bd:]], 1), torch.cat([e[:, :1], eb], 1)
+        if layer == self.base_layers:  # the predictions, for the ghost exchange that follows
+            p = self._predictions(h[:, :bd]).to(h.dtype)
+            return torch.cat([h[:, :bd], p], 1), e
+        w = smoothing_weight(e[:, 0], self.length, self.r_cut, self.polynomial)
+        if edge_weight is not None:
+            w = w * edge_weight.to(w.dtype)
+        src = edge_index[0]
+        dst = edge_index[1]
+        p = h[:, bd:].to(w.dtype)
+        num = p.index_add(0, dst, w.unsqueeze(1) * p.index_select(0, src))
+        den = torch.ones(p.shape[0], dtype=w.dtype, device=w.device).index_add_(0, dst, w)
+        s = num / den.unsqueeze(1)
+        return torch.cat([h[:, :bd], s.to(h.dtype)], 1), e
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        return h[:, self.base_dim :].mean(1)
+
+
+class SmoothedEnsemble(Smoothed):
+    """:class:`Smoothed` over an ensemble: every member smoothed, and the ensemble methods of
+    the contract over the smoothed members."""
+
+    ensemble_size: int
+
+    def __init__(
+        self,
+        base: nn.Module,
+        base_layers: int,
+        base_dim: int,
+        length: float,
+        r_cut: float,
+        cutoff: str = "cosine",
+        *,
+        ensemble_size: int,
+        std_scale: float = 1.0,
+    ) -> None:
+        """:class:`Smoothed`'s arguments, the base ensemble's ``ensemble_size`` and its
+        ``std_scale``."""
+        if ensemble_size < 2:
+            raise ValueError(f"an ensemble has at least 2 members, got {ensemble_size}")
+        if not (math.isfinite(std_scale) and std_scale > 0):
+            raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
+        super().__init__(base, base_layers, base_dim, length, r_cut, cutoff, n_out=ensemble_size)
+        self.ensemble_size = int(ensemble_size)
+        self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=self.length.dtype))
+
+    def _predictions(self, hb: Tensor) -> Tensor:
+        return self.base.readout_members(hb).t()
+
+    def _final_state(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor
+    ) -> Tensor:
+        h, e = self.embed(species, edge_index, edge_vec)
+        for layer in range(self.n_layers):
+            h, e = self.interact(layer, h, e, edge_index, edge_weight)
+        return h
+
+    @torch.jit.export
+    def readout_members(self, h: Tensor) -> Tensor:
+        return h[:, self.base_dim :].t()
+
+    @torch.jit.export
+    def readout_std(self, h: Tensor) -> Tensor:
+        y = self.readout_members(h)
+        return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
+
+    @torch.jit.export
+    def forward_members(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        return self.readout_members(self._final_state(species, edge_index, edge_vec, edge_weight))
+
+    @torch.jit.export
+    def forward_std(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        return self.readout_std(self._final_state(species, edge_index, edge_vec, edge_weight))

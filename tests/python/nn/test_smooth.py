@@ -1,0 +1,182 @@
+"""Spatial smoothing (``symgnn smooth``, ``symgnn_ase.nn.smooth``): the exported file gives the
+formula's numbers behind any model file (single, ensemble with its std, denoised), stays
+exactly invariant, is continuous when atoms cross the cutoff, and refuses a bad length."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ase.neighborlist import neighbor_list
+
+from symgnn_ase import SymGNNCalculator
+from symgnn_ase.calculator import BARRIER_STD, BARRIERS
+from symgnn_ase.cli import main
+from symgnn_ase.data.graph import graph_from_atoms
+from symgnn_ase.denoise import export_denoised
+from symgnn_ase.ensemble import export_ensemble
+from symgnn_ase.export import load_model
+from symgnn_ase.nn.smooth import smoothing_weight
+from symgnn_ase.smooth import build_smoothed, export_smoothed
+from symgnn_ase.testing import (
+    make_tiny_force_net,
+    make_tiny_members,
+    make_tiny_model,
+    random_glass,
+)
+
+STD_SCALE = 1.7
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("smooth")
+    single = folder / "length.pt"
+    make_tiny_model(single, kind="length", seed=5)
+    ens = folder / "ens.pt"
+    kinds = ("length", "equivariant", "schnet")  # exactly invariant kinds
+    export_ensemble(make_tiny_members(folder / "members", kinds, seed=50), ens, STD_SCALE)
+    dn = folder / "dn.pt"
+    export_denoised(ens, make_tiny_force_net(folder / "net", seed=51), dn, alpha=0.2, n_steps=1)
+    return {"single": single, "ensemble": ens, "denoised": dn}
+
+
+def _members(path, atoms):
+    """``[K, N]`` the predictions of a model file (K = 1 for one model)."""
+    loaded = load_model(path)
+    g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names)
+    with torch.no_grad():
+        if loaded.ensemble_size > 1:
+            return loaded.module.forward_members(g.species, g.edge_index, g.edge_vec).numpy()
+        return loaded.module(g.species, g.edge_index, g.edge_vec).numpy()[None]
+
+
+def _reference(p, atoms, length, r_cut, cutoff="cosine"):
+    """The smoothing formula in numpy, on ASE's neighbor list: ``p`` ``[K, N]``."""
+    i, j, d = neighbor_list("ijd", atoms, r_cut)
+    x = np.minimum(d / r_cut, 1.0)
+    if cutoff == "cosine":
+        fc = 0.5 * (np.cos(np.pi * x) + 1.0)
+    else:
+        fc = 1.0 - 10.0 * x**3 + 15.0 * x**4 - 6.0 * x**5
+    w = np.exp(-d / length) * fc
+    n = len(atoms)
+    p = np.asarray(p, dtype=np.float64)
+    num = p + np.stack([np.bincount(i, w * row[j], n) for row in p])
+    return num / (1.0 + np.bincount(i, w, n))
+
+
+@pytest.mark.parametrize("cutoff", ["cosine", "polynomial"])
+def test_single_model_gives_the_formula(parts, tmp_path, cutoff):
+    atoms = random_glass(120, seed=1)
+    out = export_smoothed(parts["single"], tmp_path / "s.pt", 1.3, cutoff)
+    loaded = load_model(out)
+    assert loaded.info["kind"] == "smoothed" and loaded.ensemble_size == 1
+    assert loaded.info["smooth"] == {
+        "length": 1.3,
+        "cutoff": cutoff,
+        "r_cut": loaded.r_max,
+        "weight": "exp(-r/length) * cutoff(r), 0 from r_cut on; self weight 1",
+    }
+    assert loaded.n_layers == load_model(parts["single"]).n_layers + 2
+    p = _members(parts["single"], atoms)
+    ref = _reference(p, atoms, 1.3, loaded.r_max, cutoff)[0]
+    got = SymGNNCalculator(str(out)).get_property(BARRIERS, atoms)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    # it does smooth: the spread shrinks, and differs from the unsmoothed predictions
+    assert got.std() < 0.9 * p[0].std()
+    assert np.abs(got - p[0]).max() > 1e-3
+
+
+@pytest.mark.parametrize("base", ["ensemble", "denoised"])
+def test_ensemble_members_mean_and_std_rows(parts, tmp_path, base):
+    atoms = random_glass(110, seed=2)
+    out = tmp_path / "s.pt"
+    assert main(["smooth", str(parts[base]), "--length", "0.8", "-o", str(out)]) == 0
+    loaded = load_model(out)
+    assert loaded.ensemble_size == 3 and loaded.info["ensemble_size"] == 3
+    assert loaded.info["std_scale"] == pytest.approx(STD_SCALE)
+    assert loaded.info["base"]["info"]["kind"] == load_model(parts[base]).info["kind"]
+    ref = _reference(_members(parts[base], atoms), atoms, 0.8, loaded.r_max)
+    np.testing.assert_allclose(_members(out, atoms), ref, atol=1e-5)
+    g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names)
+    with torch.no_grad():
+        rows = loaded.module.forward_std(g.species, g.edge_index, g.edge_vec).numpy()
+        mean = loaded.module(g.species, g.edge_index, g.edge_vec).numpy()
+    np.testing.assert_allclose(rows[0], ref.mean(0), atol=1e-5)
+    np.testing.assert_allclose(rows[1], ref.std(0, ddof=1) * STD_SCALE, atol=1e-5)
+    np.testing.assert_allclose(mean, rows[0], atol=1e-6)
+    calc = SymGNNCalculator(str(out))
+    np.testing.assert_allclose(calc.get_property(BARRIERS, atoms), rows[0], atol=1e-6)
+    np.testing.assert_allclose(calc.get_property(BARRIER_STD, atoms), rows[1], atol=1e-6)
+
+
+def test_exactly_invariant_under_rotation_and_reflection(parts):
+    atoms = random_glass(150, seed=3)
+    model, loaded = build_smoothed(parts["denoised"], 1.5)
+
+    def predict(a):
+        g = graph_from_atoms(a, loaded.r_max, loaded.type_names)
+        with torch.no_grad():
+            return model(g.species, g.edge_index, g.edge_vec).numpy()
+
+    ref = predict(atoms)
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    for rot in (q, q @ np.diag([1.0, 1.0, -1.0])):
+        moved = atoms.copy()
+        moved.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
+        moved.positions = atoms.positions @ rot.T
+        np.testing.assert_allclose(predict(moved), ref, atol=2e-5)
+
+
+def test_weight_reaches_zero_smoothly_at_the_cutoff():
+    r = torch.tensor([0.0, 2.5, 4.999, 5.0, 5.5], dtype=torch.float64)
+    length, r_cut = torch.tensor(1.5, dtype=torch.float64), torch.tensor(5.0, dtype=torch.float64)
+    for poly in (False, True):
+        w = smoothing_weight(r, length, r_cut, poly).numpy()
+        assert w[0] == 1.0  # the atom's own weight
+        assert 0 < w[1] < math.exp(-2.5 / 1.5)
+        assert w[2] < 1e-6 and w[3] == 0.0 and w[4] == 0.0
+
+
+def test_continuous_when_a_neighbour_crosses_the_cutoff(parts, tmp_path):
+    """Two atoms pulled apart through r_max: the smoothed prediction of one changes by no more
+    than the base's does plus the weight's tiny tail."""
+    from ase import Atoms
+
+    out = export_smoothed(parts["single"], tmp_path / "s.pt", 1.5)
+    calc = SymGNNCalculator(str(out))
+    r_max = load_model(out).r_max
+    vals = []
+    for d in (r_max - 1e-3, r_max + 1e-3):
+        atoms = Atoms("CuZr", positions=[[0, 0, 0], [d, 0, 0]], cell=[30, 30, 30], pbc=True)
+        vals.append(calc.get_property(BARRIERS, atoms))
+    base = SymGNNCalculator(str(parts["single"]))
+    jumps = []
+    for d in (r_max - 1e-3, r_max + 1e-3):
+        atoms = Atoms("CuZr", positions=[[0, 0, 0], [d, 0, 0]], cell=[30, 30, 30], pbc=True)
+        jumps.append(base.get_property(BARRIERS, atoms))
+    base_jump = np.abs(jumps[1] - jumps[0]).max()
+    assert np.abs(vals[1] - vals[0]).max() <= base_jump + 1e-5
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_length_is_named(parts, tmp_path, bad, capsys):
+    with pytest.raises(
+        ValueError, match=rf"smoothing length L \(Å\) must be a finite number > 0, got {bad}"
+    ):
+        export_smoothed(parts["single"], tmp_path / "x.pt", bad)
+    assert not (tmp_path / "x.pt").exists()
+    rc = main(["smooth", str(parts["single"]), "--length", str(bad), "-o", str(tmp_path / "y.pt")])
+    assert rc == 2
+    assert f"must be a finite number > 0, got {bad}" in capsys.readouterr().err
+
+
+def test_bad_cutoff_and_output_are_refused(parts):
+    with pytest.raises(ValueError, match="cutoff form must be one of .* got 'gauss'"):
+        build_smoothed(parts["single"], 1.0, cutoff="gauss")
+    with pytest.raises(ValueError):  # the output may not be the base model itself
+        export_smoothed(parts["single"], parts["single"], 1.0)
