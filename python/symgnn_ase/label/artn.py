@@ -344,11 +344,12 @@ class Search:
             lam, v_new = self.lanczos(x, f, v)
             v = v_new if float(v_new @ v) >= 0.0 else -v_new
             logger.debug(
-                "activation %d: E-E0 %.4f lambda %.3f |F| %.3f",
+                "activation %d: E-E0 %.4f lambda %.3f |F| %.3f F.v %.3f",
                 step,
                 energy - e0,
                 lam,
                 np.linalg.norm(f),
+                float(f @ v),
             )
         raise SearchFailed(
             f"|F| = {np.linalg.norm(f):.3f} eV/Å after {cfg.activation_max_steps} activation steps"
