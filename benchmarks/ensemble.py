@@ -162,9 +162,16 @@ def main() -> None:
     ens = load_model(args.ensemble)
     assert ens.is_ensemble, f"{args.ensemble} is not an ensemble file"
     k = ens.ensemble_size
-    # a denoised ensemble (`symgnn denoise`) costs more than its K members: no ideal ratio
-    what = f"ensemble of {k}" + (" + denoiser" if ens.info.get("kind") == "denoised" else "")
-    ideal = "" if ens.info.get("kind") == "denoised" else f" (ideal {k})"
+    # a denoised or smoothed ensemble (`symgnn denoise`, `symgnn smooth`) costs more than its K
+    # members: no ideal ratio
+    wrappers = {"denoised": " + denoiser", "smoothed": " + smoothing"}
+    what, info = f"ensemble of {k}", ens.info
+    extras = []
+    while info.get("kind") in wrappers:
+        extras.insert(0, wrappers[info["kind"]])
+        info = info.get("base", {}).get("info", {})
+    what += "".join(extras)
+    ideal = "" if extras else f" (ideal {k})"
     g = graph_from_atoms(atoms, ens.r_max, ens.type_names, ens.dtype)
     print(
         f"structure: {len(atoms)} atoms, {g.edge_index.shape[1]} edges; torch threads "

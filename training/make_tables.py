@@ -68,8 +68,8 @@ ENSEMBLES = {
         ["length", "symgnn", "equivariant_noise"],
     ),
     "denoised_md": (
-        "the default, bundled `symgnn_md_dn`: `symgnn_md` behind the thermal denoiser (force "
-        "network `denoiser`, 4 steps of 0.12 Å²/eV × F)",
+        "bundled `symgnn_md_dn` (inside the default): `symgnn_md` behind the thermal denoiser "
+        "(force network `denoiser`, 4 steps of 0.12 Å²/eV × F)",
         [
             "length",
             "equivariant_noise",
@@ -79,6 +79,19 @@ ENSEMBLES = {
             "denoiser",
         ],
         "denoised",
+    ),
+    "smoothed_md": (
+        "the default, bundled `symgnn_md_dns`: `symgnn_md_dn` with each member's predictions "
+        "averaged over the neighbours within 5 Å (weight exp(−r / 4 Å) × cosine cutoff)",
+        [
+            "length",
+            "equivariant_noise",
+            "length_md_bn",
+            "length_md_bn_ft",
+            "length_md",
+            "denoiser",
+        ],
+        "smoothed",
     ),
 }
 

@@ -143,10 +143,11 @@ def load_init(init: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
         loaded = load_model(path)
         mcfg = (loaded.info or {}).get("model")
         kind = (loaded.info or {}).get("kind")
-        if kind in ("ensemble", "denoised"):
+        if kind in ("ensemble", "denoised", "smoothed"):
             raise ValueError(
                 f"init: {path} is a model file of kind `{kind}` (several models, or a model behind the "
-                "thermal denoiser), not one model to continue training: give one model, e.g. "
+                "thermal denoiser or the smoothing), not one model to continue training: give one "
+                "model, e.g. "
                 "the bundled `symgnn_length`, or a run folder"
             )
         if not isinstance(mcfg, dict):
