@@ -26,6 +26,7 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -207,8 +208,28 @@ def _executor(workers: int, dask: Any) -> Iterator[cf.Executor]:
             yield pool
     else:
         context = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with cf.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             yield pool
+
+
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """Worker initializer: a daemon thread ends this worker once the driver ``parent`` is gone.
+
+    A worker blocked on the task queue never sees the driver die (it holds the queue's write
+    end itself), so a driver killed alone (``kill PID``, a batch system) would leave its workers
+    behind; its search in flight is lost, and is run again on resume."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="symgnn-exit-with-parent", daemon=True).start()
 
 
 def _schedule(

@@ -161,3 +161,58 @@ def _same_events(a: Path, b: Path) -> bool:
             return [{k: v for k, v in r.items() if k != "cpu_s"} for r in csv.DictReader(fh)]
 
     return rows(a / "events.csv") == rows(b / "events.csv")
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_workers_end_when_the_driver_alone_is_killed(tmp_path, small_glass, fast_config):
+    config = json.dumps(dataclasses.asdict(fast_config))
+    script = _KILLED_RUN.replace("workers=1", "workers=2")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(small_glass), str(tmp_path / "l"), ATOMS, config],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while len(workers) < 2:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the run did not start its 2 worker processes")
+            # the spawn pool's workers; a resource tracker may be among the children too
+            workers = [
+                p
+                for p in _children(proc.pid)
+                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+                and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+            ]
+            time.sleep(0.05)
+        proc.kill()  # the driver alone, not its process group
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "worker processes outlived their driver"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
