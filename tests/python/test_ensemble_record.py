@@ -30,7 +30,9 @@ def _calibration_table(run: Path) -> list[str]:
     return rows
 
 
-@pytest.mark.parametrize("name", ["ensemble_length", "ensemble_kinds", "ensemble_md"])
+@pytest.mark.parametrize(
+    "name", ["ensemble_length", "ensemble_kinds", "ensemble_md", "denoised_md", "smoothed_md"]
+)
 def test_card_shows_the_written_calibration(name: str) -> None:
     card = CARD.read_text()
     rows = _calibration_table(RUNS / name)

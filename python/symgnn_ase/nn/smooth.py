@@ -19,7 +19,10 @@ their slices; one more layer writes each atom's prediction(s) into the node stat
 get theirs from their owners in the exchange that follows), and a last one replaces them by
 the smoothed values, for the receivers. ``readout`` is their mean; an ensemble's
 ``readout_std`` is the mean and the sample standard deviation of the smoothed members (times
-the base's ``std_scale``). The weights depend on distances only: an exactly invariant base
+the base's ``std_scale``). ``forward``, ``forward_members`` and ``forward_std`` (the
+calculator's calls) give the same numbers the short way: the base's own ``forward`` (or
+``forward_members``), then the average with the lengths of ``edge_vec``, without carrying them
+through the base's layers. The weights depend on distances only: an exactly invariant base
 stays exactly invariant. The pairs are those of the input's neighbor list.
 """
 
@@ -103,6 +106,36 @@ class Smoothed(BarrierModel):
         """``[N, n_out]``: the base's prediction(s) from its final node state."""
         return self.base.readout(hb).unsqueeze(1)
 
+    def _base_forward(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor
+    ) -> Tensor:
+        """``[N, n_out]``: the base's prediction(s) from its own ``forward``."""
+        return self.base(species, edge_index, edge_vec, edge_weight).unsqueeze(1)
+
+    def _smooth(self, p: Tensor, r: Tensor, edge_index: Tensor, edge_weight: OptTensor) -> Tensor:
+        """``[N, n_out]`` predictions ``p`` averaged over the edges of lengths ``r``."""
+        w = smoothing_weight(r, self.length, self.r_cut, self.polynomial)
+        if edge_weight is not None:
+            w = w * edge_weight.to(w.dtype)
+        p = p.to(w.dtype)
+        num = p.index_add(0, edge_index[1], w.unsqueeze(1) * p.index_select(0, edge_index[0]))
+        den = torch.ones(p.shape[0], dtype=w.dtype, device=w.device).index_add_(0, edge_index[1], w)
+        return num / den.unsqueeze(1)
+
+    def _smoothed_forward(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor
+    ) -> Tensor:
+        """``[N, n_out]``: the smoothed prediction(s), with the base's own ``forward`` (the same
+        numbers as the layer-by-layer path, without carrying the edge lengths through it)."""
+        p = self._base_forward(species, edge_index, edge_vec, edge_weight)
+        r = torch.linalg.vector_norm(edge_vec.to(self.length.dtype), dim=1)
+        return self._smooth(p, r, edge_index, edge_weight)
+
+    def forward(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        return self._smoothed_forward(species, edge_index, edge_vec, edge_weight).mean(1)
+
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
         hb, eb = self.base.embed(species, edge_index, edge_vec)
@@ -122,15 +155,7 @@ class Smoothed(BarrierModel):
         if layer == self.base_layers:  # the predictions, for the ghost exchange that follows
             p = self._predictions(h[:, :bd]).to(h.dtype)
             return torch.cat([h[:, :bd], p], 1), e
-        w = smoothing_weight(e[:, 0], self.length, self.r_cut, self.polynomial)
-        if edge_weight is not None:
-            w = w * edge_weight.to(w.dtype)
-        src = edge_index[0]
-        dst = edge_index[1]
-        p = h[:, bd:].to(w.dtype)
-        num = p.index_add(0, dst, w.unsqueeze(1) * p.index_select(0, src))
-        den = torch.ones(p.shape[0], dtype=w.dtype, device=w.device).index_add_(0, dst, w)
-        s = num / den.unsqueeze(1)
+        s = self._smooth(h[:, bd:], e[:, 0], edge_index, edge_weight)
         return torch.cat([h[:, :bd], s.to(h.dtype)], 1), e
 
     @torch.jit.export
@@ -169,13 +194,10 @@ class SmoothedEnsemble(Smoothed):
     def _predictions(self, hb: Tensor) -> Tensor:
         return self.base.readout_members(hb).t()
 
-    def _final_state(
+    def _base_forward(
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor
     ) -> Tensor:
-        h, e = self.embed(species, edge_index, edge_vec)
-        for layer in range(self.n_layers):
-            h, e = self.interact(layer, h, e, edge_index, edge_weight)
-        return h
+        return self.base.forward_members(species, edge_index, edge_vec, edge_weight).t()
 
     @torch.jit.export
     def readout_members(self, h: Tensor) -> Tensor:
@@ -190,10 +212,11 @@ class SmoothedEnsemble(Smoothed):
     def forward_members(
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
-        return self.readout_members(self._final_state(species, edge_index, edge_vec, edge_weight))
+        return self._smoothed_forward(species, edge_index, edge_vec, edge_weight).t()
 
     @torch.jit.export
     def forward_std(
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
-        return self.readout_std(self._final_state(species, edge_index, edge_vec, edge_weight))
+        y = self.forward_members(species, edge_index, edge_vec, edge_weight)
+        return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)

@@ -85,6 +85,12 @@ def test_single_model_gives_the_formula(parts, tmp_path, cutoff):
     ref = _reference(p, atoms, 1.3, loaded.r_max, cutoff)[0]
     got = SymGNNCalculator(str(out)).get_property(BARRIERS, atoms)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+    g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names)
+    with torch.no_grad():  # the layer-by-layer path
+        h, e = loaded.module.embed(g.species, g.edge_index, g.edge_vec)
+        for layer in range(loaded.n_layers):
+            h, e = loaded.module.interact(layer, h, e, g.edge_index)
+        np.testing.assert_allclose(loaded.module.readout(h).numpy(), got, atol=1e-6)
     # it does smooth: the spread shrinks, and differs from the unsmoothed predictions
     assert got.std() < 0.9 * p[0].std()
     assert np.abs(got - p[0]).max() > 1e-3
@@ -108,6 +114,13 @@ def test_ensemble_members_mean_and_std_rows(parts, tmp_path, base):
     np.testing.assert_allclose(rows[0], ref.mean(0), atol=1e-5)
     np.testing.assert_allclose(rows[1], ref.std(0, ddof=1) * STD_SCALE, atol=1e-5)
     np.testing.assert_allclose(mean, rows[0], atol=1e-6)
+    # the layer-by-layer path (the LAMMPS compute's) gives the same numbers
+    with torch.no_grad():
+        h, e = loaded.module.embed(g.species, g.edge_index, g.edge_vec)
+        for layer in range(loaded.n_layers):
+            h, e = loaded.module.interact(layer, h, e, g.edge_index)
+        np.testing.assert_allclose(loaded.module.readout_std(h).numpy(), rows, atol=1e-6)
+        np.testing.assert_allclose(loaded.module.readout(h).numpy(), mean, atol=1e-6)
     calc = SymGNNCalculator(str(out))
     np.testing.assert_allclose(calc.get_property(BARRIERS, atoms), rows[0], atol=1e-6)
     np.testing.assert_allclose(calc.get_property(BARRIER_STD, atoms), rows[1], atol=1e-6)
