@@ -54,7 +54,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="searches tried per atom at most (default 25 x K: a few %% are accepted)",
+        help="searches tried per atom at most (default 25 x K: about a quarter are accepted)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of kicks and samples (0)")
     parser.add_argument(

@@ -59,8 +59,8 @@ class LabelConfig:
     searches: int = 10
     """Accepted events wanted per atom; the label is the mean activation energy over them."""
     max_attempts: int | None = None
-    """Searches tried per atom at most (None: ``25 * searches``: a few to 15 % of the
-    searches are accepted, docs/labels.md); an atom that reaches it keeps
+    """Searches tried per atom at most (None: ``25 * searches``: about a quarter of the
+    searches are accepted on train0, docs/labels.md); an atom that reaches it keeps
     the mean of the events it has (or NaN with none)."""
     seed: int = 0
     """Search k of atom i draws its kick from ``numpy.random.SeedSequence([seed, i, k])``."""
