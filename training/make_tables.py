@@ -50,6 +50,16 @@ TABLE1 = {
     "schnet": ("SchNet-style continuous-filter network", "schnet", 0.7588),
     "ridge": ("coarse-grained descriptor + ridge", "ridge", None),
 }
+# the runs inside the bundled `symgnn_md_dn` and `symgnn_md_dns`: `symgnn_md`'s members and the
+# force network
+MD_DENOISED_RUNS = (
+    "length",
+    "equivariant_noise",
+    "length_md_bn",
+    "length_md_bn_ft",
+    "length_md",
+    "denoiser",
+)
 # Table 1's ensembles (`symgnn ensemble`): file training/runs/<name>/ensemble.pt, its member runs,
 # validation JSON training/results/<name>_valid.json; forward time from
 # training/results/<name>_cost.json (`benchmarks/ensemble.py --cpu-time --json`)
@@ -70,27 +80,13 @@ ENSEMBLES = {
     "denoised_md": (
         "bundled `symgnn_md_dn` (inside the default): `symgnn_md` behind the thermal denoiser "
         "(force network `denoiser`, 4 steps of 0.12 Å²/eV × F)",
-        [
-            "length",
-            "equivariant_noise",
-            "length_md_bn",
-            "length_md_bn_ft",
-            "length_md",
-            "denoiser",
-        ],
+        MD_DENOISED_RUNS,
         "denoised",
     ),
     "smoothed_md": (
         "the default, bundled `symgnn_md_dns`: `symgnn_md_dn` with each member's predictions "
         "averaged over the neighbours within 5 Å (weight exp(−r / 4 Å) × cosine cutoff)",
-        [
-            "length",
-            "equivariant_noise",
-            "length_md_bn",
-            "length_md_bn_ft",
-            "length_md",
-            "denoiser",
-        ],
+        MD_DENOISED_RUNS,
         "smoothed",
     ),
 }

@@ -85,9 +85,7 @@ def export_denoised(
     max_step: float = 0.3,
 ) -> Path:
     """Write ``base`` behind the denoiser of ``force_net`` to ``output``."""
-    from .data.io import file_sha256
-    from .export import export_model
-    from .format import ENSEMBLE_SIZE_KEY
+    from .export import export_wrapper
     from .outputs import check_output
 
     check_output(output, [base], what="denoised model output")
@@ -100,25 +98,7 @@ def export_denoised(
             "max_step": float(max_step),
             "force_net": meta,
         },
-        "base": {
-            "source": os.path.basename(os.path.normpath(str(base))),
-            "sha256": file_sha256(loaded.path),
-            "info": {k: v for k, v in loaded.info.items() if k != "date"},
-        },
-        "n_parameters": sum(p.numel() for p in model.parameters()),
     }
-    metadata = {}
-    if loaded.ensemble_size > 1:
-        info["ensemble_size"] = loaded.ensemble_size
-        metadata[ENSEMBLE_SIZE_KEY] = str(loaded.ensemble_size)
-    path = export_model(
-        model,
-        output,
-        loaded.type_names,
-        loaded.r_max,
-        info=info,
-        inputs=[loaded.path],
-        metadata=metadata,
-    )
+    path = export_wrapper(model, output, base, loaded, info)
     logger.info("exported %s behind the thermal denoiser to %s", base, path)
     return path

@@ -40,7 +40,7 @@ from .outputs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoadedModel", "export_model", "load_model", "torchscript_allowed"]
+__all__ = ["LoadedModel", "export_model", "export_wrapper", "load_model", "torchscript_allowed"]
 
 
 @dataclass
@@ -137,6 +137,45 @@ def export_model(
         torch.jit.save(scripted, str(tmp), _extra_files=meta)
     logger.info("exported %s model to %s", getattr(model, "kind", "?"), path)
     return path
+
+
+def export_wrapper(
+    model: nn.Module,
+    output: str | os.PathLike,
+    base: str | os.PathLike,
+    loaded: LoadedModel,
+    info: dict[str, Any],
+    ensemble_info: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``, a wrapper around the loaded ``base`` model (denoised, smoothed), with
+    ``info`` (its kind and parameters) plus ``base`` (the base's file name, sha256 and info
+    without its date) and ``n_parameters``; an ensemble base adds ``ensemble_size``, then
+    ``ensemble_info``, to the info and the ``ensemble_size`` metadata."""
+    from .data.io import file_sha256
+
+    info = {
+        **info,
+        "base": {
+            "source": os.path.basename(os.path.normpath(str(base))),
+            "sha256": file_sha256(loaded.path),
+            "info": {k: v for k, v in loaded.info.items() if k != "date"},
+        },
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+    }
+    metadata = {}
+    if loaded.ensemble_size > 1:
+        info["ensemble_size"] = loaded.ensemble_size
+        info.update(ensemble_info or {})
+        metadata[ENSEMBLE_SIZE_KEY] = str(loaded.ensemble_size)
+    return export_model(
+        model,
+        output,
+        loaded.type_names,
+        loaded.r_max,
+        info=info,
+        inputs=[loaded.path],
+        metadata=metadata,
+    )
 
 
 def load_model(

@@ -58,9 +58,7 @@ def export_smoothed(
     cutoff: str = "cosine",
 ) -> Path:
     """Write ``base`` with its predictions smoothed over length ``length`` (Å) to ``output``."""
-    from .data.io import file_sha256
-    from .export import export_model
-    from .format import ENSEMBLE_SIZE_KEY
+    from .export import export_wrapper
     from .nn.smooth import check_length
     from .outputs import check_output
 
@@ -75,27 +73,13 @@ def export_smoothed(
             "r_cut": float(loaded.r_max),
             "weight": "exp(-r/length) * cutoff(r), 0 from r_cut on; self weight 1",
         },
-        "base": {
-            "source": os.path.basename(os.path.normpath(str(base))),
-            "sha256": file_sha256(loaded.path),
-            "info": {k: v for k, v in loaded.info.items() if k != "date"},
-        },
-        "n_parameters": sum(p.numel() for p in model.parameters()),
     }
-    metadata = {}
-    if loaded.ensemble_size > 1:
-        info["ensemble_size"] = loaded.ensemble_size
-        info["std"] = "sample standard deviation over the smoothed members (K - 1), times std_scale"
-        info["std_scale"] = float(model.std_scale)
-        metadata[ENSEMBLE_SIZE_KEY] = str(loaded.ensemble_size)
-    path = export_model(
-        model,
-        output,
-        loaded.type_names,
-        loaded.r_max,
-        info=info,
-        inputs=[loaded.path],
-        metadata=metadata,
-    )
+    ensemble_info = None
+    if loaded.ensemble_size > 1:  # the std of the smoothed members
+        ensemble_info = {
+            "std": "sample standard deviation over the smoothed members (K - 1), times std_scale",
+            "std_scale": float(model.std_scale),
+        }
+    path = export_wrapper(model, output, base, loaded, info, ensemble_info)
     logger.info("exported %s smoothed over L = %g Å to %s", base, length, path)
     return path

@@ -248,3 +248,64 @@ read_data {data}
 neighbor 1.0 bin
 neigh_modify every 1 delay 0 check yes
 """
+
+
+def tiny_ensemble(folder: Path, seed: int) -> Path:
+    """``folder/ens.pt``: the ensemble of a tiny ``length`` and a tiny ``equivariant`` model
+    (seeds ``seed``, ``seed + 1``) written to ``folder``."""
+    from symgnn_ase.ensemble import export_ensemble
+    from symgnn_ase.testing import make_tiny_members
+
+    ens = folder / "ens.pt"
+    export_ensemble(make_tiny_members(folder, ("length", "equivariant"), seed=seed), ens)
+    return ens
+
+
+STD_TOL_RANKS = 1e-6  # eV: 1 rank vs N ranks
+STD_TOL_ASE = 1e-5  # eV: LAMMPS vs the ASE calculator
+
+
+def check_std_ranks_and_ase(
+    lammps: Lammps,
+    model: Path,
+    folder: Path,
+    seed: int,
+    tol_ranks: float = STD_TOL_RANKS,
+    tol_ase: float = STD_TOL_ASE,
+) -> None:
+    """``compute symgnn <model> Cu Zr std yes`` on a tilted glass (``glass`` of ``seed``), on 1
+    and 2 MPI ranks in ``folder``: 1 rank gives the ASE calculator's mean and std within
+    ``tol_ase``, 2 ranks give 1 rank's within ``tol_ranks`` (eV); the differences are printed."""
+    from ase import Atoms
+
+    from symgnn_ase.calculator import BARRIER_STD, BARRIERS, SymGNNCalculator
+
+    positions, types, cell = glass(300, seed=seed, tilt=(1.1, -0.5, 0.3))
+    cols = {}
+    for nprocs in (1, 2):
+        run_dir = folder / f"np{nprocs}"
+        run_dir.mkdir()
+        write_data(run_dir / "glass.data", positions, types, cell)
+        text = input_header("glass.data")
+        text += f"compute b all symgnn {model} Cu Zr std yes\n"
+        text += "dump d all custom 1 dump.txt id type x y z c_b[1] c_b[2]\n"
+        text += "dump_modify d format float %.17g sort id\nrun 0\n"
+        lammps.run(text, run_dir, np=nprocs).check()
+        cols[nprocs] = read_dump(run_dir / "dump.txt")[0]
+    frame = cols[1]
+    c = frame.columns
+    atoms = Atoms(
+        symbols=["Cu" if t == 1 else "Zr" for t in c["type"]],
+        positions=np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin,
+        cell=frame.cell,
+        pbc=True,
+    )
+    calc = SymGNNCalculator(str(model))
+    mean, std = calc.get_property(BARRIERS, atoms), calc.get_property(BARRIER_STD, atoms)
+    err = max(np.abs(c["c_b[1]"] - mean).max(), np.abs(c["c_b[2]"] - std).max())
+    print(f"1 rank vs ASE: {err:.3g} eV")
+    assert err <= tol_ase
+    for name in ("c_b[1]", "c_b[2]"):
+        diff = np.abs(cols[2].columns[name] - c[name]).max()
+        print(f"2 ranks vs 1: {name} {diff:.3g} eV")
+        assert diff <= tol_ranks

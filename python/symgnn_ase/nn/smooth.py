@@ -27,6 +27,7 @@ stays exactly invariant. The pairs are those of the input's neighbor list.
 """
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -170,24 +171,15 @@ class SmoothedEnsemble(Smoothed):
     ensemble_size: int
 
     def __init__(
-        self,
-        base: nn.Module,
-        base_layers: int,
-        base_dim: int,
-        length: float,
-        r_cut: float,
-        cutoff: str = "cosine",
-        *,
-        ensemble_size: int,
-        std_scale: float = 1.0,
+        self, *args: Any, ensemble_size: int, std_scale: float = 1.0, **kwargs: Any
     ) -> None:
-        """:class:`Smoothed`'s arguments, the base ensemble's ``ensemble_size`` and its
-        ``std_scale``."""
+        """:class:`Smoothed`'s arguments but ``n_out``, the base ensemble's ``ensemble_size``
+        and its ``std_scale``."""
         if ensemble_size < 2:
             raise ValueError(f"an ensemble has at least 2 members, got {ensemble_size}")
         if not (math.isfinite(std_scale) and std_scale > 0):
             raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
-        super().__init__(base, base_layers, base_dim, length, r_cut, cutoff, n_out=ensemble_size)
+        super().__init__(*args, n_out=ensemble_size, **kwargs)
         self.ensemble_size = int(ensemble_size)
         self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=self.length.dtype))
 

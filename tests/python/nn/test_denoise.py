@@ -15,24 +15,16 @@ from symgnn_ase.calculator import BARRIER_STD, BARRIERS
 from symgnn_ase.cli import main
 from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.denoise import build_denoised, export_denoised, load_force_net
-from symgnn_ase.ensemble import export_ensemble
 from symgnn_ase.export import load_model
-from symgnn_ase.testing import (
-    make_tiny_force_net,
-    make_tiny_members,
-    make_tiny_model,
-    random_glass,
-)
+from symgnn_ase.testing import make_tiny_force_net, random_glass
+
+from .helpers import assert_rotation_and_reflection_invariant, single_and_ensemble
 
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("denoise")
-    single = folder / "length.pt"
-    make_tiny_model(single, kind="length", seed=3)
-    ens = folder / "ens.pt"
-    kinds = ("length", "equivariant", "schnet")  # exactly invariant kinds
-    export_ensemble(make_tiny_members(folder / "members", kinds, seed=30), ens)
+    single, ens = single_and_ensemble(folder, seed=3, members_seed=30)
     net = make_tiny_force_net(folder / "net", seed=4)
     return {"single": single, "ensemble": ens, "net": net, "folder": folder}
 
@@ -77,14 +69,7 @@ def test_moves_are_force_steps_capped_and_change_the_prediction(parts):
 def test_exactly_invariant_under_rotation_and_reflection(parts):
     atoms = random_glass(150, seed=5)
     model, _, _ = build_denoised(parts["ensemble"], parts["net"], alpha=0.1, n_steps=2)
-    ref = _predict(model, atoms)
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    for rot in (q, q @ np.diag([1.0, 1.0, -1.0])):
-        moved = atoms.copy()
-        moved.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
-        moved.positions = atoms.positions @ rot.T
-        np.testing.assert_allclose(_predict(model, moved), ref, atol=2e-5)
+    assert_rotation_and_reflection_invariant(lambda a: _predict(model, a), atoms, atol=2e-5)
 
 
 def test_exported_file_in_the_calculator_and_cli(parts, tmp_path):

@@ -16,16 +16,12 @@ from symgnn_ase.calculator import BARRIER_STD, BARRIERS
 from symgnn_ase.cli import main
 from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.denoise import export_denoised
-from symgnn_ase.ensemble import export_ensemble
 from symgnn_ase.export import load_model
 from symgnn_ase.nn.smooth import smoothing_weight
 from symgnn_ase.smooth import build_smoothed, export_smoothed
-from symgnn_ase.testing import (
-    make_tiny_force_net,
-    make_tiny_members,
-    make_tiny_model,
-    random_glass,
-)
+from symgnn_ase.testing import make_tiny_force_net, random_glass
+
+from .helpers import assert_rotation_and_reflection_invariant, single_and_ensemble
 
 STD_SCALE = 1.7
 
@@ -33,11 +29,7 @@ STD_SCALE = 1.7
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("smooth")
-    single = folder / "length.pt"
-    make_tiny_model(single, kind="length", seed=5)
-    ens = folder / "ens.pt"
-    kinds = ("length", "equivariant", "schnet")  # exactly invariant kinds
-    export_ensemble(make_tiny_members(folder / "members", kinds, seed=50), ens, STD_SCALE)
+    single, ens = single_and_ensemble(folder, seed=5, members_seed=50, std_scale=STD_SCALE)
     dn = folder / "dn.pt"
     export_denoised(ens, make_tiny_force_net(folder / "net", seed=51), dn, alpha=0.2, n_steps=1)
     return {"single": single, "ensemble": ens, "denoised": dn}
@@ -135,14 +127,7 @@ def test_exactly_invariant_under_rotation_and_reflection(parts):
         with torch.no_grad():
             return model(g.species, g.edge_index, g.edge_vec).numpy()
 
-    ref = predict(atoms)
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    for rot in (q, q @ np.diag([1.0, 1.0, -1.0])):
-        moved = atoms.copy()
-        moved.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
-        moved.positions = atoms.positions @ rot.T
-        np.testing.assert_allclose(predict(moved), ref, atol=2e-5)
+    assert_rotation_and_reflection_invariant(predict, atoms, atol=2e-5)
 
 
 def test_weight_reaches_zero_smoothly_at_the_cutoff():
