@@ -25,7 +25,7 @@ echo "== 1. a small glass: melt, quench, minimize ($((4 * CELLS ** 3)) atoms)"
     --melt-steps "${MELT_STEPS:-500}" --quench-steps "${QUENCH_STEPS:-1000}"
 
 echo "== 2. labels: ARTn saddle searches (resumable: run again after a kill)"
-# Few random single-atom pushes leave the harmonic well (2-15 % of searches accepted), so
+# Not every search ends in an event (about a quarter to a third are accepted), so
 # rather than many searches on few atoms the example tries ATOMS atoms a few searches each
 # (rounds of ATTEMPT_STEP more searches on each atom not yet labelled, each continuing the
 # last) until MIN_LABELLED atoms have SEARCHES accepted events, or MAX_ATTEMPTS searches each.
