@@ -155,12 +155,12 @@ def far_field(count: int) -> None:
 
 
 def main() -> None:
+    global RUN, OUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["same-searches", "far-field"])
     parser.add_argument("--count", type=int, default=3, help="accepted events of the run to check")
     parser.add_argument("--run", type=Path, default=RUN, help="validation run folder")
     args = parser.parse_args()
-    global RUN, OUT
     RUN, OUT = args.run, args.run / "carve_check.jsonl"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.what == "same-searches":
