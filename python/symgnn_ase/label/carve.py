@@ -46,8 +46,13 @@ class Region:
         return Atoms(symbols=list(self.symbols), positions=self.positions, cell=self.cell, pbc=True)
 
     def moving_within(self, radius: float) -> np.ndarray:
-        """Indices, among the moving atoms, of those within ``radius`` of the selected atom."""
-        return np.flatnonzero(self.distance[self.moving] <= radius)
+        """Indices, among the moving atoms, of those within ``radius`` of the selected atom,
+        nearest first (ties by glass index): the order the kick's random rows are assigned in,
+        so that a carve-out (whose atoms are in that order) and the full box (in glass order)
+        kick the same atoms the same way."""
+        dist, ids = self.distance[self.moving], self.ids[self.moving]
+        near = np.flatnonzero(dist <= radius)
+        return near[np.lexsort((ids[near], dist[near]))]
 
 
 def box_widths(cell: np.ndarray) -> np.ndarray:

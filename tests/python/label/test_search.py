@@ -51,6 +51,21 @@ def test_carve_out_gives_full_box_forces_and_energy_differences(small_glass, pot
     assert np.abs(results[0][1] - results[1][1]).max() < 1e-9
 
 
+def test_carve_out_and_full_box_kick_the_same_atoms_the_same_way(small_glass, potential_path):
+    """The kick's random rows go to the kicked atoms nearest first, in both region layouts (the
+    carve-out lists atoms by distance, the full box in glass order)."""
+    import ase.io
+
+    pot = load_potential(potential_path)
+    atoms = ase.io.read(small_glass).repeat(2)
+    for index in (0, 17, 301):
+        carved, full = _regions(atoms, pot, index, 3.7, pot.exact_shell)
+        kc, kf = carved.moving_within(3.7), full.moving_within(3.7)
+        assert kc.size > 5
+        assert np.array_equal(carved.ids[carved.moving][kc], full.ids[full.moving][kf])
+        assert np.all(np.diff(full.distance[full.moving][kf]) >= 0)
+
+
 def test_a_search_is_reproducible(small_glass, potential_path, fast_config):
     import ase.io
 
