@@ -7,9 +7,9 @@
         --workers 1
 
 ``run`` is ``symgnn label ../shared/data/cuzr64/train0.extxyz --potential CuZr_mm.eam.fs
---atoms random:30 --searches 10 --max-attempts 250 -o benchmarks/labels/train0`` (the default
-protocol; about 4 % of the searches are accepted, so 10 events need about 250), a few
-atoms at a time (``--chunk``) so that a partial run already has atoms with all their events.
+--atoms random:30 --searches 10 --max-attempts 150 -o benchmarks/labels/train0`` (the default
+protocol; about a quarter of the searches are accepted, so 10 events need about 40), all
+atoms at once (``--chunk`` sets how many at a time).
 Killed? Run the same line again: finished searches are skipped (records in
 ``OUT/searches.jsonl``). ``report`` compares the per-atom means of the accepted events with
 the dataset's ``energy_barrier`` (Pearson, mean offset, for the atoms with all ``--searches``
@@ -131,11 +131,11 @@ def main() -> None:
     parser.add_argument(
         "--max-attempts",
         type=int,
-        default=250,
-        help="searches per atom at most (about 4 %% are accepted, docs/labels.md)",
+        default=150,
+        help="searches per atom at most (about a quarter are accepted, docs/labels.md)",
     )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--chunk", type=int, default=4, help="atoms labelled at a time")
+    parser.add_argument("--chunk", type=int, default=30, help="atoms labelled at a time")
     parser.add_argument(
         "--first",
         type=int,
