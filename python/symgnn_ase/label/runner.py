@@ -174,6 +174,15 @@ def _relaxed(glass_atoms, pot: Potential, cfg: LabelConfig, out_dir: Path):
         relaxed = ase.io.read(path)
         if len(relaxed) != len(glass_atoms):
             raise ValueError(f"{path} holds {len(relaxed)} atoms, the glass {len(glass_atoms)}")
+        if relaxed.get_chemical_symbols() != glass_atoms.get_chemical_symbols() or not np.allclose(
+            relaxed.cell.array, glass_atoms.cell.array, rtol=0.0, atol=1e-6
+        ):
+            raise ValueError(
+                f"{path} is not this glass relaxed: its elements or cell differ from the glass's "
+                f"(cell {relaxed.cell.lengths().round(4).tolist()} Å, glass "
+                f"{glass_atoms.cell.lengths().round(4).tolist()} Å); remove it or choose another "
+                "output folder"
+            )
         return relaxed
     logger.info("relaxing the glass at fixed cell (%d atoms)", len(glass_atoms))
     bare = glass_atoms.__class__(

@@ -93,6 +93,21 @@ def test_another_protocol_cannot_continue_a_run(reference, small_glass, fast_con
         label_glass(small_glass, POTENTIAL, out, atoms=ATOMS, config=other, workers=0)
 
 
+def test_a_stray_relaxed_file_of_another_glass_is_refused(tmp_path, small_glass, fast_config):
+    """A relaxed.extxyz left in a new output folder is reused only if it is this glass."""
+    import ase.io
+
+    out = tmp_path / "labels"
+    out.mkdir()
+    other = ase.io.read(small_glass)
+    other.set_cell(other.cell.array * 1.01, scale_atoms=True)  # same atoms, another glass
+    ase.io.write(out / "relaxed.extxyz", other)
+    before = (out / "relaxed.extxyz").read_bytes()
+    with pytest.raises(ValueError, match="is not this glass relaxed"):
+        label_glass(small_glass, POTENTIAL, out, atoms=ATOMS, config=fast_config, workers=0)
+    assert (out / "relaxed.extxyz").read_bytes() == before  # the user's file is untouched
+
+
 _KILLED_RUN = """
 import json, sys
 from symgnn_ase.label import LabelConfig, label_glass
