@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from symgnn_ase.label.artn import Search, SearchFailed, SearchTask, _Fire, run_search
-from symgnn_ase.label.carve import carve_region
+from symgnn_ase.label.carve import carve_region, region_around
 from symgnn_ase.label.config import LabelConfig
 from symgnn_ase.label.engine import ForceEngine, load_potential
 
@@ -76,16 +76,7 @@ def same_searches(count: int) -> None:
         key = f"same:{atom}:{search}"
         if key in done:
             continue
-        region = carve_region(
-            glass.get_positions(),
-            glass.cell.array,
-            glass.get_chemical_symbols(),
-            atom,
-            cfg.active_radius,
-            pot.exact_shell,
-            pot,
-            carve=False,
-        )
+        region = region_around(glass, atom, cfg, pot, carve=False)
         full = run_search(SearchTask(atom, search, region, pot, cfg))
         fields = ("status", "barrier", "delta_e", "force_calls", "cpu_s", "region_atoms")
         _write(

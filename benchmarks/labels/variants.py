@@ -26,7 +26,7 @@ def main() -> None:
     import yaml
 
     from symgnn_ase.label.artn import SearchTask, run_search
-    from symgnn_ase.label.carve import carve_region
+    from symgnn_ase.label.carve import region_around
     from symgnn_ase.label.config import LabelConfig
     from symgnn_ase.label.engine import load_potential
 
@@ -53,18 +53,8 @@ def main() -> None:
     if out.exists():
         done = {(r["atom"], r["search"]) for r in map(json.loads, out.read_text().splitlines())}
     counts: collections.Counter[str] = collections.Counter()
-    shell = cfg.shell_width if cfg.shell_width is not None else pot.exact_shell
     for atom in (int(a) for a in args.atoms.split(",")):
-        region = carve_region(
-            glass.get_positions(),
-            glass.cell.array,
-            glass.get_chemical_symbols(),
-            atom,
-            cfg.active_radius,
-            shell,
-            pot,
-            cfg.carve,
-        )
+        region = region_around(glass, atom, cfg, pot)
         for search in range(args.searches):
             if (atom, search) in done:
                 continue

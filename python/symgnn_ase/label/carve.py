@@ -13,14 +13,18 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .engine import Potential
 
+if TYPE_CHECKING:
+    from .config import LabelConfig
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["Region", "box_widths", "carve_region", "check_box"]
+__all__ = ["Region", "box_widths", "carve_region", "check_box", "region_around"]
 
 # vacuum between the cluster and the padded box's faces, beyond the potential's cutoff
 _NEIGHBOR_SKIN = 2.0  # open_lammps: `neighbor 2.0 bin`
@@ -143,3 +147,22 @@ def carve_region(
         radius,
     )
     return region
+
+
+def region_around(
+    glass, index: int, cfg: LabelConfig, potential: Potential, carve: bool | None = None
+) -> Region:
+    """:func:`carve_region` of atom ``index`` of an ``ase.Atoms`` glass with the protocol's
+    radius and shell (``shell_width`` or the potential's exact shell); ``carve`` overrides
+    ``cfg.carve`` (False: the full box, the reference of the carve-out checks)."""
+    shell = cfg.shell_width if cfg.shell_width is not None else potential.exact_shell
+    return carve_region(
+        glass.get_positions(),
+        glass.cell.array,
+        glass.get_chemical_symbols(),
+        index,
+        cfg.active_radius,
+        shell,
+        potential,
+        cfg.carve if carve is None else carve,
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from symgnn_ase.label.artn import Search, SearchTask, exchanged_atoms, run_search
-from symgnn_ase.label.carve import carve_region
+from symgnn_ase.label.carve import carve_region, region_around
 from symgnn_ase.label.config import RECORD_VERSION, LabelConfig
 from symgnn_ase.label.engine import ForceEngine, load_potential
 from symgnn_ase.label.records import (
@@ -64,6 +64,11 @@ def test_carve_out_and_full_box_kick_the_same_atoms_the_same_way(small_glass, po
         assert kc.size > 5
         assert np.array_equal(carved.ids[carved.moving][kc], full.ids[full.moving][kf])
         assert np.all(np.diff(full.distance[full.moving][kf]) >= 0)
+    # the helper the scripts use gives the same regions
+    cfg = LabelConfig(active_radius=3.7)
+    for flag, region in ((True, carved), (False, full)):
+        again = region_around(atoms, 301, cfg, pot, carve=flag)
+        assert np.array_equal(again.ids, region.ids) and np.array_equal(again.moving, region.moving)
 
 
 def test_a_search_is_reproducible(small_glass, potential_path, fast_config):
