@@ -155,14 +155,13 @@ def region_around(
     """:func:`carve_region` of atom ``index`` of an ``ase.Atoms`` glass with the protocol's
     radius and shell (``shell_width`` or the potential's exact shell); ``carve`` overrides
     ``cfg.carve`` (False: the full box, the reference of the carve-out checks)."""
-    shell = cfg.shell_width if cfg.shell_width is not None else potential.exact_shell
     return carve_region(
         glass.get_positions(),
         glass.cell.array,
         glass.get_chemical_symbols(),
         index,
         cfg.active_radius,
-        shell,
+        cfg.shell(potential),
         potential,
         cfg.carve if carve is None else carve,
     )

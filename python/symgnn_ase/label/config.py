@@ -41,7 +41,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Potential
 
 __all__ = ["LabelConfig", "RECORD_VERSION"]
 
@@ -192,6 +195,11 @@ class LabelConfig:
     @property
     def attempts(self) -> int:
         return self.max_attempts if self.max_attempts is not None else 25 * self.searches
+
+    def shell(self, potential: Potential) -> float:
+        """Width (Å) of the frozen shell: ``shell_width``, or by default the potential's exact
+        shell (``Potential.exact_shell``)."""
+        return self.shell_width if self.shell_width is not None else potential.exact_shell
 
     def protocol(self) -> dict[str, Any]:
         """Fields that change a search's outcome (``searches``/``max_attempts`` only say how

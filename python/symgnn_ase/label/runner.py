@@ -38,7 +38,7 @@ import numpy as np
 from ..data.thermal import file_sha256, lammps_box
 from ..outputs import atomic_output, atomic_path
 from .artn import SearchTask, run_search
-from .carve import Region, carve_region, check_box
+from .carve import Region, check_box, region_around
 from .config import RECORD_VERSION, LabelConfig
 from .engine import Potential, load_potential, relax_glass
 from .records import RecordLog, check_manifest, duplicate_of, write_json_atomic
@@ -109,7 +109,7 @@ def label_glass(
     glass_atoms = load_glass(glass, pot, frame)
     symbols = glass_atoms.get_chemical_symbols()
     selected = parse_selection(atoms, len(glass_atoms), cfg.seed, symbols)
-    shell = cfg.shell_width if cfg.shell_width is not None else pot.exact_shell
+    shell = cfg.shell(pot)
     radius = cfg.active_radius + shell if cfg.carve else cfg.active_radius
     check_box(glass_atoms.cell.array, radius, "carve-out" if cfg.carve else "active sphere")
 
@@ -147,13 +147,9 @@ def label_glass(
     t0 = time.perf_counter()
     run_now = 0
     if todo:
-        positions = relaxed.get_positions()
-        cell = relaxed.cell.array
 
         def region_of(atom: int) -> Region:
-            return carve_region(
-                positions, cell, symbols, atom, cfg.active_radius, shell, pot, cfg.carve
-            )
+            return region_around(relaxed, atom, cfg, pot)
 
         with _executor(workers, dask) as pool:
             run_now = _schedule(pool, todo, region_of, pot, cfg, log, done, on_record)
