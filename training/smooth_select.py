@@ -26,15 +26,19 @@ LENGTHS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0]
 
 
 def smooth(p: np.ndarray, i, j, r, n: int, length: float, r_cut: float, form: str) -> np.ndarray:
-    """The smoothing formula on receivers ``i`` and senders ``j`` at distances ``r``."""
-    x = np.minimum(r / r_cut, 1.0)
-    if form == "cosine":
-        fc = 0.5 * (np.cos(np.pi * x) + 1.0)
-    elif form == "polynomial":
-        fc = 1.0 - 10.0 * x**3 + 15.0 * x**4 - 6.0 * x**5
-    else:  # plain
-        fc = np.ones_like(x)
-    w = np.exp(-r / length) * fc * (r < r_cut)
+    """The model's smoothing (:func:`symgnn_ase.nn.smooth.smoothing_weight`, in float64) on
+    receivers ``i`` and senders ``j`` at distances ``r``; ``plain``: a hard cut at ``r_cut``."""
+    if form == "plain":
+        w = np.exp(-r / length) * (r < r_cut)
+    else:
+        from symgnn_ase.nn.smooth import smoothing_weight
+
+        w = smoothing_weight(
+            torch.from_numpy(r),
+            torch.tensor(length, dtype=torch.float64),
+            torch.tensor(r_cut, dtype=torch.float64),
+            form == "polynomial",
+        ).numpy()
     return (p + np.bincount(i, w * p[j], n)) / (1.0 + np.bincount(i, w, n))
 
 
