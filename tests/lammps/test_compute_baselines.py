@@ -1,5 +1,6 @@
 """`compute symgnn` with the baseline kinds: SchNet (``schnet``) and the descriptor + ridge
-model (``ridge``, two layers on a 10 Å graph: radial densities, then their averages). The
+model (``ridge``, two layers on a 10 Å graph: radial densities, then their averages, or more
+layers on a 5 Å graph: averages of averages). The
 compute runs them layer by layer with ghost-atom exchange and must give, on any number of MPI
 ranks, the barriers of the same model evaluated in Python on the whole periodic structure."""
 
@@ -28,6 +29,9 @@ def baseline_models(tmp_path_factory) -> dict[str, Path]:
     for kind in ("schnet", "ridge"):
         out[kind] = folder / f"tiny_{kind}.pt"
         make_tiny_model(out[kind], kind=kind, seed=5)
+    # three hops of averaging on the 5 Å graph, in float32 (how it joins the default)
+    out["ridge_hops"] = folder / "tiny_ridge_hops.pt"
+    make_tiny_model(out["ridge_hops"], kind="ridge", seed=7, n_layers=4, dtype="float32")
     # the shipped descriptor's geometry (r_max 10 Å, densities within 5.5 Å), random readout
     torch.manual_seed(6)
     cfg = descriptor_config()
@@ -64,7 +68,7 @@ def _run_and_check(lammps, models, tmp_path, nprocs, n=300, seed=1, tilt=(0.0, 0
 
 @pytest.mark.parametrize("nprocs", [1, 2, 4])
 def test_baselines_match_python_on_any_rank_count(lammps, baseline_models, tmp_path, nprocs):
-    models = {k: baseline_models[k] for k in ("schnet", "ridge")}
+    models = {k: baseline_models[k] for k in ("schnet", "ridge", "ridge_hops")}
     _run_and_check(lammps, models, tmp_path, nprocs)
 
 

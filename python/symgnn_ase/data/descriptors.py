@@ -92,14 +92,17 @@ def descriptor_features(
 
 def feature_names(cfg: ModelConfig | None = None) -> list[str]:
     """One name per feature column: ``self:S`` (one-hot species), ``rho:S@R`` (density of
-    species S at R Å), and ``L<L>:`` before either for the average with length L."""
+    species S at R Å), and ``L<L>:`` before either for the average with length L
+    (``L<L>x<k>:`` for that average after k hops, when ``n_layers`` > 2)."""
     cfg = descriptor_config() if cfg is None else cfg
     centers = np.linspace(cfg.rbf_min, cfg.rbf_max, cfg.n_rbf)
     base = [f"self:{s}" for s in cfg.type_names]
     base += [f"rho:{s}@{c:.2f}" for s in cfg.type_names for c in centers]
     names = list(base)
-    for length in cfg.smooth_lengths:
-        names += [f"L{length:g}:{b}" for b in base]
+    for hop in range(1, cfg.n_layers):
+        tag = "" if hop == 1 else f"x{hop}"  # L2x3: the length-2 average after three hops
+        for length in cfg.smooth_lengths:
+            names += [f"L{length:g}{tag}:{b}" for b in base]
     return names
 
 

@@ -29,7 +29,9 @@ class ModelConfig:
     Descriptor (``ridge``) options: ``n_rbf`` Gaussians centred from ``rbf_min`` to
     ``rbf_max`` with width ``rbf_sigma`` per neighbour species, counted within
     ``density_cutoff``; ``smooth_lengths`` the averaging lengths L (Å); r_max the
-    averaging radius; n_layers 2 (densities, then averages).
+    averaging radius; n_layers 2 (densities, then averages) or more (the averages averaged
+    again, n_layers - 1 hops); ``dtype`` the precision the model computes in (``float64``, or
+    ``float32`` to join an ensemble of float32 models).
     """
 
     kind: str = "symgnn"
@@ -51,6 +53,7 @@ class ModelConfig:
     rbf_sigma: float = 0.15  # ridge: Gaussian width (Å)
     density_cutoff: float = 5.5  # ridge: radius of the radial densities (Å)
     smooth_lengths: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
+    dtype: str = "float64"  # ridge: float64 or float32
     agg_norm: str = "batch"  # EGAT kinds: "batch" (over atoms) or "layer" (per atom)
 
     def __post_init__(self) -> None:
@@ -79,11 +82,14 @@ class ModelConfig:
 
     def _check_descriptor(self) -> None:
         """The descriptor options of kind ``ridge`` are consistent."""
-        if self.n_layers != 2:
+        if self.n_layers < 2:
             raise ValueError(
-                "model kind 'ridge' has two layers (radial densities, then their averages): "
-                f"n_layers must be 2, got {self.n_layers}"
+                "model kind 'ridge' has at least two layers (radial densities, then their "
+                f"averages, then further hops of averaging): n_layers must be >= 2, got "
+                f"{self.n_layers}"
             )
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"model.dtype must be 'float64' or 'float32', got {self.dtype!r}")
         if self.rbf_max < self.rbf_min:
             raise ValueError(
                 f"model.rbf_max ({self.rbf_max}) must be >= model.rbf_min ({self.rbf_min})"

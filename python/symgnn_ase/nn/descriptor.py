@@ -10,18 +10,24 @@ Per atom i, with S species and K Gaussians centred from ``rbf_min`` to ``rbf_max
 - for every length L of ``smooth_lengths``: ``a_i^L = (g_i + sum_j w_L(r_ij) g_j) /
   (1 + sum_j w_L(r_ij))`` over the neighbours within r_max (10 Å), ``w_L(r) = exp(-r/L)
   f_c'(r)`` (f_c' switches off over the last 0.5 Å before r_max);
-- features ``h_i = [g_i | a_i^L1 | a_i^L2 | ...]`` and the barrier ``label_mean + label_std *
-  (w . (h_i - feature_mean) / feature_std + b)``.
+- with ``n_layers`` > 2, each further layer averages the previous averages once more over the
+  same neighbours, each length with its own weights: ``a_i^{L,k+1} = (a_i^{L,k} + sum_j
+  w_L(r_ij) a_j^{L,k}) / (1 + sum_j w_L(r_ij))``, so the averages reach k hops of r_max (on a
+  5 Å graph, three hops reach about as far as one average over 10 Å);
+- features ``h_i = [g_i | a_i^L1 | a_i^L2 | ... | a_i^{L1,2} | ...]`` and the barrier
+  ``label_mean + label_std * (w . (h_i - feature_mean) / feature_std + b)``.
 
-As an exported model (docs/contracts.md) this is two layers on one graph of radius r_max:
+As an exported model (docs/contracts.md) this is ``n_layers`` layers on one graph of radius
+r_max (two unless more hops are asked for):
 ``embed`` gives h = [onehot(species) | 0 ...] and the edge state ``e = [r | w_L1 | w_L2 |
 ...]``; ``interact(0)`` counts the radial densities g over the edges shorter than
-``density_cutoff``; ``interact(1)`` averages g over every edge (r < r_max); ``readout`` is
-the linear map. So an atom's output depends on atoms within two hops, as the contract's
-locality promises (in fact within r_max + density_cutoff), and the LAMMPS compute, which
+``density_cutoff``; ``interact(1)`` averages g over every edge (r < r_max), ``interact(k)`` (k >= 2) averages
+the previous averages; ``readout`` is the linear map. So an atom's output depends on atoms
+within ``n_layers`` hops, as the contract's locality promises (in fact within (n_layers - 1)
+r_max + density_cutoff), and the LAMMPS compute, which
 refreshes ghost atoms' node states after every layer, reproduces it exactly on any number of
-ranks. The node state has the fixed width ``feature_dim = (1 + len(smooth_lengths)) * S *
-(K + 1)``; blocks not yet computed are zero. ``edge_weight`` scales an edge's contribution to
+ranks. The node state has the fixed width ``feature_dim = (1 + (n_layers - 1) *
+len(smooth_lengths)) * S * (K + 1)``; blocks not yet computed are zero. ``edge_weight`` scales an edge's contribution to
 the densities and to the averages. The output depends on interatomic distances only: exactly
 invariant under rotations and reflections.
 
@@ -64,11 +70,15 @@ class DescriptorRidge(BarrierModel):
 
     __constants__ = ["n_species", "n_gauss", "n_lengths", "base_dim", "density_cutoff", "r_max"]
 
-    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype | None = None) -> None:
+        """``dtype`` defaults to the config's ``dtype`` (float64 unless it says float32)."""
         if cfg.kind != "ridge":
             raise ValueError(f"DescriptorRidge builds kind 'ridge', got {cfg.kind!r}")
+        if dtype is None:
+            dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
         base_dim = len(cfg.type_names) * (cfg.n_rbf + 1)
-        super().__init__(cfg.kind, 2, (1 + len(cfg.smooth_lengths)) * base_dim)
+        n_lengths = len(cfg.smooth_lengths)
+        super().__init__(cfg.kind, cfg.n_layers, (1 + (cfg.n_layers - 1) * n_lengths) * base_dim)
         self.n_species = len(cfg.type_names)
         self.n_gauss = cfg.n_rbf
         self.n_lengths = len(cfg.smooth_lengths)
@@ -105,11 +115,14 @@ class DescriptorRidge(BarrierModel):
     def interact(
         self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
     ) -> tuple[Tensor, Tensor]:
-        """Layer 0: radial densities; layer 1: their weighted neighbour averages."""
+        """Layer 0: radial densities; layer 1: their weighted neighbour averages; layer k >= 2:
+        the averages of layer k - 1 averaged again."""
         if layer == 0:
             return self._densities(h, e, edge_index, edge_weight), e
         if layer == 1:
             return self._averages(h, e, edge_index, edge_weight), e
+        if layer < self.n_layers:
+            return self._hop(layer, h, e, edge_index, edge_weight), e
         raise IndexError("layer out of range")
 
     def _densities(
@@ -152,7 +165,35 @@ class DescriptorRidge(BarrierModel):
             prod = (w[start : start + step].unsqueeze(2) * gs.unsqueeze(1)).reshape(-1, nl * d)
             num.index_add_(0, dst[start : start + step], prod)
         num = num.view(n, nl, d) + g.unsqueeze(1)
-        return torch.cat([g, (num / den.unsqueeze(2)).reshape(n, nl * d)], dim=1)
+        rest = torch.zeros((n, self.feature_dim - d - nl * d), dtype=h.dtype, device=h.device)
+        return torch.cat([g, (num / den.unsqueeze(2)).reshape(n, nl * d), rest], dim=1)
+
+    def _hop(
+        self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor
+    ) -> Tensor:
+        """Layer ``layer`` >= 2: block ``layer - 1`` of averages averaged again, each length
+        with its own weights, into block ``layer``."""
+        n = h.shape[0]
+        d = self.base_dim
+        nl = self.n_lengths
+        width = nl * d
+        start = d + (layer - 2) * width
+        prev = h[:, start : start + width].reshape(n, nl, d)
+        w = e[:, 1:]
+        if edge_weight is not None:
+            w = w * edge_weight.unsqueeze(1)
+        src = edge_index[0]
+        dst = edge_index[1]
+        num = torch.zeros((n, width), dtype=h.dtype, device=h.device)
+        den = torch.ones((n, nl), dtype=h.dtype, device=h.device).index_add_(0, dst, w)
+        step = 2048
+        for s0 in range(0, src.shape[0], step):
+            ps = prev.index_select(0, src[s0 : s0 + step])
+            prod = (w[s0 : s0 + step].unsqueeze(2) * ps).reshape(-1, width)
+            num.index_add_(0, dst[s0 : s0 + step], prod)
+        avg = (num.view(n, nl, d) + prev) / den.unsqueeze(2)
+        end = start + width
+        return torch.cat([h[:, :end], avg.reshape(n, width), h[:, end + width :]], dim=1)
 
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:

@@ -14,6 +14,8 @@ Data section::
       label: energy_barrier
       partial_labels: false        # true: NaN labels mean "unlabelled" (left out of loss/metrics)
       label_range: [0.0, 20.0]     # finite labels outside it are refused
+      denoiser: symgnn_md_dn       # ridge fits only: features on the positions this
+                                   # `denoised` model file moves the atoms to
 
 ``init:`` (top level) starts from an exported model file, a run folder (its best.pt) or a
 checkpoint: its weights and label standardization; the model section then defaults to its own.
@@ -63,7 +65,7 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "frames_per_step": 1,
 }
 TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init"}
-DATA_KEYS = {"train", "valid", "label", "selection", "partial_labels", "label_range"}
+DATA_KEYS = {"train", "valid", "label", "selection", "partial_labels", "label_range", "denoiser"}
 GROUP_KEYS = {"files", "weight", "frames_per_epoch"}
 SELECTIONS = ("mean", "first")
 
@@ -256,6 +258,13 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     ):
         raise _fail(path, "data.label_range", rng, "[low, high] with low < high")
     data["label_range"] = [float(v) for v in rng]
+    data.setdefault("denoiser", None)
+    if data["denoiser"] is not None and (
+        not isinstance(data["denoiser"], str) or not data["denoiser"]
+    ):
+        raise _fail(
+            path, "data.denoiser", data["denoiser"], "a denoised model file or bundled name"
+        )
 
     optim_in = cfg.get("optim") or {}
     if not isinstance(optim_in, dict):

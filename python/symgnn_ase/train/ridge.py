@@ -9,6 +9,12 @@ standardized over the training atoms, and ridge regression ``min |Z w - y|^2 + a
 a grid, solved once through the eigendecomposition of ``Z^T Z``. The alpha with the best
 validation score (``data.selection`` over ``data.valid``, as in training) is kept.
 
+With ``data.denoiser`` (a ``denoised`` model file or bundled name, same r_max and species) the
+features are computed on the edges that model's denoiser moves the atoms to, training and
+validation alike: the fitted ridge is then meant to sit behind that denoiser, as a member of
+the ensemble a ``symgnn denoise`` file wraps (``training/make_default_mdr.sh``); its
+validation numbers here are those of the ridge behind the denoiser.
+
 The run folder holds what a training run holds, so ``symgnn export RUN`` and
 ``training/make_tables.py`` treat it like any other: ``best.pt`` (model state and config),
 ``metrics.csv`` (one row per alpha, the ``learning curve`` of a closed-form fit),
@@ -42,19 +48,57 @@ from .metrics import regression_metrics
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_ALPHAS", "fit_ridge", "ridge_path", "main"]
+__all__ = ["DEFAULT_ALPHAS", "denoised_edges", "fit_ridge", "load_denoiser", "ridge_path", "main"]
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 33))
 
 
-def _features(model: torch.nn.Module, files: list[str], data: dict[str, Any]):
-    """(features [n, F] float64, labels [n] float64) of the labelled atoms of ``files``."""
+def load_denoiser(source: str, r_max: float, type_names: list[str]) -> torch.nn.Module:
+    """The module of a ``denoised`` model file (``data.denoiser``), checked against the ridge:
+    the same r_max and species, and a ``displacements`` method."""
+    from ..export import load_model
+
+    loaded = load_model(source)
+    if not hasattr(loaded.module, "displacements"):
+        raise ValueError(
+            f"data.denoiser: {loaded.path} (kind {loaded.info.get('kind')!r}) has no denoiser; "
+            "give a model made by `symgnn denoise`"
+        )
+    if loaded.r_max != r_max or list(loaded.type_names) != list(type_names):
+        raise ValueError(
+            f"data.denoiser: {loaded.path} has r_max {loaded.r_max:g} Å and species "
+            f"{list(loaded.type_names)}; the ridge has r_max {r_max:g} Å and {list(type_names)} "
+            "(they must match: the ridge sits behind the denoiser on the same neighbour list)"
+        )
+    return loaded.module
+
+
+def denoised_edges(denoiser: torch.nn.Module, species, edge_index, edge_vec) -> torch.Tensor:
+    """``edge_vec`` with both ends moved by the denoiser's displacements (float64), as
+    :class:`~symgnn_ase.nn.denoise.Denoised` hands them to its barrier model."""
+    with torch.no_grad():
+        u = denoiser.displacements(species, edge_index, edge_vec.float()).double()
+    return edge_vec.double() + u.index_select(0, edge_index[0]) - u.index_select(0, edge_index[1])
+
+
+def _features(
+    model: torch.nn.Module,
+    files: list[str],
+    data: dict[str, Any],
+    denoiser: torch.nn.Module | None = None,
+):
+    """(features [n, F] float64, labels [n] float64) of the labelled atoms of ``files``, on
+    the positions ``denoiser`` moves the atoms to when one is given."""
     xs, ys = [], []
     for path in files:
         dtype = model.centers.dtype
-        for g in load_graphs([path], model.r_max, data["type_names"], data["label"], dtype):
+        for g in load_graphs([path], model.r_max, data["type_names"], data["label"], torch.float64):
             check_labels(g, data["label"], data["partial_labels"], data["label_range"])
-            h = graph_features(model, g.species, g.edge_index, g.edge_vec).double().numpy()
+            vec = g.edge_vec
+            if denoiser is not None:
+                vec = denoised_edges(denoiser, g.species, g.edge_index, vec)
+            vec = vec.to(dtype)
+            h = graph_features(model, g.species, g.edge_index, vec).double().numpy()
             y = g.label.double().numpy()
             keep = np.isfinite(y)
             xs.append(h[keep])
@@ -102,14 +146,19 @@ def fit_ridge(
         torch.set_num_threads(cfg["threads"])
     try:
         model = build_model(mcfg).eval()
+        denoiser = None
+        if data["denoiser"] is not None:
+            denoiser = load_denoiser(data["denoiser"], mcfg.r_max, mcfg.type_names)
         xs, ys, ws = [], [], []
         for group in data["train"]:
-            x, y = _features(model, expand_files(group["files"]), data)
+            x, y = _features(model, expand_files(group["files"]), data, denoiser)
             xs.append(x)
             ys.append(y)
             ws.append(np.full(len(y), float(group["weight"])))
         x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
-        valid = [(os.path.basename(f), *_features(model, [f], data)) for f in data["valid"]]
+        valid = [
+            (os.path.basename(f), *_features(model, [f], data, denoiser)) for f in data["valid"]
+        ]
     finally:
         torch.set_num_threads(threads)
     t_features = time.perf_counter() - t0

@@ -59,18 +59,22 @@ def _reference_features(atoms, cfg) -> np.ndarray:
             col = s_count + species[b] * cfg.n_rbf
             g[a, col : col + cfg.n_rbf] += dens * _switch(r, cfg.density_cutoff)
     blocks = [g]
-    for length in cfg.smooth_lengths:
-        num, den = g.copy(), np.ones(n)
-        for a, b, r in zip(i, j, d, strict=True):
-            w = np.exp(-r / length) * _switch(r, cfg.r_max)
-            num[a] += w * g[b]
-            den[a] += w
-        blocks.append(num / den[:, None])
+    prev = [g] * len(cfg.smooth_lengths)
+    for _hop in range(1, cfg.n_layers):
+        for k, length in enumerate(cfg.smooth_lengths):
+            num, den = prev[k].copy(), np.ones(n)
+            for a, b, r in zip(i, j, d, strict=True):
+                w = np.exp(-r / length) * _switch(r, cfg.r_max)
+                num[a] += w * prev[k][b]
+                den[a] += w
+            prev[k] = num / den[:, None]
+        blocks += prev
     return np.concatenate(blocks, axis=1)
 
 
-def test_descriptor_features_match_their_definition():
-    cfg = descriptor_config(r_max=6.0, n_rbf=8, smooth_lengths=[1.0, 3.0])
+@pytest.mark.parametrize("n_layers", [2, 4])
+def test_descriptor_features_match_their_definition(n_layers):
+    cfg = descriptor_config(r_max=6.0, n_rbf=8, smooth_lengths=[1.0, 3.0], n_layers=n_layers)
     atoms = random_glass(80, seed=5)
     got = descriptor_features(atoms, cfg, dtype=torch.float64)
     ref = _reference_features(atoms, cfg)
@@ -83,6 +87,10 @@ def test_default_descriptor_shape_and_names():
     assert len(names) == 4 * 2 * 30 == build_model(descriptor_config()).feature_dim
     assert names[:3] == ["self:Cu", "self:Zr", "rho:Cu@2.20"]
     assert names[-1] == "L4:rho:Zr@5.00"
+    hops = descriptor_config(r_max=5.0, density_cutoff=5.0, n_layers=4)
+    names = feature_names(hops)
+    assert len(names) == (1 + 3 * 3) * 2 * 30 == build_model(hops).feature_dim
+    assert names[-1] == "L4x3:rho:Zr@5.00" and names[240] == "L1x2:self:Cu"
 
 
 def test_ridge_path_solves_the_normal_equations():
@@ -150,8 +158,10 @@ def test_fit_ridge_refuses_other_kinds(tmp_path):
 
 
 def test_baseline_config_errors():
-    with pytest.raises(ValueError, match="n_layers must be 2"):
-        tiny_config("ridge", n_layers=3)
+    with pytest.raises(ValueError, match="n_layers must be >= 2, got 1"):
+        tiny_config("ridge", n_layers=1)
+    with pytest.raises(ValueError, match="model.dtype must be 'float64' or 'float32', got 'half'"):
+        tiny_config("ridge", dtype="half")
     with pytest.raises(ValueError, match="density_cutoff .* must be <= r_max"):
         tiny_config("ridge", density_cutoff=6.0)
     with pytest.raises(ValueError, match="rbf_max .* must be >= model.rbf_min"):
@@ -196,3 +206,25 @@ def test_schnet_edge_weight_switches_messages_off(tmp_path):
     # without messages an atom's output depends on its species only
     cu, zr = none[g.species == 0], none[g.species == 1]
     assert torch.allclose(cu, cu[0]) and torch.allclose(zr, zr[0])
+
+
+def test_ridge_with_more_hops_exports_in_float32(tmp_path):
+    """n_layers 4 (three hops of averaging) in float32: the exported file equals the eager
+    model, layer by layer, and says float32; an atom moved farther than the reach changes
+    nothing."""
+    eager = make_tiny_model(tmp_path / "m.pt", "ridge", n_layers=4, dtype="float32").eval()
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.n_layers == 4 and loaded.dtype == torch.float32
+    assert eager.linear.weight.dtype == torch.float32
+    atoms = random_glass(150, seed=8)
+    g = graph_from_atoms(atoms, 5.0, ["Cu", "Zr"], torch.float32)
+    with torch.no_grad():
+        ref = eager(g.species, g.edge_index, g.edge_vec)
+        h, e = loaded.module.embed(g.species, g.edge_index, g.edge_vec)
+        for layer in range(4):
+            h, e = loaded.module.interact(layer, h, e, g.edge_index)
+        torch.testing.assert_close(loaded.module.readout(h), ref, atol=1e-6, rtol=0)
+    # the last hop block is filled, and differs from the first
+    width = 3 * 2 * 7  # three lengths x (2 species x (6 Gaussians + 1))
+    assert h[:, -width:].abs().sum() > 0
+    assert not torch.allclose(h[:, 14 : 14 + width], h[:, -width:])
