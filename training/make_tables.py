@@ -51,7 +51,7 @@ TABLE1 = {
     "ridge": ("coarse-grained descriptor + ridge", "ridge", None),
 }
 # the runs inside the bundled `symgnn_md_dn` and `symgnn_md_dns`: `symgnn_md`'s members and the
-# force network
+# force network (`symgnn_mdr_dns` adds the ridge `ridge_dn`)
 MD_DENOISED_RUNS = (
     "length",
     "equivariant_noise",
@@ -78,15 +78,23 @@ ENSEMBLES = {
         ["length", "symgnn", "equivariant_noise"],
     ),
     "denoised_md": (
-        "bundled `symgnn_md_dn` (inside the default): `symgnn_md` behind the thermal denoiser "
+        "bundled `symgnn_md_dn` (its denoiser is the default's): `symgnn_md` behind the thermal denoiser "
         "(force network `denoiser`, 4 steps of 0.12 Å²/eV × F)",
         MD_DENOISED_RUNS,
         "denoised",
     ),
     "smoothed_md": (
-        "the default, bundled `symgnn_md_dns`: `symgnn_md_dn` with each member's predictions "
+        "bundled `symgnn_md_dns` (the default before the ridge member): `symgnn_md_dn` with each "
+        "member's predictions "
         "averaged over the neighbours within 5 Å (weight exp(−r / 4 Å) × cosine cutoff)",
         MD_DENOISED_RUNS,
+        "smoothed",
+    ),
+    "smoothed_mdr": (
+        "the default, bundled `symgnn_mdr_dns`: `symgnn_md`'s four networks and the ridge "
+        "`ridge_dn` (5 Å graph, three hops of averaging, fitted on denoised positions) in one "
+        "ensemble, behind the same denoiser and smoothing as `symgnn_md_dns`",
+        (*MD_DENOISED_RUNS, "ridge_dn"),
         "smoothed",
     ),
 }

@@ -68,7 +68,16 @@ def valid():
 
 
 @pytest.mark.parametrize(
-    "name", ["symgnn_md_dns", "symgnn_md_dn", "symgnn_md", "symgnn_length", "symgnn", "equivariant"]
+    "name",
+    [
+        "symgnn_mdr_dns",
+        "symgnn_md_dns",
+        "symgnn_md_dn",
+        "symgnn_md",
+        "symgnn_length",
+        "symgnn",
+        "equivariant",
+    ],
 )
 def test_validation_pearson_matches_the_card(valid, name):
     expected, _, _ = _card_table()
