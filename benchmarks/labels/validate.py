@@ -68,7 +68,30 @@ def run(
         label_glass(glass, POTENTIAL, out, atoms=part, config=cfg, workers=workers)
 
 
-def report(glass: Path, out: Path, searches: int) -> dict:
+def _agreement(per_atom: dict[int, list[float]], chosen: list[int], labels) -> dict:
+    """Pearson (with a seeded bootstrap 95 % interval over atoms), Spearman and the mean offset
+    of the per-atom mean barriers of ``chosen`` against the dataset's labels."""
+    ours = np.array([np.mean(per_atom[a]) for a in chosen])
+    theirs = np.asarray(labels)[chosen]
+    rng = np.random.default_rng(0)
+    boot = []
+    for _ in range(2000):
+        k = rng.integers(0, len(chosen), len(chosen))
+        if np.ptp(ours[k]) > 0 and np.ptp(theirs[k]) > 0:
+            boot.append(np.corrcoef(ours[k], theirs[k])[0, 1])
+    rank = np.argsort(np.argsort(ours)), np.argsort(np.argsort(theirs))
+    return {
+        "atoms": len(chosen),
+        "pearson": float(np.corrcoef(ours, theirs)[0, 1]),
+        "pearson_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "spearman": float(np.corrcoef(*rank)[0, 1]),
+        "mean_ours": float(ours.mean()),
+        "mean_dataset": float(theirs.mean()),
+        "mean_offset": float((ours - theirs).mean()),
+    }
+
+
+def report(glass: Path, out: Path, searches: int, max_attempts: int | None = None) -> dict:
     import ase.io
 
     from symgnn_ase.outputs import write_text
@@ -117,6 +140,22 @@ def report(glass: Path, out: Path, searches: int) -> dict:
                     for a, o, t in zip(chosen, ours, theirs, strict=True)
                 },
             }
+    attempts: dict[int, int] = {}
+    for r in records:
+        attempts[r["atom"]] = attempts.get(r["atom"], 0) + 1
+    if max_attempts is not None:
+        result["max_attempts"] = max_attempts
+        result["atoms_at_max_attempts"] = sorted(
+            a
+            for a, n in attempts.items()
+            if n >= max_attempts and len(per_atom.get(a, [])) < searches
+        )
+    result["by_min_events"] = {
+        str(k): _agreement(per_atom, chosen, labels)
+        for k in (1, 3, 5, 10)
+        if len(chosen := sorted(a for a, b in per_atom.items() if len(b) >= k)) >= 3
+    }
+    result["events_per_atom"] = {str(a): len(b) for a, b in sorted(per_atom.items())}
     write_text(out / "validation.json", json.dumps(result, indent=2) + "\n")
     return result
 
@@ -157,7 +196,7 @@ def main() -> None:
             args.chunk,
             args.first,
         )
-    print(json.dumps(report(glass, out, args.searches), indent=2))
+    print(json.dumps(report(glass, out, args.searches, args.max_attempts), indent=2))
 
 
 if __name__ == "__main__":
