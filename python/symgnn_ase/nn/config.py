@@ -13,6 +13,8 @@ MODEL_KINDS = ("symgnn", "raw", "length", "equivariant", "schnet", "ridge")
 ATTENTION_KINDS = ("symgnn", "raw", "length")
 # how an EGAT layer standardizes its attention aggregate
 AGG_NORMS = ("batch", "layer")
+#: the most layers of kind `ridge` (densities, then up to 15 hops of averaging)
+MAX_RIDGE_LAYERS = 16
 
 
 @dataclass
@@ -53,7 +55,7 @@ class ModelConfig:
     rbf_sigma: float = 0.15  # ridge: Gaussian width (Å)
     density_cutoff: float = 5.5  # ridge: radius of the radial densities (Å)
     smooth_lengths: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
-    dtype: str = "float64"  # ridge: float64 or float32
+    dtype: str | None = None  # ridge: "float64" (when None) or "float32"; other kinds: None
     agg_norm: str = "batch"  # EGAT kinds: "batch" (over atoms) or "layer" (per atom)
 
     def __post_init__(self) -> None:
@@ -79,6 +81,11 @@ class ModelConfig:
             )
         if self.kind == "ridge":
             self._check_descriptor()
+        elif self.dtype is not None:
+            raise ValueError(
+                f"model.dtype is an option of kind 'ridge' (the other kinds compute in float32), "
+                f"got dtype {self.dtype!r} for kind {self.kind!r}"
+            )
 
     def _check_descriptor(self) -> None:
         """The descriptor options of kind ``ridge`` are consistent."""
@@ -88,8 +95,14 @@ class ModelConfig:
                 f"averages, then further hops of averaging): n_layers must be >= 2, got "
                 f"{self.n_layers}"
             )
-        if self.dtype not in ("float64", "float32"):
+        if self.dtype not in (None, "float64", "float32"):
             raise ValueError(f"model.dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if self.n_layers > MAX_RIDGE_LAYERS:
+            raise ValueError(
+                f"model kind 'ridge' has at most {MAX_RIDGE_LAYERS} layers (each one adds "
+                f"len(smooth_lengths) x species x (n_rbf + 1) features per atom and reaches "
+                f"r_max further), got n_layers {self.n_layers}"
+            )
         if self.rbf_max < self.rbf_min:
             raise ValueError(
                 f"model.rbf_max ({self.rbf_max}) must be >= model.rbf_min ({self.rbf_min})"

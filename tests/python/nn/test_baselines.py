@@ -164,6 +164,11 @@ def test_baseline_config_errors():
         tiny_config("ridge", n_layers=1)
     with pytest.raises(ValueError, match="model.dtype must be 'float64' or 'float32', got 'half'"):
         tiny_config("ridge", dtype="half")
+    with pytest.raises(ValueError, match="at most 16 layers .* got n_layers 1000"):
+        tiny_config("ridge", n_layers=1000)
+    with pytest.raises(ValueError, match="model.dtype is an option of kind 'ridge' .* 'schnet'"):
+        tiny_config("schnet", dtype="float64")
+    assert build_model(tiny_config("ridge")).linear.weight.dtype == torch.float64
     with pytest.raises(ValueError, match="density_cutoff .* must be <= r_max"):
         tiny_config("ridge", density_cutoff=6.0)
     with pytest.raises(ValueError, match="rbf_max .* must be >= model.rbf_min"):
