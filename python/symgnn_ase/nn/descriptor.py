@@ -119,10 +119,8 @@ class DescriptorRidge(BarrierModel):
         the averages of layer k - 1 averaged again."""
         if layer == 0:
             return self._densities(h, e, edge_index, edge_weight), e
-        if layer == 1:
-            return self._averages(h, e, edge_index, edge_weight), e
         if layer < self.n_layers:
-            return self._hop(layer, h, e, edge_index, edge_weight), e
+            return self._averages(layer, h, e, edge_index, edge_weight), e
         raise IndexError("layer out of range")
 
     def _densities(
@@ -146,39 +144,21 @@ class DescriptorRidge(BarrierModel):
         rest = torch.zeros((n, self.feature_dim - self.base_dim), dtype=h.dtype, device=h.device)
         return torch.cat([h[:, :s], rho, rest], dim=1)
 
-    def _averages(self, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor) -> Tensor:
-        n = h.shape[0]
-        d = self.base_dim
-        nl = self.n_lengths
-        g = h[:, :d]
-        w = e[:, 1:]
-        if edge_weight is not None:
-            w = w * edge_weight.unsqueeze(1)
-        src = edge_index[0]
-        dst = edge_index[1]
-        num = torch.zeros((n, nl * d), dtype=h.dtype, device=h.device)
-        den = torch.ones((n, nl), dtype=h.dtype, device=h.device).index_add_(0, dst, w)
-        # edges per chunk: the [chunk, L, d] products stay in cache (3x faster than 32k)
-        step = 2048
-        for start in range(0, src.shape[0], step):
-            gs = g.index_select(0, src[start : start + step])
-            prod = (w[start : start + step].unsqueeze(2) * gs.unsqueeze(1)).reshape(-1, nl * d)
-            num.index_add_(0, dst[start : start + step], prod)
-        num = num.view(n, nl, d) + g.unsqueeze(1)
-        rest = torch.zeros((n, self.feature_dim - d - nl * d), dtype=h.dtype, device=h.device)
-        return torch.cat([g, (num / den.unsqueeze(2)).reshape(n, nl * d), rest], dim=1)
-
-    def _hop(
+    def _averages(
         self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor
     ) -> Tensor:
-        """Layer ``layer`` >= 2: block ``layer - 1`` of averages averaged again, each length
-        with its own weights, into block ``layer``."""
+        """Layer ``layer`` >= 1 writes block ``layer`` of averages: the densities g averaged
+        over the neighbours (layer 1), or block ``layer - 1`` averaged again (layer >= 2),
+        each length L with its own weights w_L."""
         n = h.shape[0]
         d = self.base_dim
         nl = self.n_lengths
         width = nl * d
-        start = d + (layer - 2) * width
-        prev = h[:, start : start + width].reshape(n, nl, d)
+        start = d + (layer - 1) * width  # where block `layer` goes
+        if layer == 1:
+            prev = h[:, :d].unsqueeze(1)  # [n, 1, d]: g, the same for every length
+        else:
+            prev = h[:, start - width : start].reshape(n, nl, d)
         w = e[:, 1:]
         if edge_weight is not None:
             w = w * edge_weight.unsqueeze(1)
@@ -186,14 +166,14 @@ class DescriptorRidge(BarrierModel):
         dst = edge_index[1]
         num = torch.zeros((n, width), dtype=h.dtype, device=h.device)
         den = torch.ones((n, nl), dtype=h.dtype, device=h.device).index_add_(0, dst, w)
+        # edges per chunk: the [chunk, L, d] products stay in cache (3x faster than 32k)
         step = 2048
         for s0 in range(0, src.shape[0], step):
             ps = prev.index_select(0, src[s0 : s0 + step])
             prod = (w[s0 : s0 + step].unsqueeze(2) * ps).reshape(-1, width)
             num.index_add_(0, dst[s0 : s0 + step], prod)
         avg = (num.view(n, nl, d) + prev) / den.unsqueeze(2)
-        end = start + width
-        return torch.cat([h[:, :end], avg.reshape(n, width), h[:, end + width :]], dim=1)
+        return torch.cat([h[:, :start], avg.reshape(n, width), h[:, start + width :]], dim=1)
 
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
