@@ -27,11 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from smooth_select import smooth  # the default's smoothing, in float64
+from thermal_table import DATA, THERMAL
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "cuzr64"
-THERMAL = ROOT / "training" / "data" / "thermal"
-VALID_SETS = ["relaxed", "T0", "300", "500", "600"]
 TRAIN_TEMPS = ["T0", "T300", "T500", "T700"]
 
 
@@ -47,14 +45,14 @@ def frame_arrays(atoms, loaded, feat_model, with_pred: bool) -> dict[str, np.nda
     """Features on raw and denoised edges, the default's prediction, labels, graph pairs."""
     from symgnn_ase.data.descriptors import graph_features
     from symgnn_ase.data.graph import graph_from_atoms
+    from symgnn_ase.train.ridge import denoised_edges
 
     g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names, label_key="energy_barrier")
     m = loaded.module
     with torch.no_grad():
         pred = m(g.species, g.edge_index, g.edge_vec).double().numpy() if with_pred else np.zeros(0)
-        u = m.displacements(g.species, g.edge_index, g.edge_vec).double()
     vec = g.edge_vec.double()
-    moved = vec + u.index_select(0, g.edge_index[0]) - u.index_select(0, g.edge_index[1])
+    moved = denoised_edges(m, g.species, g.edge_index, g.edge_vec)
     out = {"pred": pred, "label": g.label.double().numpy(), "species": g.species.numpy()}
     for tag, v in (("raw", vec), ("dn", moved)):
         out[tag] = graph_features(feat_model, g.species, g.edge_index, v).numpy()
@@ -79,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from symgnn_ase.data.descriptors import _model, descriptor_config
     from symgnn_ase.export import load_model
-    from symgnn_ase.nn.smooth import smoothing_weight
     from symgnn_ase.train.ridge import ridge_path
 
     torch.set_num_threads(1)
@@ -117,16 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     thermal_train = [f for k in range(6) for t in TRAIN_TEMPS for f in arrays(f"train{k}_{t}")]
 
     def smoothed(f: dict[str, np.ndarray], values: np.ndarray) -> np.ndarray:
-        w = smoothing_weight(
-            torch.from_numpy(f["r"]),
-            torch.tensor(4.0, dtype=torch.float64),
-            torch.tensor(loaded.r_max, dtype=torch.float64),
-            False,
-        ).numpy()
-        n = len(values)
-        return (values + np.bincount(f["i"], w * values[f["j"]], n)) / (
-            1.0 + np.bincount(f["i"], w, n)
-        )
+        return smooth(values, f["i"], f["j"], f["r"], len(values), 4.0, loaded.r_max, "cosine")
 
     alphas = tuple(float(a) for a in np.logspace(-2, 5, 29))
     results = {}
