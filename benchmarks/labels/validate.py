@@ -100,8 +100,10 @@ def report(glass: Path, out: Path, searches: int, max_attempts: int | None = Non
     records = [json.loads(line) for line in (out / "searches.jsonl").read_text().splitlines()]
     per_atom: dict[int, list[float]] = {}
     status: dict[str, int] = {}
+    attempts: dict[int, int] = {}
     for r in records:
         status[r["status"]] = status.get(r["status"], 0) + 1
+        attempts[r["atom"]] = attempts.get(r["atom"], 0) + 1
         if r["status"] == "accepted":
             per_atom.setdefault(r["atom"], []).append(r["barrier"])
     accepted = [r for r in records if r["status"] == "accepted"]
@@ -127,22 +129,16 @@ def report(glass: Path, out: Path, searches: int, max_attempts: int | None = Non
     }
     for name, chosen in (("complete", full), ("any", sorted(per_atom))):
         if len(chosen) >= 3:
-            ours = np.array([np.mean(per_atom[a]) for a in chosen])
-            theirs = labels[chosen]
-            result[name] = {
-                "atoms": len(chosen),
-                "pearson": float(np.corrcoef(ours, theirs)[0, 1]),
-                "mean_ours": float(ours.mean()),
-                "mean_dataset": float(theirs.mean()),
-                "mean_offset": float((ours - theirs).mean()),
-                "per_atom": {
-                    str(a): [round(float(o), 4), round(float(t), 4), len(per_atom[a])]
-                    for a, o, t in zip(chosen, ours, theirs, strict=True)
+            result[name] = _agreement(per_atom, chosen, labels) | {
+                "per_atom": {  # atom: [our mean, the dataset's label, accepted events]
+                    str(a): [
+                        round(float(np.mean(per_atom[a])), 4),
+                        round(float(labels[a]), 4),
+                        len(per_atom[a]),
+                    ]
+                    for a in chosen
                 },
             }
-    attempts: dict[int, int] = {}
-    for r in records:
-        attempts[r["atom"]] = attempts.get(r["atom"], 0) + 1
     if max_attempts is not None:
         result["max_attempts"] = max_attempts
         result["atoms_at_max_attempts"] = sorted(
@@ -155,7 +151,6 @@ def report(glass: Path, out: Path, searches: int, max_attempts: int | None = Non
         for k in (1, 3, 5, 10)
         if len(chosen := sorted(a for a, b in per_atom.items() if len(b) >= k)) >= 3
     }
-    result["events_per_atom"] = {str(a): len(b) for a, b in sorted(per_atom.items())}
     write_text(out / "validation.json", json.dumps(result, indent=2) + "\n")
     return result
 
