@@ -1,5 +1,7 @@
 """Ensembles: K trained models in one exported file, giving the mean barrier and its per-atom
-standard deviation (``symgnn ensemble MODEL1 MODEL2 ... -o ens.pt``).
+standard deviation (``symgnn ensemble MODEL1 MODEL2 ... -o ens.pt``); and residual models: a
+baseline and the networks trained on what it leaves (``data.baseline``) in one file whose
+barrier is their sum (``symgnn residual BASE NET ... -o res.pt``).
 
 The members are exported model files, bundled model names, run folders (their ``best.pt``) or
 training checkpoints; they must share the cutoff, the species (in the same order) and the
@@ -24,7 +26,14 @@ from .format import ENSEMBLE_SIZE_KEY
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Member", "load_member", "build_ensemble", "export_ensemble"]
+__all__ = [
+    "Member",
+    "load_member",
+    "build_ensemble",
+    "build_residual",
+    "export_ensemble",
+    "export_residual",
+]
 
 
 @dataclass
@@ -56,14 +65,25 @@ def _score(metrics: dict[str, Any]) -> float | None:
     return (metrics.get("pooled") or {}).get("pearson")
 
 
-def load_member(source: str | os.PathLike) -> Member:
-    """An exported model file or bundled name, a run folder (``best.pt``) or a checkpoint."""
+def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
+    """An exported model file or bundled name, a run folder (``best.pt``) or a checkpoint.
+
+    A run trained with ``data.baseline`` predicts only what its baseline leaves: it is refused
+    unless ``residual_ok`` (the networks of :func:`build_residual`)."""
     text = str(source)
     path = Path(text)
     if path.is_dir() or (path.is_file() and not _is_torchscript(path)):
         from .train.export import model_from_checkpoint
 
         model, ckpt = model_from_checkpoint(path)
+        baseline = (ckpt["config"].get("data") or {}).get("baseline")
+        if baseline and not residual_ok:
+            raise ValueError(
+                f"{text} was trained on the labels less the predictions of data.baseline "
+                f"{baseline!r}: alone it predicts only that remainder; use `symgnn export "
+                f"{text}` (the baseline and the network in one file) or `symgnn residual "
+                f"BASE {text}`"
+            )
         mcfg = ckpt["config"]["model"]
         info = {
             "kind": mcfg["kind"],
@@ -112,24 +132,7 @@ def build_ensemble(sources: list[str | os.PathLike], std_scale: float = 1.0):
     if len(sources) < 2:
         raise ValueError(f"an ensemble needs at least 2 models, got {len(sources)}")
     members = [load_member(s) for s in sources]
-    first = members[0]
-    for m in members[1:]:
-        if m.r_max != first.r_max:
-            raise ValueError(
-                f"ensemble members must share r_max: {first.source} has {first.r_max:g} Å, "
-                f"{m.source} has {m.r_max:g} Å"
-            )
-        if m.type_names != first.type_names:
-            raise ValueError(
-                f"ensemble members must share type_names (same order): {first.source} has "
-                f"[{', '.join(first.type_names)}], {m.source} has [{', '.join(m.type_names)}]"
-            )
-        if m.dtype != first.dtype:
-            raise ValueError(
-                f"ensemble members must share the dtype: {first.source} is "
-                f"{str(first.dtype).replace('torch.', '')}, {m.source} is "
-                f"{str(m.dtype).replace('torch.', '')}"
-            )
+    _check_shared(members, "ensemble")
     edge_dims = [edge_width(m.module, m.dtype) for m in members]
     module = Ensemble(
         [m.module for m in members],
@@ -141,11 +144,91 @@ def build_ensemble(sources: list[str | os.PathLike], std_scale: float = 1.0):
     return module.eval(), members
 
 
+def _check_shared(members: list[Member], what: str) -> None:
+    """The members share r_max, type_names (in order) and dtype; else a ValueError naming them."""
+    first = members[0]
+    for m in members[1:]:
+        if m.r_max != first.r_max:
+            raise ValueError(
+                f"{what} members must share r_max: {first.source} has {first.r_max:g} Å, "
+                f"{m.source} has {m.r_max:g} Å"
+            )
+        if m.type_names != first.type_names:
+            raise ValueError(
+                f"{what} members must share type_names (same order): {first.source} has "
+                f"[{', '.join(first.type_names)}], {m.source} has [{', '.join(m.type_names)}]"
+            )
+        if m.dtype != first.dtype:
+            raise ValueError(
+                f"{what} members must share the dtype: {first.source} is "
+                f"{str(first.dtype).replace('torch.', '')}, {m.source} is "
+                f"{str(m.dtype).replace('torch.', '')}"
+            )
+
+
+def _members_info(members: list[Member]) -> list[dict[str, Any]]:
+    from .data.io import file_sha256
+
+    return [
+        {
+            "source": os.path.basename(os.path.normpath(m.source)),
+            "sha256": file_sha256(m.file) if m.file is not None and m.file.is_file() else None,
+            "info": {k: v for k, v in m.info.items() if k != "date"},
+        }
+        for m in members
+    ]
+
+
+def build_residual(base: str | os.PathLike, nets: list[str | os.PathLike]):
+    """(the :class:`~symgnn_ase.nn.ensemble.Residual` module, its members): ``base`` and the
+    networks ``nets`` trained on what it leaves, summed. The members must share r_max,
+    type_names and dtype."""
+    from .nn.ensemble import Residual, edge_width
+
+    if not nets:
+        raise ValueError("a residual model needs a baseline and at least 1 network, got none")
+    members = [load_member(base)] + [load_member(n, residual_ok=True) for n in nets]
+    _check_shared(members, "residual")
+    module = Residual(
+        [m.module for m in members],
+        [m.n_layers for m in members],
+        [m.feature_dim for m in members],
+        [edge_width(m.module, m.dtype) for m in members],
+    )
+    return module.eval(), members
+
+
+def export_residual(
+    base: str | os.PathLike, nets: list[str | os.PathLike], output: str | os.PathLike
+) -> Path:
+    """Write ``base`` + ``nets`` (their predictions summed) to ``output`` (TorchScript)."""
+    from .export import export_model
+    from .outputs import check_output
+
+    check_output(output, [str(base)] + [str(n) for n in nets], what="residual output")
+    module, members = build_residual(base, nets)
+    info = {
+        "kind": "residual",
+        "combine": "sum of the members' predictions (the first is the baseline)",
+        "members": _members_info(members),
+        "n_parameters": sum(p.numel() for p in module.parameters()),
+    }
+    path = export_model(
+        module,
+        output,
+        members[0].type_names,
+        members[0].r_max,
+        info=info,
+        inputs=[m.file for m in members if m.file is not None],
+    )
+    logger.info("exported a baseline and %d network(s) to %s", len(nets), path)
+    return path
+
+
 def export_ensemble(
     sources: list[str | os.PathLike], output: str | os.PathLike, std_scale: float = 1.0
 ) -> Path:
     """Write the ensemble of ``sources`` to ``output`` (TorchScript, with metadata)."""
-    from .data.io import file_sha256
     from .export import export_model
     from .outputs import check_output
 
@@ -156,14 +239,7 @@ def export_ensemble(
         "ensemble_size": len(members),
         "std": "sample standard deviation over the members (K - 1), times std_scale",
         "std_scale": float(std_scale),
-        "members": [
-            {
-                "source": os.path.basename(os.path.normpath(m.source)),
-                "sha256": file_sha256(m.file) if m.file is not None and m.file.is_file() else None,
-                "info": {k: v for k, v in m.info.items() if k != "date"},
-            }
-            for m in members
-        ],
+        "members": _members_info(members),
         "n_parameters": sum(p.numel() for p in module.parameters()),
     }
     inputs = [m.file for m in members if m.file is not None]

@@ -19,6 +19,7 @@ _COMMANDS = {
     "evaluate": ".evaluate",
     "export": ".export",
     "ensemble": ".ensemble",
+    "residual": ".residual",
     "denoise": ".denoise",
     "smooth": ".smooth",
     "predict": ".predict",

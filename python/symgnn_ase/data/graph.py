@@ -25,6 +25,10 @@ class Graph:
     edge_vec: Tensor  # [E, 3] r_j - r_i + S.cell, in the model dtype
     label: Tensor | None = None  # [N] float32, eV
     name: str = ""
+    # [N] float32, eV: a baseline model's prediction that ``label`` has had subtracted
+    # (training with ``data.baseline``: the network learns the rest; label + baseline is the
+    # barrier)
+    baseline: Tensor | None = None
 
     @property
     def n_atoms(self) -> int:

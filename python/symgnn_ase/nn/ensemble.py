@@ -1,4 +1,5 @@
-"""An ensemble of K trained models as one model: the mean barrier and its per-atom spread.
+"""An ensemble of K trained models as one model: the mean barrier and its per-atom spread; and
+a residual model, a baseline and the networks trained on what it leaves, as one model: the sum.
 
 :class:`Ensemble` keeps the exported-model contract (``docs/contracts.md``) so that everything
 that runs one model runs an ensemble unchanged, the LAMMPS compute's layer-by-layer ghost
@@ -19,6 +20,9 @@ On top of the contract it exports:
 
 ``std_scale`` (a buffer, 1 unless the ensemble was calibrated) multiplies the spread so that
 it reads as an error bar in eV; ``training/calibrate_ensemble.py`` measures it.
+
+:class:`Residual` lays its members out the same way (both derive from :class:`Stack`) and
+predicts their sum; it keeps the single-model contract only.
 """
 
 import torch
@@ -26,7 +30,7 @@ from torch import Tensor, nn
 
 from .base import BarrierModel, OptTensor
 
-__all__ = ["Ensemble", "edge_width"]
+__all__ = ["Ensemble", "Residual", "Stack", "edge_width"]
 
 
 def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu") -> int:
@@ -45,8 +49,12 @@ def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str
     return int(e.shape[1])
 
 
-class Ensemble(BarrierModel):
-    """K models (eager or TorchScript modules with ``embed``/``interact``/``readout``) as one.
+class Stack(BarrierModel):
+    """Several models (eager or TorchScript modules with ``embed``/``interact``/``readout``)
+    side by side: the node state is the members' node states side by side, the edge state
+    theirs, and ``interact(layer)`` runs layer ``layer`` of every member on its own slice.
+    ``readout_members(h)`` is every member's readout [K, N]; the subclasses combine them
+    (:class:`Ensemble`: mean, :class:`Residual`: sum).
 
     ``n_layers``, ``feature_dims`` and ``edge_dims`` are the members' layer counts, node-state
     widths and edge-state widths, in member order.
@@ -60,29 +68,22 @@ class Ensemble(BarrierModel):
 
     def __init__(
         self,
+        kind: str,
         members: list[nn.Module],
         n_layers: list[int],
         feature_dims: list[int],
         edge_dims: list[int],
-        std_scale: float = 1.0,
     ) -> None:
         k = len(members)
         if k < 2:
-            raise ValueError(f"an ensemble needs at least 2 members, got {k}")
+            raise ValueError(f"{kind}: needs at least 2 models, got {k}")
         if not (len(n_layers) == len(feature_dims) == len(edge_dims) == k):
             raise ValueError("one layer count, feature width and edge width per member")
-        if not (std_scale > 0 and std_scale < float("inf")):
-            raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
-        super().__init__(
-            "ensemble", max(int(n) for n in n_layers), sum(int(f) for f in feature_dims)
-        )
+        super().__init__(kind, max(int(n) for n in n_layers), sum(int(f) for f in feature_dims))
         self.members = nn.ModuleList(members)
-        self.ensemble_size = k
         self.member_layers = [int(n) for n in n_layers]
         self.feature_dims = [int(f) for f in feature_dims]
         self.edge_dims = [int(f) for f in edge_dims]
-        dtype = next(iter(self.members.parameters())).dtype
-        self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
 
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
@@ -123,6 +124,61 @@ class Ensemble(BarrierModel):
         return torch.stack(outs, 0)
 
     @torch.jit.export
+    def forward_members(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        # member by member (the same numbers as embed/interact/readout, without holding
+        # every member's edge state at once)
+        outs: list[Tensor] = []
+        for member in self.members:
+            outs.append(member(species, edge_index, edge_vec, edge_weight))
+        return torch.stack(outs, 0)
+
+
+class Residual(Stack):
+    """A baseline model and models trained on what it leaves (``data.baseline``) as one model:
+    the barrier is the sum of the members' predictions (``symgnn residual BASE NET``). It
+    keeps the single-model contract only (no spread: the members are not estimates of the
+    same thing)."""
+
+    def __init__(
+        self,
+        members: list[nn.Module],
+        n_layers: list[int],
+        feature_dims: list[int],
+        edge_dims: list[int],
+    ) -> None:
+        super().__init__("residual", members, n_layers, feature_dims, edge_dims)
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        return self.readout_members(h).sum(0)
+
+    def forward(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        return self.forward_members(species, edge_index, edge_vec, edge_weight).sum(0)
+
+
+class Ensemble(Stack):
+    """K models as one: the mean barrier and its per-atom spread."""
+
+    def __init__(
+        self,
+        members: list[nn.Module],
+        n_layers: list[int],
+        feature_dims: list[int],
+        edge_dims: list[int],
+        std_scale: float = 1.0,
+    ) -> None:
+        if not (std_scale > 0 and std_scale < float("inf")):
+            raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
+        super().__init__("ensemble", members, n_layers, feature_dims, edge_dims)
+        self.ensemble_size = len(members)
+        dtype = next(iter(self.members.parameters())).dtype
+        self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
+
+    @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
         return self.readout_members(h).mean(0)
 
@@ -133,17 +189,6 @@ class Ensemble(BarrierModel):
     def _mean_std(self, y: Tensor) -> Tensor:
         """[K, N] member predictions -> [2, N]: their mean and scaled sample std."""
         return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
-
-    @torch.jit.export
-    def forward_members(
-        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
-    ) -> Tensor:
-        # member by member (the same numbers as embed/interact/readout, without holding
-        # every member's edge state at once)
-        outs: list[Tensor] = []
-        for member in self.members:
-            outs.append(member(species, edge_index, edge_vec, edge_weight))
-        return torch.stack(outs, 0)
 
     @torch.jit.export
     def forward_std(

@@ -16,6 +16,10 @@ Data section::
       label_range: [0.0, 20.0]     # finite labels outside it are refused
       denoiser: symgnn_md_dn       # ridge fits only: features on the positions this
                                    # `denoised` model file moves the atoms to
+      baseline: runs/base.pt       # network training only: an exported model (same r_max and
+                                   # species) whose prediction is taken off every label, so the
+                                   # network learns the rest; validation scores baseline + network
+                                   # (`symgnn residual BASE RUN` exports the sum)
 
 ``init:`` (top level) starts from an exported model file, a run folder (its best.pt) or a
 checkpoint: its weights and label standardization; the model section then defaults to its own.
@@ -65,7 +69,16 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "frames_per_step": 1,
 }
 TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init"}
-DATA_KEYS = {"train", "valid", "label", "selection", "partial_labels", "label_range", "denoiser"}
+DATA_KEYS = {
+    "train",
+    "valid",
+    "label",
+    "selection",
+    "partial_labels",
+    "label_range",
+    "denoiser",
+    "baseline",
+}
 GROUP_KEYS = {"files", "weight", "frames_per_epoch"}
 SELECTIONS = ("mean", "first")
 
@@ -265,6 +278,11 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise _fail(
             path, "data.denoiser", data["denoiser"], "a denoised model file or bundled name"
         )
+    data.setdefault("baseline", None)
+    if data["baseline"] is not None and (
+        not isinstance(data["baseline"], str) or not data["baseline"]
+    ):
+        raise _fail(path, "data.baseline", data["baseline"], "a model file or bundled name")
 
     optim_in = cfg.get("optim") or {}
     if not isinstance(optim_in, dict):

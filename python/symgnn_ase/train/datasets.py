@@ -8,14 +8,18 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..data.graph import Graph, load_graphs
 from ..data.io import file_sha256
 from .config import expand_files
+
+if TYPE_CHECKING:
+    from ..export import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +28,12 @@ __all__ = [
     "check_labels",
     "data_hashes",
     "epoch_order",
+    "full_label",
+    "load_baseline",
     "load_init",
     "load_train_groups",
     "load_valid_sets",
+    "subtract_baseline",
 ]
 
 
@@ -64,20 +71,61 @@ def check_labels(g: Graph, label: str, partial: bool, label_range: list[float]) 
         )
 
 
-def _load(files: list[str], mcfg, data: dict[str, Any]) -> list[Graph]:
+def load_baseline(source: str, mcfg) -> LoadedModel:
+    """The model of ``data.baseline``, checked against the network: the same cutoff and species
+    (its predictions are made on the network's neighbour list)."""
+    from ..export import load_model
+
+    loaded = load_model(source)
+    if abs(loaded.r_max - mcfg.r_max) > 1e-9 or list(loaded.type_names) != list(mcfg.type_names):
+        raise ValueError(
+            f"data.baseline: {loaded.path} has r_max {loaded.r_max:g} Å and species "
+            f"{loaded.type_names}, the model r_max {mcfg.r_max:g} Å and species "
+            f"{list(mcfg.type_names)} (they must match: the baseline predicts on the same "
+            "neighbour list)"
+        )
+    return loaded
+
+
+def subtract_baseline(g: Graph, baseline: LoadedModel) -> None:
+    """Store ``baseline``'s prediction on ``g`` (``g.baseline``) and take it off ``g.label``."""
+    with torch.no_grad():
+        b = baseline.module(g.species, g.edge_index, g.edge_vec.to(baseline.dtype)).float()
+    if b.shape != g.label.shape or not bool(torch.isfinite(b).all()):
+        raise ValueError(
+            f"{g.name}: data.baseline {baseline.path} gave a prediction of shape "
+            f"{tuple(b.shape)} with non-finite values or the wrong length (want "
+            f"{tuple(g.label.shape)}, all finite)"
+        )
+    g.baseline = b
+    g.label = g.label - b
+
+
+def _load(
+    files: list[str], mcfg, data: dict[str, Any], baseline: LoadedModel | None = None
+) -> list[Graph]:
     graphs = load_graphs(files, mcfg.r_max, mcfg.type_names, data["label"])
     for g in graphs:
         check_labels(g, data["label"], data["partial_labels"], data["label_range"])
+        if baseline is not None:
+            subtract_baseline(g, baseline)
     return graphs
 
 
-def load_train_groups(data: dict[str, Any], mcfg) -> list[TrainGroup]:
+def full_label(g: Graph) -> Tensor:
+    """The barrier label of ``g``: ``label``, plus ``baseline`` where one was subtracted."""
+    return g.label if g.baseline is None else g.label + g.baseline
+
+
+def load_train_groups(
+    data: dict[str, Any], mcfg, baseline: LoadedModel | None = None
+) -> list[TrainGroup]:
     groups = []
     for spec in data["train"]:
         files = expand_files(spec["files"])
         group = TrainGroup(
             files=files,
-            graphs=_load(files, mcfg, data),
+            graphs=_load(files, mcfg, data, baseline),
             weight=float(spec["weight"]),
             frames_per_epoch=spec["frames_per_epoch"],
         )
@@ -85,7 +133,9 @@ def load_train_groups(data: dict[str, Any], mcfg) -> list[TrainGroup]:
     return groups
 
 
-def load_valid_sets(data: dict[str, Any], mcfg) -> list[tuple[str, list[Graph]]]:
+def load_valid_sets(
+    data: dict[str, Any], mcfg, baseline: LoadedModel | None = None
+) -> list[tuple[str, list[Graph]]]:
     """One validation set per file (its frames pooled), in config order."""
     files = expand_files(data["valid"])
     train_files = {
@@ -94,18 +144,24 @@ def load_valid_sets(data: dict[str, Any], mcfg) -> list[tuple[str, list[Graph]]]
     for f in files:
         if os.path.realpath(f) in train_files:
             logger.warning("validation file %s is also a training file: selection is biased", f)
-    return [(os.path.basename(f), _load([f], mcfg, data)) for f in files]
+    return [(os.path.basename(f), _load([f], mcfg, data, baseline)) for f in files]
 
 
 def data_hashes(data: dict[str, Any]) -> dict[str, str]:
     """sha256 of every training and validation file, keyed by file name (the configured path
-    where two files share a name)."""
+    where two files share a name), and of the ``data.baseline`` model file (key
+    ``data.baseline``): a resumed run must subtract the same baseline."""
     files = [f for spec in data["train"] for f in expand_files(spec["files"])]
     files += [f for f in expand_files(data["valid"]) if f not in files]
     names = [os.path.basename(f) for f in files]
-    return {
+    out = {
         (n if names.count(n) == 1 else f): file_sha256(f) for f, n in zip(files, names, strict=True)
     }
+    if data.get("baseline"):
+        from ..format import resolve_model_path
+
+        out["data.baseline"] = file_sha256(resolve_model_path(data["baseline"]))
+    return out
 
 
 def epoch_order(groups: list[TrainGroup], gen: torch.Generator) -> list[tuple[int, int]]:

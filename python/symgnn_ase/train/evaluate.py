@@ -104,10 +104,18 @@ def evaluate_files(
 
 @torch.no_grad()
 def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, list[np.ndarray]]:
-    """Pooled and per-graph metrics of ``model`` (put in eval mode) on labelled graphs."""
+    """Pooled and per-graph metrics of ``model`` (put in eval mode) on labelled graphs; on
+    graphs with a ``baseline`` (training with ``data.baseline``), of baseline + model against
+    the full label."""
     model.eval()
-    preds = [model(g.species, g.edge_index, g.edge_vec).numpy() for g in graphs]
-    trues = [g.label.numpy() for g in graphs]
+    preds, trues = [], []
+    for g in graphs:
+        p = model(g.species, g.edge_index, g.edge_vec)
+        t = g.label
+        if g.baseline is not None:
+            p, t = p + g.baseline, t + g.baseline
+        preds.append(p.numpy())
+        trues.append(t.numpy())
     pooled = regression_metrics(np.concatenate(preds), np.concatenate(trues))
     per_file = {
         g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues, strict=True)

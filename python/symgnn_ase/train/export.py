@@ -44,7 +44,9 @@ def export_run(
 
     ``transforms`` (SymGNN only) fixes that many transforms per distribution for
     inference (default: the training config's ``n_samples_eval``), drawn with
-    ``seed_override`` (default: the config's ``sample_seed``).
+    ``seed_override`` (default: the config's ``sample_seed``). A run trained with
+    ``data.baseline`` is exported with its baseline, as one model that sums them
+    (:func:`symgnn_ase.ensemble.export_residual`).
     """
     source = Path(checkpoint)
     if source.is_dir():
@@ -53,6 +55,14 @@ def export_run(
     model, ckpt = model_from_checkpoint(source)
     cfg = ckpt["config"]
     mcfg = cfg["model"]
+    baseline = (cfg.get("data") or {}).get("baseline")
+    if baseline:
+        if transforms is not None:
+            raise ValueError("--transforms is not available for a run trained with data.baseline")
+        from ..ensemble import export_residual
+
+        logger.info("%s learned the residual of %s: exporting their sum", source, baseline)
+        return export_residual(baseline, [source], output)
     if transforms is not None:
         if mcfg["kind"] != "symgnn":
             raise ValueError(

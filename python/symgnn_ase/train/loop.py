@@ -46,7 +46,9 @@ from .config import OPTIM_DEFAULTS, load_config
 from .datasets import (
     data_hashes,
     epoch_order,
+    full_label,
     label_stats,
+    load_baseline,
     load_init,
     load_train_groups,
     load_valid_sets,
@@ -298,8 +300,12 @@ def _run(
     mcfg = ModelConfig.from_dict(cfg["model"])
     data = cfg["data"]
     t0 = time.perf_counter()
-    groups = load_train_groups(data, mcfg)
-    valid_sets = load_valid_sets(data, mcfg)
+    baseline = None
+    if data.get("baseline") is not None:
+        baseline = load_baseline(data["baseline"], mcfg)
+        logger.info("labels less the predictions of the baseline %s", baseline.path)
+    groups = load_train_groups(data, mcfg, baseline)
+    valid_sets = load_valid_sets(data, mcfg, baseline)
     logger.info(
         "graphs: %d train in %d group(s), %d valid file(s), built in %.1f s",
         sum(len(gr.graphs) for gr in groups),
@@ -602,7 +608,7 @@ def _finish(
         summary.update(best_epoch=best["epoch"], valid=metrics, elapsed_to_best=best["elapsed"])
         parity_plot(
             np.concatenate(preds),
-            np.concatenate([g.label.numpy() for g in graphs]),
+            np.concatenate([full_label(g).numpy() for g in graphs]),
             out / "parity.png",
             title=f"{name}, epoch {best['epoch']}: r = {metrics['sets'][name]['pearson']:.4f}",
         )

@@ -135,6 +135,11 @@ def fit_ridge(
         raise ValueError(f"{config_path}: fit_ridge needs `model.kind: ridge`, got {kind!r}")
     if not alphas or any(not (a > 0 and np.isfinite(a)) for a in alphas):
         raise ValueError(f"alphas must be finite numbers > 0, got {list(alphas)}")
+    if cfg["data"]["baseline"] is not None:
+        raise ValueError(
+            f"{config_path}: data.baseline ({cfg['data']['baseline']!r}) is for network training "
+            "(`symgnn train`); a ridge fit learns the labels themselves"
+        )
     out = Path(cfg["run_dir"])
     if (out / "best.pt").exists():
         raise ValueError(f"run folder {out} already holds a fit (best.pt); choose another run_dir")

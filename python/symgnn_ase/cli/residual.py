@@ -1,0 +1,28 @@
+"""a baseline model and networks trained on its residual, as one model
+
+Write one TorchScript file whose barrier is BASE's prediction plus every NET's: NET is a run
+trained with `data.baseline` (it learned the labels less a baseline's prediction), BASE the
+model to add it to (exported file, bundled name, run folder or checkpoint; same r_max, species
+and dtype). `symgnn export RUN` does this with the run's own baseline; give BASE yourself to
+pair the network with another copy of it, e.g. the bare ridge where the training baseline was
+that ridge behind the thermal denoiser and the sum goes behind the denoiser
+(`symgnn denoise`). It is used like any model.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", metavar="BASE", help="the baseline model")
+    p.add_argument("nets", nargs="+", metavar="NET", help="networks trained on its residual")
+    p.add_argument("-o", "--output", required=True, help="model file to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ensemble import export_residual
+
+    path = export_residual(args.base, list(args.nets), args.output)
+    print(f"wrote {path} ({args.base} + {' + '.join(args.nets)})")
+    return 0
