@@ -202,55 +202,59 @@ def export_residual(
     base: str | os.PathLike, nets: list[str | os.PathLike], output: str | os.PathLike
 ) -> Path:
     """Write ``base`` + ``nets`` (their predictions summed) to ``output`` (TorchScript)."""
-    from .export import export_model
     from .outputs import check_output
 
     check_output(output, [str(base)] + [str(n) for n in nets], what="residual output")
     module, members = build_residual(base, nets)
+    info = {"combine": "sum of the members' predictions (the first is the baseline)"}
+    path = _export_stack(module, members, output, info)
+    logger.info("exported a baseline and %d network(s) to %s", len(nets), path)
+    return path
+
+
+def _export_stack(
+    module: torch.nn.Module,
+    members: list[Member],
+    output: str | os.PathLike,
+    info: dict[str, Any],
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write an :class:`~symgnn_ase.nn.ensemble.Stack` with ``info`` plus its kind, its
+    members' records and its parameter count."""
+    from .export import export_model
+
     info = {
-        "kind": "residual",
-        "combine": "sum of the members' predictions (the first is the baseline)",
+        "kind": module.kind,
+        **info,
         "members": _members_info(members),
         "n_parameters": sum(p.numel() for p in module.parameters()),
     }
-    path = export_model(
+    return export_model(
         module,
         output,
         members[0].type_names,
         members[0].r_max,
         info=info,
         inputs=[m.file for m in members if m.file is not None],
+        metadata=metadata,
     )
-    logger.info("exported a baseline and %d network(s) to %s", len(nets), path)
-    return path
 
 
 def export_ensemble(
     sources: list[str | os.PathLike], output: str | os.PathLike, std_scale: float = 1.0
 ) -> Path:
     """Write the ensemble of ``sources`` to ``output`` (TorchScript, with metadata)."""
-    from .export import export_model
     from .outputs import check_output
 
     check_output(output, [str(s) for s in sources], what="ensemble output")
     module, members = build_ensemble(sources, std_scale=std_scale)
     info = {
-        "kind": "ensemble",
         "ensemble_size": len(members),
         "std": "sample standard deviation over the members (K - 1), times std_scale",
         "std_scale": float(std_scale),
-        "members": _members_info(members),
-        "n_parameters": sum(p.numel() for p in module.parameters()),
     }
-    inputs = [m.file for m in members if m.file is not None]
-    path = export_model(
-        module,
-        output,
-        members[0].type_names,
-        members[0].r_max,
-        info=info,
-        inputs=inputs,
-        metadata={ENSEMBLE_SIZE_KEY: str(len(members))},
+    path = _export_stack(
+        module, members, output, info, metadata={ENSEMBLE_SIZE_KEY: str(len(members))}
     )
     logger.info("exported an ensemble of %d models to %s", len(members), path)
     return path

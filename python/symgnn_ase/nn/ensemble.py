@@ -68,12 +68,12 @@ class Stack(BarrierModel):
 
     def __init__(
         self,
-        kind: str,
         members: list[nn.Module],
         n_layers: list[int],
         feature_dims: list[int],
         edge_dims: list[int],
     ) -> None:
+        kind = type(self).__name__.lower()  # the contract's `kind`: "ensemble", "residual"
         k = len(members)
         if k < 2:
             raise ValueError(f"{kind}: needs at least 2 models, got {k}")
@@ -141,15 +141,6 @@ class Residual(Stack):
     keeps the single-model contract only (no spread: the members are not estimates of the
     same thing)."""
 
-    def __init__(
-        self,
-        members: list[nn.Module],
-        n_layers: list[int],
-        feature_dims: list[int],
-        edge_dims: list[int],
-    ) -> None:
-        super().__init__("residual", members, n_layers, feature_dims, edge_dims)
-
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
         return self.readout_members(h).sum(0)
@@ -173,7 +164,7 @@ class Ensemble(Stack):
     ) -> None:
         if not (std_scale > 0 and std_scale < float("inf")):
             raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
-        super().__init__("ensemble", members, n_layers, feature_dims, edge_dims)
+        super().__init__(members, n_layers, feature_dims, edge_dims)
         self.ensemble_size = len(members)
         dtype = next(iter(self.members.parameters())).dtype
         self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
