@@ -31,6 +31,8 @@ KINDS = {
     "length_md_bn_ft": "edge length, relaxed + thermal frames: 2nd stage of a 52-epoch run (member of `symgnn_md`)",
     "schnet": "baseline: SchNet (3 continuous-filter blocks, species-resolved basis)",
     "ridge": "baseline: descriptor + ridge (closed-form fit)",
+    "ridge_raw5": "ridge on the 5 Å graph, three hops of averaging (`ridge_dn`'s descriptor), fitted on raw relaxed glasses",
+    "length_res": "edge length on the residual of `ridge_dn` behind the denoiser (relaxed + thermal frames, noise 0.06 Å), scored as ridge + network",
 }
 # Table 1: the run that stands for each model kind, and the paper's test Pearson of the
 # same method (Li et al. 2024, Table 1; None: not in the paper)
