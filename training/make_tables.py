@@ -130,7 +130,8 @@ def _invariance_and_size(res: dict) -> str:
     from symgnn_ase.export import load_model
 
     rot = res["rotations"]
-    n_par = load_model(res["model"]).info.get("n_parameters", "?")
+    path = HERE.parent / res["model"]  # recorded relative to the repository root
+    n_par = load_model(path).info.get("n_parameters", "?") if path.is_file() else "?"
     return (
         f"{rot['pearson_mean']:.4f} ± {rot['pearson_std']:.4f} | "
         f"{rot['spread_mean_eV']:.2g} / {rot['spread_max_eV']:.2g} | {n_par}"
