@@ -178,8 +178,13 @@ def epoch_order(groups: list[TrainGroup], gen: torch.Generator) -> list[tuple[in
     return [pairs[k] for k in order]
 
 
-def load_init(init: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Weights and model config of a run folder (best.pt), a checkpoint or an exported file."""
+def load_init(
+    init: str | os.PathLike, baseline: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and model config of a run folder (best.pt), a checkpoint or an exported file.
+
+    A run trained with ``data.baseline`` learned a remainder, with that remainder's label
+    standardization: it starts only a run with the same ``baseline``."""
     path = Path(init)
     if path.is_dir():
         path = path / "best.pt"
@@ -199,7 +204,7 @@ def load_init(init: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
         loaded = load_model(path)
         mcfg = (loaded.info or {}).get("model")
         kind = (loaded.info or {}).get("kind")
-        if kind in ("ensemble", "denoised", "smoothed"):
+        if kind in ("ensemble", "denoised", "smoothed", "residual"):
             raise ValueError(
                 f"init: {path} is a model file of kind `{kind}` (several models, or a model behind the "
                 "thermal denoiser or the smoothing), not one model to continue training: give one "
@@ -215,6 +220,14 @@ def load_init(init: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"init: {path} is not a symgnn checkpoint (no model/config entries)")
+    theirs = (ckpt["config"].get("data") or {}).get("baseline")
+    if theirs != baseline:
+        raise ValueError(
+            f"init: {path} was trained with data.baseline {theirs!r}, this config has "
+            f"{baseline!r}: the weights and label standardization are those of "
+            f"{'the remainder of ' + repr(theirs) if theirs else 'the full labels'}; "
+            "start from a run with the same data.baseline"
+        )
     return ckpt["model"], ckpt["config"]["model"]
 
 

@@ -259,7 +259,7 @@ def _train(
         cfg = _resume_config(saved, cfg, hashes, allow_changes)
     init_state = None
     if cfg["init"] is not None and not resume:
-        init_state, init_model = load_init(cfg["init"])
+        init_state, init_model = load_init(cfg["init"], cfg["data"]["baseline"])
         if cfg["model"] is None:
             cfg["model"] = ModelConfig.from_dict(init_model).to_dict()
         elif ModelConfig.from_dict(init_model).to_dict() != cfg["model"]:

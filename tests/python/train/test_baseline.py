@@ -109,6 +109,19 @@ def test_a_residual_run_alone_is_refused_where_it_would_pass_for_barriers(
         export_residual(baseline, [], tmp_path / "r.pt")
 
 
+def test_a_residual_run_starts_only_a_run_with_the_same_baseline(run, data, tmp_path) -> None:
+    cfg = run_config(data, tmp_path / "plain", None, {"epochs": 1})
+    del cfg["model"]
+    cfg["init"] = str(run)
+    with pytest.raises(ValueError, match=r"init: .* was trained with data\.baseline '.*base\.pt'"):
+        train(write_config(tmp_path / "plain.yaml", cfg), progress=False)
+    exported = tmp_path / "res.pt"
+    assert cli(["export", str(run), "-o", str(exported)]) == 0
+    cfg["init"] = str(exported)
+    with pytest.raises(ValueError, match="of kind `residual`"):
+        train(write_config(tmp_path / "plain2.yaml", cfg), progress=False)
+
+
 def test_baseline_must_match_the_network_and_is_not_for_ridge_fits(
     data, baseline, tmp_path
 ) -> None:
