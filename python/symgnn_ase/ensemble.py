@@ -73,10 +73,11 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
     text = str(source)
     path = Path(text)
     if path.is_dir() or (path.is_file() and not _is_torchscript(path)):
+        from .train.datasets import run_baseline
         from .train.export import model_from_checkpoint
 
         model, ckpt = model_from_checkpoint(path)
-        baseline = (ckpt["config"].get("data") or {}).get("baseline")
+        baseline = run_baseline(ckpt["config"])
         if baseline and not residual_ok:
             raise ValueError(
                 f"{text} was trained on the labels less the predictions of data.baseline "

@@ -35,6 +35,13 @@ class Graph:
         return int(self.species.shape[0])
 
     @property
+    def full_label(self) -> Tensor | None:
+        """The barrier label: ``label``, plus ``baseline`` where one was subtracted."""
+        if self.label is None or self.baseline is None:
+            return self.label
+        return self.label + self.baseline
+
+    @property
     def label_mask(self) -> Tensor | None:
         """Atoms with a finite label, or None when every atom has one (or there are none)."""
         if self.label is None:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from ..data.graph import Graph, load_graphs
 from ..data.io import file_sha256
@@ -28,11 +27,12 @@ __all__ = [
     "check_labels",
     "data_hashes",
     "epoch_order",
-    "full_label",
     "load_baseline",
     "load_init",
+    "load_on_graph",
     "load_train_groups",
     "load_valid_sets",
+    "run_baseline",
     "subtract_baseline",
 ]
 
@@ -71,31 +71,56 @@ def check_labels(g: Graph, label: str, partial: bool, label_range: list[float]) 
         )
 
 
-def load_baseline(source: str, mcfg) -> LoadedModel:
-    """The model of ``data.baseline``, checked against the network: the same cutoff and species
-    (its predictions are made on the network's neighbour list)."""
+def load_on_graph(
+    source: str, key: str, r_max: float, type_names: list[str], what: str, why: str
+) -> LoadedModel:
+    """The model file ``source`` named by config key ``key``, refused unless its r_max and
+    species are those of ``what`` (the model being trained or fitted): ``why`` they must be."""
     from ..export import load_model
 
     loaded = load_model(source)
-    if abs(loaded.r_max - mcfg.r_max) > 1e-9 or list(loaded.type_names) != list(mcfg.type_names):
+    if loaded.r_max != r_max or list(loaded.type_names) != list(type_names):
         raise ValueError(
-            f"data.baseline: {loaded.path} has r_max {loaded.r_max:g} Å and species "
-            f"{loaded.type_names}, the model r_max {mcfg.r_max:g} Å and species "
-            f"{list(mcfg.type_names)} (they must match: the baseline predicts on the same "
-            "neighbour list)"
+            f"{key}: {loaded.path} has r_max {loaded.r_max:g} Å and species "
+            f"{list(loaded.type_names)}; the {what} has r_max {r_max:g} Å and "
+            f"{list(type_names)} (they must match: {why})"
         )
     return loaded
+
+
+def load_baseline(source: str, mcfg) -> LoadedModel:
+    """The model of ``data.baseline``, checked against the network: the same cutoff and species
+    (its predictions are made on the network's neighbour list)."""
+    return load_on_graph(
+        source,
+        "data.baseline",
+        mcfg.r_max,
+        mcfg.type_names,
+        "model",
+        "the baseline predicts on the same neighbour list",
+    )
+
+
+def run_baseline(config: dict[str, Any]) -> str | None:
+    """The ``data.baseline`` of a run's saved config (None: the run learned the labels)."""
+    return (config.get("data") or {}).get("baseline")
 
 
 def subtract_baseline(g: Graph, baseline: LoadedModel) -> None:
     """Store ``baseline``'s prediction on ``g`` (``g.baseline``) and take it off ``g.label``."""
     with torch.no_grad():
         b = baseline.module(g.species, g.edge_index, g.edge_vec.to(baseline.dtype)).float()
-    if b.shape != g.label.shape or not bool(torch.isfinite(b).all()):
+    if b.shape != g.label.shape:
         raise ValueError(
-            f"{g.name}: data.baseline {baseline.path} gave a prediction of shape "
-            f"{tuple(b.shape)} with non-finite values or the wrong length (want "
-            f"{tuple(g.label.shape)}, all finite)"
+            f"{g.name}: data.baseline {baseline.path} gave predictions of shape "
+            f"{tuple(b.shape)}, want one per atom {tuple(g.label.shape)}"
+        )
+    bad = torch.nonzero(~torch.isfinite(b)).flatten()
+    if bad.numel():
+        k = int(bad[0])
+        raise ValueError(
+            f"{g.name}: data.baseline {baseline.path} predicted {float(b[k])} for atom {k} "
+            f"({bad.numel()} atom(s) non-finite); a baseline must give finite barriers"
         )
     g.baseline = b
     g.label = g.label - b
@@ -110,11 +135,6 @@ def _load(
         if baseline is not None:
             subtract_baseline(g, baseline)
     return graphs
-
-
-def full_label(g: Graph) -> Tensor:
-    """The barrier label of ``g``: ``label``, plus ``baseline`` where one was subtracted."""
-    return g.label if g.baseline is None else g.label + g.baseline
 
 
 def load_train_groups(
@@ -220,7 +240,7 @@ def load_init(
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"init: {path} is not a symgnn checkpoint (no model/config entries)")
-    theirs = (ckpt["config"].get("data") or {}).get("baseline")
+    theirs = run_baseline(ckpt["config"])
     if theirs != baseline:
         raise ValueError(
             f"init: {path} was trained with data.baseline {theirs!r}, this config has "

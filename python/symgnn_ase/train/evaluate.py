@@ -111,11 +111,10 @@ def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, 
     preds, trues = [], []
     for g in graphs:
         p = model(g.species, g.edge_index, g.edge_vec)
-        t = g.label
         if g.baseline is not None:
-            p, t = p + g.baseline, t + g.baseline
+            p = p + g.baseline
         preds.append(p.numpy())
-        trues.append(t.numpy())
+        trues.append(g.full_label.numpy())
     pooled = regression_metrics(np.concatenate(preds), np.concatenate(trues))
     per_file = {
         g.name: regression_metrics(p, t) for g, p, t in zip(graphs, preds, trues, strict=True)

@@ -15,6 +15,7 @@ from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from ..outputs import check_output
 from .checkpoints import load_checkpoint
+from .datasets import run_baseline
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def export_run(
     model, ckpt = model_from_checkpoint(source)
     cfg = ckpt["config"]
     mcfg = cfg["model"]
-    baseline = (cfg.get("data") or {}).get("baseline")
+    baseline = run_baseline(cfg)
     if baseline:
         if transforms is not None:
             raise ValueError("--transforms is not available for a run trained with data.baseline")

@@ -46,7 +46,6 @@ from .config import OPTIM_DEFAULTS, load_config
 from .datasets import (
     data_hashes,
     epoch_order,
-    full_label,
     label_stats,
     load_baseline,
     load_init,
@@ -608,7 +607,7 @@ def _finish(
         summary.update(best_epoch=best["epoch"], valid=metrics, elapsed_to_best=best["elapsed"])
         parity_plot(
             np.concatenate(preds),
-            np.concatenate([full_label(g).numpy() for g in graphs]),
+            np.concatenate([g.full_label.numpy() for g in graphs]),
             out / "parity.png",
             title=f"{name}, epoch {best['epoch']}: r = {metrics['sets'][name]['pearson']:.4f}",
         )

@@ -43,7 +43,7 @@ from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from .checkpoints import atomic_save
 from .config import expand_files, load_config
-from .datasets import check_labels, data_hashes
+from .datasets import check_labels, data_hashes, load_on_graph
 from .metrics import regression_metrics
 
 logger = logging.getLogger(__name__)
@@ -56,19 +56,18 @@ DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 33))
 def load_denoiser(source: str, r_max: float, type_names: list[str]) -> torch.nn.Module:
     """The module of a ``denoised`` model file (``data.denoiser``), checked against the ridge:
     the same r_max and species, and a ``displacements`` method."""
-    from ..export import load_model
-
-    loaded = load_model(source)
+    loaded = load_on_graph(
+        source,
+        "data.denoiser",
+        r_max,
+        type_names,
+        "ridge",
+        "the ridge sits behind the denoiser on the same neighbour list",
+    )
     if not hasattr(loaded.module, "displacements"):
         raise ValueError(
             f"data.denoiser: {loaded.path} (kind {loaded.info.get('kind')!r}) has no denoiser; "
             "give a model made by `symgnn denoise`"
-        )
-    if loaded.r_max != r_max or list(loaded.type_names) != list(type_names):
-        raise ValueError(
-            f"data.denoiser: {loaded.path} has r_max {loaded.r_max:g} Å and species "
-            f"{list(loaded.type_names)}; the ridge has r_max {r_max:g} Å and {list(type_names)} "
-            "(they must match: the ridge sits behind the denoiser on the same neighbour list)"
         )
     return loaded.module
 

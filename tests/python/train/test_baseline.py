@@ -17,7 +17,7 @@ from symgnn_ase.cli import main as cli
 from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.ensemble import export_ensemble, export_residual
 from symgnn_ase.export import load_model
-from symgnn_ase.testing import make_tiny_model
+from symgnn_ase.testing import make_nan_model, make_tiny_model
 from symgnn_ase.train import load_checkpoint, train
 from symgnn_ase.train.evaluate import evaluate_files
 from symgnn_ase.train.ridge import fit_ridge
@@ -100,13 +100,16 @@ def test_residual_model_is_the_sum_layer_by_layer_too(run, data, baseline, tmp_p
 
 
 def test_a_residual_run_alone_is_refused_where_it_would_pass_for_barriers(
-    run, baseline, tmp_path
+    run, baseline, tmp_path, capsys
 ) -> None:
     with pytest.raises(ValueError, match=r"data\.baseline .*remainder.*symgnn residual"):
         export_ensemble([str(run), str(baseline)], tmp_path / "ens.pt")
     assert not (tmp_path / "ens.pt").exists()
     with pytest.raises(ValueError, match="at least 1 network"):
         export_residual(baseline, [], tmp_path / "r.pt")
+    assert cli(["export", str(run), "-o", str(tmp_path / "t.pt"), "--transforms", "2"]) == 2
+    assert "--transforms is not available for a run trained with" in capsys.readouterr().err
+    assert not (tmp_path / "t.pt").exists()
 
 
 def test_a_residual_run_starts_only_a_run_with_the_same_baseline(run, data, tmp_path) -> None:
@@ -134,6 +137,15 @@ def test_baseline_must_match_the_network_and_is_not_for_ridge_fits(
     cfg["data"]["baseline"] = 3
     with pytest.raises(ValueError, match=r"`data\.baseline` must be a model file.*got 3"):
         train(write_config(tmp_path / "b.yaml", cfg), progress=False)
+    nan = tmp_path / "nan.pt"
+    make_nan_model(nan, kind="length")
+    cfg["data"]["baseline"] = str(nan)
+    with pytest.raises(
+        ValueError,
+        match=r"g0\.extxyz: data\.baseline .* predicted nan for atom 0 "
+        r"\(90 atom\(s\) non-finite\)",
+    ):
+        train(write_config(tmp_path / "d.yaml", cfg), progress=False)
     ridge_model = {"kind": "ridge", "heads": [], "n_layers": 2, "density_cutoff": 5.0}
     ridge = run_config(data, tmp_path / "ridge", ridge_model, {})
     ridge["data"]["baseline"] = str(baseline)
