@@ -57,6 +57,19 @@ start=$(date +%s)
 run_lmp -in in.glass -var potential "$potential" -var model "$model" -var nx "$nx" \
   -log out/log.glass -screen out/screen.glass -nocite
 echo "run_demo.sh: in.glass done in $(($(date +%s) - start)) s (log: $out/log.glass)"
+# the compute's share of the NVT loop: fix ave/time invokes it first in each step, so its time
+# is in the Modify section of the last run's timing breakdown (with the thermostat's, ~0)
+"$py" - "$out/log.glass" <<'PYEOF' || true
+import re, sys
+text = open(sys.argv[1]).read()
+loop = re.findall(r"Loop time of (\S+) on (\d+) procs for (\d+) steps with (\d+) atoms", text)
+modify = re.findall(r"^Modify\s+\|\s+\S+\s+\|\s+(\S+)", text, re.M)
+if loop and modify:
+    t, procs, steps, atoms = loop[-1]
+    share = float(modify[-1]) / float(t)
+    print(f"run_demo.sh: compute symgnn took {float(modify[-1]):.2f} s of the {float(t):.2f} s "
+          f"NVT loop ({100 * share:.0f} %; {steps} steps, {atoms} atoms, {procs} rank(s))")
+PYEOF
 if [ "${SHEAR:-1}" != "0" ]; then
   start=$(date +%s)
   run_lmp -in in.shear -var potential "$potential" -var model "$model" \
