@@ -31,12 +31,14 @@ from .format import (
     OPTIONAL_METADATA_KEYS,
     OUTPUT_NAME,
     OUTPUT_UNIT,
+    RELAX_KEY,
     VERSION_INFO_KEYS,
     format_problem,
     resolve_model_path,
 )
 from .nn.ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
 from .outputs import atomic_path, check_output
+from .potential.relax import RelaxProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class LoadedModel:
     info: dict[str, Any] = field(default_factory=dict)
     #: members of an ensemble file (metadata ``ensemble_size``); 1 for a single model
     ensemble_size: int = 1
+    #: the relax protocol (metadata ``relax``, ``potential/relax.py``); off when absent
+    relax: RelaxProtocol = field(default_factory=RelaxProtocol.off)
 
     def __call__(self, species, edge_index, edge_vec):  # noqa: D401 - thin wrapper
         return self.module(species, edge_index, edge_vec)
@@ -281,6 +285,9 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
             raise bad(ENSEMBLE_SIZE_KEY, "an integer >= 2") from None
         if ensemble_size < 2:
             raise bad(ENSEMBLE_SIZE_KEY, "an integer >= 2")
+    relax = RelaxProtocol.off()
+    if extra.get(RELAX_KEY):
+        relax = RelaxProtocol.from_json(extra[RELAX_KEY], source=path)
     return dict(
         r_max=r_max,
         n_layers=ints["n_layers"],
@@ -289,4 +296,5 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
         dtype=dtype,
         info=info,
         ensemble_size=ensemble_size,
+        relax=relax,
     )

@@ -20,6 +20,7 @@ __all__ = [
     "METADATA_KEYS",
     "OPTIONAL_METADATA_KEYS",
     "ENSEMBLE_SIZE_KEY",
+    "RELAX_KEY",
     "OUTPUT_NAME",
     "OUTPUT_UNIT",
     "DTYPES",
@@ -52,9 +53,13 @@ METADATA_KEYS = (
 )
 #: optional ``_extra_files`` entries: ``ensemble_size`` (K >= 2) marks an ensemble file, whose
 #: module also exports ``forward_std``/``readout_std`` (mean and standard deviation, ``[2, N]``)
-#: and ``forward_members``/``readout_members`` (``[K, N]``)
+#: and ``forward_members``/``readout_members`` (``[K, N]``); ``relax`` is the relax protocol (a
+#: JSON object ``{"steps", "alpha", "cap", "potential", "pair_style"}``, see
+#: ``potential/relax.py``): the model predicts on a copy of the positions moved ``steps`` times
+#: along the simulation's own forces
 ENSEMBLE_SIZE_KEY = "ensemble_size"
-OPTIONAL_METADATA_KEYS = (ENSEMBLE_SIZE_KEY,)
+RELAX_KEY = "relax"
+OPTIONAL_METADATA_KEYS = (ENSEMBLE_SIZE_KEY, RELAX_KEY)
 #: what ``forward``/``readout`` return per atom, and its unit (metadata ``output``, ``unit``)
 OUTPUT_NAME = "energy_barrier"
 OUTPUT_UNIT = "eV"
