@@ -16,6 +16,7 @@ __all__ = ["build_parser", "main"]
 # `arguments(parser)` and `run(args) -> int`
 _COMMANDS = {
     "train": ".train",
+    "cv": ".cv",
     "evaluate": ".evaluate",
     "export": ".export",
     "ensemble": ".ensemble",
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (its type named when the message alone says little)."""
     text = " ".join(str(exc).split()) if str(exc).strip() else ""
+    if type(exc).__name__ == "Error" and "TorchScript" in str(exc):  # torch.jit.Error
+        from ..export import script_error_line
+
+        text = f"inside the TorchScript model: {script_error_line(exc)}"
     if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
         text = f"{exc.filename}: {exc.strerror or text}"
     expected = (ValueError, FileNotFoundError, RuntimeError, OSError)
