@@ -16,6 +16,12 @@ try:
 except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
     __version__ = "0+unknown"
 
+# SYMGNN_REPRODUCIBLE=1 (set by the user): torch's settings for bits across thread counts, set
+# in the environment before torch is loaded (symgnn_ase/reproducible.py); nothing otherwise
+from .reproducible import apply_from_environment as _reproducible
+
+_reproducible()
+
 _LAZY = {
     # neighbor list (C++ core)
     "neighbors": ".neighborlist",

@@ -37,7 +37,8 @@ def _worst(frame, model, type_names) -> float:
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_two_openmp_threads_per_rank(lammps, tiny_models, tmp_path, nprocs):
     """OMP_NUM_THREADS=2: torch and the neighbor list use 2 threads per rank; same barriers as
-    Python, and bit-identical to the 1-thread run."""
+    Python, and within the promise of the 1-thread run (1e-5 eV across thread counts;
+    docs/contracts.md, Determinism)."""
     positions, types, cell = glass(300, seed=11)
     write_data(tmp_path / "glass.data", positions, types, cell)
     results = {}
@@ -52,7 +53,9 @@ def test_two_openmp_threads_per_rank(lammps, tiny_models, tmp_path, nprocs):
             print(f"{kind}, {nprocs} rank(s), {threads} thread(s): max |LAMMPS - Python| {err:.3g}")
             assert err <= TOL
             results[kind, threads] = frame.columns["c_b"]
-        assert np.array_equal(results[kind, "1"], results[kind, "2"]), kind
+        worst = float(np.max(np.abs(results[kind, "1"] - results[kind, "2"])))
+        print(f"{kind}, {nprocs} rank(s): max |1 - 2 threads| {worst:.3g} eV")
+        assert worst <= TOL, f"{kind}: 1 and 2 threads differ by {worst:.3g} eV"
 
 
 def test_type_order_differs_from_the_model(lammps, tiny_models, tmp_path):
