@@ -78,10 +78,13 @@ def test_results_dict_and_helper(calc: SymGNNCalculator, model_path: Path, glass
 
 
 def test_deterministic(model_path: Path, glass: Atoms) -> None:
+    """docs/contracts.md, Determinism: bit for bit for the same thread count (the tests run
+    torch on 1), within 1e-5 eV across thread counts."""
     first = SymGNNCalculator(str(model_path)).get_property(B, glass)
-    for n_threads in (1, 2):
-        again = SymGNNCalculator(str(model_path), n_threads=n_threads).get_property(B, glass)
-        np.testing.assert_array_equal(again, first)
+    again = SymGNNCalculator(str(model_path), n_threads=1).get_property(B, glass)
+    np.testing.assert_array_equal(again, first)
+    two = SymGNNCalculator(str(model_path), n_threads=2).get_property(B, glass)
+    np.testing.assert_allclose(two, first, rtol=0, atol=1e-5)
 
 
 def test_float64_model(tmp_path: Path, glass: Atoms) -> None:
