@@ -35,6 +35,7 @@ from ase.calculators.calculator import (
 from ase.data import atomic_numbers
 
 from .data.graph import species_indices
+from .domain import outside_training
 from .export import LoadedModel, load_model
 from .format import resolve_model_path
 from .neighborlist import atoms_neighbors
@@ -383,6 +384,11 @@ class SymGNNCalculator(Calculator):
         model = self.model
         i, j, _shifts, vec = atoms_neighbors(atoms, model.r_max, n_threads=self.n_threads or 0)
         check_geometry(len(atoms), i, j, vec, model.r_max)
+        if not getattr(self, "_domain_warned", False):  # once per calculator
+            why = outside_training(len(atoms), i, model.r_max)
+            if why is not None:
+                logger.warning("%s (warned once per calculator)", why)
+                self._domain_warned = True
         dev = self.device
         species_t = torch.from_numpy(species).to(dev)
         edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
