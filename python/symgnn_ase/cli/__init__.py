@@ -23,6 +23,7 @@ _COMMANDS = {
     "residual": ".residual",
     "denoise": ".denoise",
     "smooth": ".smooth",
+    "relax": ".relax",
     "predict": ".predict",
     "explain": ".explain",
     "doctor": ".doctor",
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (its type named when the message alone says little)."""
     text = " ".join(str(exc).split()) if str(exc).strip() else ""
-    if type(exc).__name__ == "Error" and "TorchScript" in str(exc):  # torch.jit.Error
+    if "failed in the TorchScript interpreter" in str(exc):  # a model's error, with its trace
         from ..export import script_error_line
 
         text = f"inside the TorchScript model: {script_error_line(exc)}"

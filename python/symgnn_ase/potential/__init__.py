@@ -10,6 +10,7 @@ from .relax import (
     RelaxProtocol,
     read_relax_metadata,
     relax_positions,
+    stamp_relax,
     write_relax_metadata,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "RelaxProtocol",
     "read_relax_metadata",
     "relax_positions",
+    "stamp_relax",
     "write_relax_metadata",
 ]
 

