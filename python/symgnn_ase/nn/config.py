@@ -57,6 +57,9 @@ class ModelConfig:
     smooth_lengths: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
     dtype: str | None = None  # ridge: "float64" (when None) or "float32"; other kinds: None
     agg_norm: str = "batch"  # EGAT kinds: "batch" (over atoms) or "layer" (per atom)
+    # EGAT kinds: M > 1 makes a shallow ensemble (nn/shallow.py): the decoder's last layer has M
+    # outputs; the barrier is their mean, its uncertainty their spread
+    readout_heads: int = 1
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -75,6 +78,11 @@ class ModelConfig:
                 raise ValueError(f"every head count must divide node_dim={self.node_dim}, got {h}")
         if len(set(self.type_names)) != len(self.type_names) or not self.type_names:
             raise ValueError(f"type_names must be distinct and non-empty, got {self.type_names}")
+        if self.readout_heads > 1 and self.kind not in ATTENTION_KINDS:
+            raise ValueError(
+                f"model.readout_heads > 1 (a shallow ensemble) needs an EGAT kind "
+                f"{list(ATTENTION_KINDS)}, got kind {self.kind!r}"
+            )
         if self.agg_norm not in AGG_NORMS:
             raise ValueError(
                 f"model.agg_norm must be one of {list(AGG_NORMS)}, got {self.agg_norm!r}"
@@ -118,7 +126,7 @@ class ModelConfig:
     def _check_types(self) -> None:
         """Every option has its annotated type (a string where a number belongs is an error)."""
         ints = ("n_layers", "node_dim", "edge_dim", "n_samples", "n_samples_eval", "n_rbf")
-        ints += ("decoder_dim", "sample_seed")
+        ints += ("decoder_dim", "sample_seed", "readout_heads")
         floats = ("r_max", "init_sigma", "edge_input_scale", "rbf_min", "rbf_max", "rbf_sigma")
         floats += ("density_cutoff",)
         for name in ints:
@@ -155,7 +163,10 @@ class ModelConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.readout_heads == 1:  # a single head: the dict of the files written before
+            del out["readout_heads"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -28,4 +28,8 @@ def build_model(cfg: ModelConfig | dict[str, Any]) -> nn.Module:
         from .descriptor import DescriptorRidge
 
         return DescriptorRidge(cfg)
+    if cfg.readout_heads > 1:
+        from .shallow import ShallowSymGNN
+
+        return ShallowSymGNN(cfg)
     return SymGNN(cfg)

@@ -134,14 +134,15 @@ class LengthEncoder(nn.Module):
         return self.mlp(self.rbf(torch.linalg.vector_norm(vec, dim=-1)))
 
 
-def mlp_decoder(in_dim: int, hidden: int) -> nn.Sequential:
-    """The per-atom readout MLP: in_dim -> hidden -> hidden -> 1 (SiLU)."""
+def mlp_decoder(in_dim: int, hidden: int, n_out: int = 1) -> nn.Sequential:
+    """The per-atom readout MLP: in_dim -> hidden -> hidden -> n_out (SiLU); n_out > 1: the
+    heads of a shallow ensemble (:class:`symgnn_ase.nn.shallow.ShallowSymGNN`)."""
     return nn.Sequential(
         nn.Linear(in_dim, hidden),
         nn.SiLU(),
         nn.Linear(hidden, hidden),
         nn.SiLU(),
-        nn.Linear(hidden, 1),
+        nn.Linear(hidden, n_out),
     )
 
 
@@ -293,7 +294,7 @@ class SymGNN(BarrierModel):
                 for k, h in enumerate(heads)
             ]
         )
-        self.decoder = mlp_decoder(cfg.node_dim, cfg.decoder_dim)
+        self.decoder = mlp_decoder(cfg.node_dim, cfg.decoder_dim, cfg.readout_heads)
         add_label_scale(self)
 
     @torch.jit.export

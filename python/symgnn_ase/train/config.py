@@ -67,6 +67,11 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     # frames whose gradients are averaged into one optimizer step (1: a step per frame); under
     # torchrun the frames of a step are split between the processes (train/distributed.py)
     "frames_per_step": 1,
+    # shallow ensembles (model.readout_heads > 1) only, train/shallow_loss.py: the weight of the
+    # Gaussian negative log-likelihood of the heads' mean and spread (the rest: the mean's
+    # squared error), and the variance (standardized units) added to the heads' spread
+    "nll_weight": 0.5,
+    "nll_var_floor": 1e-4,
 }
 TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init"}
 DATA_KEYS = {
@@ -139,6 +144,8 @@ OPTIM_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "freeze_norm": _bool,
     "recalibrate_norm": _bool,
     "frames_per_step": _int(1),
+    "nll_weight": _num(0.0, 1.0),
+    "nll_var_floor": _num(0.0, None, lo_open=True),
 }
 
 

@@ -4,6 +4,7 @@ export with the run's provenance as metadata (``info``)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 
 from ..export import export_model
+from ..format import ENSEMBLE_SIZE_KEY
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from ..outputs import check_output
@@ -40,6 +42,7 @@ def export_run(
     output: str | os.PathLike,
     transforms: int | None = None,
     seed_override: int | None = None,
+    std_scale: float | None = None,
 ) -> Path:
     """Export a run folder (its best.pt) or a checkpoint to TorchScript; returns the file.
 
@@ -47,7 +50,9 @@ def export_run(
     inference (default: the training config's ``n_samples_eval``), drawn with
     ``seed_override`` (default: the config's ``sample_seed``). A run trained with
     ``data.baseline`` is exported with its baseline, as one model that sums them
-    (:func:`symgnn_ase.ensemble.export_residual`).
+    (:func:`symgnn_ase.ensemble.export_residual`). A shallow ensemble (``readout_heads`` > 1)
+    is written as an ensemble file (metadata ``ensemble_size``) with its spread times
+    ``std_scale`` (default: the checkpoint's, 1 unless calibrated).
     """
     source = Path(checkpoint)
     if source.is_dir():
@@ -83,7 +88,26 @@ def export_run(
         "validation": ckpt.get("metrics"),
         "n_parameters": sum(p.numel() for p in model.parameters()),
     }
+    metadata = {}
+    heads = int(getattr(model, "ensemble_size", 1))
+    if heads > 1:
+        if std_scale is not None:
+            if not (math.isfinite(std_scale) and std_scale > 0):
+                raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
+            model.std_scale.fill_(float(std_scale))
+        info |= {"ensemble_size": heads, "std_scale": float(model.std_scale)}
+        metadata[ENSEMBLE_SIZE_KEY] = str(heads)
+    elif std_scale is not None:
+        raise ValueError(
+            f"std_scale applies to a shallow ensemble (readout_heads > 1), got {source}"
+        )
     path = export_model(
-        model, output, mcfg["type_names"], mcfg["r_max"], info=info, inputs=[source]
+        model,
+        output,
+        mcfg["type_names"],
+        mcfg["r_max"],
+        info=info,
+        inputs=[source],
+        metadata=metadata,
     )
     return path

@@ -39,6 +39,7 @@ import torch
 from ..data.graph import Graph
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
+from ..nn.shallow import widen_readout
 from ..outputs import write_text
 from ..threads import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
@@ -55,6 +56,7 @@ from .datasets import (
 from .distributed import SINGLE, BatchNormReplay, Dist
 from .distributed import setup as setup_distributed
 from .evaluate import evaluate_graphs
+from .shallow_loss import frame_loss, training_view
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +131,19 @@ def _recalibrate_batchnorm(model: torch.nn.Module, graphs: list[Graph]) -> None:
     logger.info("batch-norm statistics recomputed over %d training frames", len(graphs))
 
 
-def _loss(pred: torch.Tensor, g: Graph, std: float) -> torch.Tensor:
-    """Mean squared standardized error over the labelled atoms of ``g``."""
-    err = (pred - g.label) / std
-    if g.label_mask is not None:
-        err = err[g.label_mask]
-    return torch.mean(err * err)
+def _loss(pred: torch.Tensor, g: Graph, std: float, optim: dict[str, Any]) -> torch.Tensor:
+    """Mean squared standardized error over the labelled atoms of ``g`` (a shallow ensemble's
+    heads [M, N]: train/shallow_loss.py)."""
+    return frame_loss(pred, g.label, g.label_mask, std, optim)
+
+
+def _single_head(model: dict[str, Any], init_model: dict[str, Any]) -> dict[str, Any]:
+    """The config's model section as the init model's when only readout_heads differ and the
+    init model has one head (its decoder is widened to the heads, nn/shallow.py)."""
+    if int(init_model.get("readout_heads", 1)) == 1:
+        return {k: v for k, v in model.items() if k != "readout_heads"}
+    return model
+
 
 
 # config keys a resumed run may change: they extend or stop it, they do not alter the model
@@ -261,10 +270,11 @@ def _train(
         init_state, init_model = load_init(cfg["init"], cfg["data"]["baseline"])
         if cfg["model"] is None:
             cfg["model"] = ModelConfig.from_dict(init_model).to_dict()
-        elif ModelConfig.from_dict(init_model).to_dict() != cfg["model"]:
+        elif ModelConfig.from_dict(init_model).to_dict() != _single_head(cfg["model"], init_model):
             raise ValueError(
                 f"init {cfg['init']}: its model configuration differs from the config's `model` "
-                "section; leave `model` out to use the init model's"
+                "section (other than readout_heads, widened from one head); leave `model` out "
+                "to use the init model's"
             )
     if cfg["model"] is None:
         raise ValueError(f"{config_path}: a `model` section (or `init`) is required")
@@ -315,6 +325,8 @@ def _run(
     torch.manual_seed(cfg["seed"])
     model = build_model(mcfg)
     if init_state is not None:
+        if mcfg.readout_heads > 1:
+            init_state = widen_readout(init_state, model, 0.3, cfg["seed"])
         model.load_state_dict(init_state)
         logger.info("weights and label standardization from %s", cfg["init"])
     else:
@@ -340,7 +352,8 @@ def _run(
     )
     gen = torch.Generator().manual_seed(cfg["seed"])
     # `model` holds the parameters (checkpoints save its state); `run_model` may be compiled
-    run_model = torch.compile(model, dynamic=True) if opt_cfg["compile"] else model
+    step_model = training_view(model)  # a shallow ensemble trains on its heads
+    run_model = torch.compile(step_model, dynamic=True) if opt_cfg["compile"] else step_model
     ema_decay = float(opt_cfg.get("ema", 0.0))
     # the model validation sees: the averaged weights (a second, eager copy) or the model
     eval_model = build_model(mcfg) if ema_decay > 0 else model
@@ -404,7 +417,7 @@ def _run(
             for gi, k in epoch_order(groups, gen):
                 g = groups[gi].graphs[k]
                 pred = run_model(g.species, g.edge_index, _jitter(g, noise, gen))
-                loss = _loss(pred, g, std) * groups[gi].weight
+                loss = _loss(pred, g, std, opt_cfg) * groups[gi].weight
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 if opt_cfg["grad_clip"]:
@@ -542,7 +555,7 @@ def _multi_frame_epoch(
                 continue
             torch.manual_seed(seeds[slot])  # the model's own sampling (SymGNN's transforms)
             pred = run_model(g.species, g.edge_index, edge_vec)
-            loss = _loss(pred, g, std) * groups[gi].weight
+            loss = _loss(pred, g, std, opt_cfg) * groups[gi].weight
             loss.backward()
             norms.frame(slot)
             value = loss.detach().item()
