@@ -52,10 +52,16 @@ def build_denoised(
     max_step: float = 0.3,
 ):
     """(the eager denoised model, the loaded base, the force net's metadata)."""
-    from .export import load_model
+    from .export import load_model, wrapped_kinds
     from .nn.denoise import Denoised, DenoisedEnsemble
 
     loaded = load_model(base)
+    if "denoised" in wrapped_kinds(loaded.info):
+        logger.warning(
+            "%s is already behind a thermal denoiser (kinds %s): its atoms will be moved twice",
+            loaded.path,
+            " > ".join(wrapped_kinds(loaded.info)),
+        )
     net, meta = load_force_net(force_net)
     if list(meta["type_names"]) != list(loaded.type_names):
         raise ValueError(
@@ -88,7 +94,7 @@ def export_denoised(
     from .export import export_wrapper
     from .outputs import check_output
 
-    check_output(output, [base], what="denoised model output")
+    check_output(output, [base, force_net], what="denoised model output")
     model, loaded, meta = build_denoised(base, force_net, alpha, n_steps, max_step)
     info: dict[str, Any] = {
         "kind": "denoised",
@@ -99,6 +105,6 @@ def export_denoised(
             "force_net": meta,
         },
     }
-    path = export_wrapper(model, output, base, loaded, info)
+    path = export_wrapper(model, output, base, loaded, info, inputs=[force_net])
     logger.info("exported %s behind the thermal denoiser to %s", base, path)
     return path

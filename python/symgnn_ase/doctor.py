@@ -101,6 +101,45 @@ def lammps_sees_symgnn(lmp: str, timeout: float = 120.0) -> tuple[bool, str]:
     return False, f"lmp exit status {proc.returncode}; last lines:\n    {tail}"
 
 
+def _model_folder_problems() -> list[tuple[str, str]]:
+    """Rows for a ``SYMGNN_MODELS_DIR`` that is not a folder and for a ``DEFAULT`` file naming
+    a model that is not beside it (the search then falls back to the next folder's)."""
+    from .format import DEFAULT_FILE, MODEL_SUFFIX, MODELS_DIR_ENV, model_folders
+
+    rows = []
+    env = os.environ.get(MODELS_DIR_ENV, "")
+    if env and not Path(env).is_dir():
+        what = "does not exist" if not Path(env).exists() else "is not a folder"
+        rows.append((MODELS_DIR_ENV, f"PROBLEM: {env} {what}; bundled names come from elsewhere"))
+    for folder in model_folders():
+        try:
+            words = (folder / DEFAULT_FILE).read_text().split()
+        except OSError:
+            continue
+        if not words:
+            rows.append((f"{folder / DEFAULT_FILE}", "PROBLEM: empty (it should name a model)"))
+        elif not (folder / (words[0] + MODEL_SUFFIX)).is_file():
+            rows.append(
+                (
+                    f"{folder / DEFAULT_FILE}",
+                    f"PROBLEM: names {words[0]}, but {folder / (words[0] + MODEL_SUFFIX)} is not "
+                    "there; `default` falls back to the next models folder's",
+                )
+            )
+    return rows
+
+
+def _unloadable(path: Path) -> str | None:
+    """Why the model file ``path`` does not load (None: it does)."""
+    try:
+        from .export import load_model
+
+        load_model(path)
+    except (ValueError, OSError, RuntimeError) as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
 def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str | None]:
     """Rows ``(what, where/version)`` of the installation, whether every part was found,
     and the ``lmp`` to check (``lmp`` or the launcher next to this Python)."""
@@ -212,8 +251,16 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
         models = bundled_models()
         folders = ", ".join(str(f) for f in model_folders())
         add("bundled models", f"{folders}: " + (", ".join(sorted(models)) or "none"))
+        for name, value in _model_folder_problems():
+            add(name, value)
+            ok = False
         if "default" in models:
-            add("default model", models["default"])
+            problem = _unloadable(models["default"])
+            if problem:
+                add("default model", f"BROKEN: {problem}")
+                ok = False
+            else:
+                add("default model", models["default"])
         else:
             add(
                 "default model",

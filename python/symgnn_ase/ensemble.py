@@ -49,6 +49,10 @@ class Member:
     feature_dim: int
     info: dict[str, Any]
     file: Path | None  # the file read (for its hash)
+    #: a run trained with ``data.baseline``: that baseline as configured, and the sha256 of the
+    #: file it subtracted (None: the run learned the labels, or an exported file)
+    baseline: str | None = None
+    baseline_sha256: str | None = None
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -103,6 +107,8 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
             feature_dim=int(model.feature_dim),
             info=info,
             file=path / "best.pt" if path.is_dir() else path,
+            baseline=baseline,
+            baseline_sha256=(ckpt.get("data_sha256") or {}).get("data.baseline"),
         )
     from .export import load_model
 
@@ -134,6 +140,8 @@ def build_ensemble(sources: list[str | os.PathLike], std_scale: float = 1.0):
         raise ValueError(f"an ensemble needs at least 2 models, got {len(sources)}")
     members = [load_member(s) for s in sources]
     _check_shared(members, "ensemble")
+    _check_layerwise(members, "ensemble")
+    _warn_duplicates(members)
     edge_dims = [edge_width(m.module, m.dtype) for m in members]
     module = Ensemble(
         [m.module for m in members],
@@ -167,6 +175,88 @@ def _check_shared(members: list[Member], what: str) -> None:
             )
 
 
+def _state_widths(module: torch.nn.Module, n_layers: int, dtype: torch.dtype) -> list[tuple]:
+    """The widths (node state, edge state) of ``module`` after ``embed`` and after each of its
+    ``n_layers`` layers, run on a two-atom graph."""
+    species = torch.zeros(2, dtype=torch.int64)
+    edge_index = torch.tensor([[0, 1], [1, 0]], dtype=torch.int64)
+    edge_vec = torch.tensor([[2.5, 0.0, 0.0], [-2.5, 0.0, 0.0]], dtype=dtype)
+    with torch.no_grad():
+        h, e = module.embed(species, edge_index, edge_vec)
+        widths = [(int(h.shape[1]), int(e.shape[1]))]
+        for layer in range(n_layers):
+            h, e = module.interact(layer, h, e, edge_index, None)
+            widths.append((int(h.shape[1]), int(e.shape[1])))
+    return widths
+
+
+def _check_layerwise(members: list[Member], what: str) -> None:
+    """Every member keeps the widths of its node and edge states from layer to layer (the
+    stack slices them by width); a member that does not, e.g. one behind the thermal
+    denoiser, is a ValueError naming it and the way round."""
+    for m in members:
+        widths = _state_widths(m.module, m.n_layers, m.dtype)
+        if len(set(widths)) > 1:
+            steps = " -> ".join(
+                f"{h}/{e}" for k, (h, e) in enumerate(widths) if k == 0 or widths[k - 1] != (h, e)
+            )
+            raise ValueError(
+                f"{what} member {m.source} (kind {m.info.get('kind', '?')}) changes the width "
+                f"of its node/edge state from layer to layer ({steps}), so it cannot run layer "
+                f"by layer inside a {what} (the LAMMPS compute would fail); build the {what} "
+                "from bare models and put the denoiser or the smoothing around the result "
+                "(`symgnn denoise`, `symgnn smooth`)"
+            )
+
+
+def _warn_duplicates(members: list[Member]) -> None:
+    """A warning when two members are the same file (their spread is 0, and the mean weighs
+    that model twice)."""
+    from .data.io import file_sha256
+
+    seen: dict[str, str] = {}
+    for m in members:
+        if m.file is None or not m.file.is_file():
+            continue
+        digest = file_sha256(m.file)
+        if digest in seen:
+            logger.warning(
+                "ensemble members %s and %s are the same model (sha256 %s): their spread is 0 "
+                "and the mean counts it twice",
+                seen[digest],
+                m.source,
+                digest[:12],
+            )
+        else:
+            seen[digest] = m.source
+
+
+def _check_baseline(base: Member, nets: list[Member], any_baseline: bool) -> None:
+    """Every net was trained with ``data.baseline``, on the remainder of the file ``base`` is
+    (its recorded sha256; ``any_baseline`` waives that second check)."""
+    from .data.io import file_sha256
+
+    base_sha = file_sha256(base.file) if base.file is not None and base.file.is_file() else None
+    for m in nets:
+        if m.baseline is None:
+            raise ValueError(
+                f"residual network {m.source} was not trained with data.baseline: it predicts "
+                f"whole barriers, and added to BASE {base.source} every barrier would count "
+                "twice; give a run trained with `data.baseline` (or use `symgnn ensemble` to "
+                "average whole-barrier models)"
+            )
+        if any_baseline:
+            continue
+        if m.baseline_sha256 is None or m.baseline_sha256 != base_sha:
+            theirs = (m.baseline_sha256 or "not recorded")[:12]
+            raise ValueError(
+                f"residual network {m.source} was trained on the remainder of data.baseline "
+                f"{m.baseline!r} (sha256 {theirs}), but BASE {base.source} is another file "
+                f"(sha256 {(base_sha or '?')[:12]}): give that baseline as BASE, or pass "
+                "--any-baseline if pairing the network with another model is what you want"
+            )
+
+
 def _members_info(members: list[Member]) -> list[dict[str, Any]]:
     from .data.io import file_sha256
 
@@ -180,16 +270,21 @@ def _members_info(members: list[Member]) -> list[dict[str, Any]]:
     ]
 
 
-def build_residual(base: str | os.PathLike, nets: list[str | os.PathLike]):
+def build_residual(
+    base: str | os.PathLike, nets: list[str | os.PathLike], any_baseline: bool = False
+):
     """(the :class:`~symgnn_ase.nn.ensemble.Residual` module, its members): ``base`` and the
     networks ``nets`` trained on what it leaves, summed. The members must share r_max,
-    type_names and dtype."""
+    type_names and dtype; every net must be a run trained with ``data.baseline`` whose
+    recorded baseline file is ``base`` (same sha256; ``any_baseline`` waives the latter)."""
     from .nn.ensemble import Residual, edge_width
 
     if not nets:
         raise ValueError("a residual model needs a baseline and at least 1 network, got none")
     members = [load_member(base)] + [load_member(n, residual_ok=True) for n in nets]
+    _check_baseline(members[0], members[1:], any_baseline)
     _check_shared(members, "residual")
+    _check_layerwise(members, "residual")
     module = Residual(
         [m.module for m in members],
         [m.n_layers for m in members],
@@ -200,13 +295,17 @@ def build_residual(base: str | os.PathLike, nets: list[str | os.PathLike]):
 
 
 def export_residual(
-    base: str | os.PathLike, nets: list[str | os.PathLike], output: str | os.PathLike
+    base: str | os.PathLike,
+    nets: list[str | os.PathLike],
+    output: str | os.PathLike,
+    any_baseline: bool = False,
 ) -> Path:
-    """Write ``base`` + ``nets`` (their predictions summed) to ``output`` (TorchScript)."""
+    """Write ``base`` + ``nets`` (their predictions summed) to ``output`` (TorchScript); see
+    :func:`build_residual` for the checks."""
     from .outputs import check_output
 
     check_output(output, [str(base)] + [str(n) for n in nets], what="residual output")
-    module, members = build_residual(base, nets)
+    module, members = build_residual(base, nets, any_baseline)
     info = {"combine": "sum of the members' predictions (the first is the baseline)"}
     path = _export_stack(module, members, output, info)
     logger.info("exported a baseline and %d network(s) to %s", len(nets), path)

@@ -42,7 +42,15 @@ from .potential.relax import RelaxProtocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoadedModel", "export_model", "export_wrapper", "load_model", "torchscript_allowed"]
+__all__ = [
+    "LoadedModel",
+    "export_model",
+    "export_wrapper",
+    "load_model",
+    "script_error_line",
+    "torchscript_allowed",
+    "wrapped_kinds",
+]
 
 
 @dataclass
@@ -150,11 +158,13 @@ def export_wrapper(
     loaded: LoadedModel,
     info: dict[str, Any],
     ensemble_info: dict[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
     """Write ``model``, a wrapper around the loaded ``base`` model (denoised, smoothed), with
     ``info`` (its kind and parameters) plus ``base`` (the base's file name, sha256 and info
     without its date) and ``n_parameters``; an ensemble base adds ``ensemble_size``, then
-    ``ensemble_info``, to the info and the ``ensemble_size`` metadata."""
+    ``ensemble_info``, to the info and the ``ensemble_size`` metadata. ``inputs``: the other
+    files read (a force net's run folder), never overwritten."""
     from .data.io import file_sha256
 
     info = {
@@ -177,7 +187,7 @@ def export_wrapper(
         loaded.type_names,
         loaded.r_max,
         info=info,
-        inputs=[loaded.path],
+        inputs=[loaded.path, *inputs],
         metadata=metadata,
     )
 
@@ -218,6 +228,18 @@ def load_model(
     if missing:
         raise ValueError(f"{path}: symgnn model metadata lacks {missing}")
     meta = parse_metadata(path, extra)
+    lacking = [m for m in CONTRACT_METHODS if not hasattr(module, m)]
+    if lacking:
+        raise ValueError(
+            f"{path}: its metadata says symgnn model but the module has no "
+            f"{', '.join(lacking)}: not a symgnn barrier model (`symgnn export RUN -o "
+            "model.pt` makes one)"
+        )
+    if next(iter(module.parameters()), None) is None:
+        raise ValueError(
+            f"{path}: the module has no parameters: not a trained symgnn barrier model "
+            "(`symgnn export RUN -o model.pt` makes one)"
+        )
     if meta["ensemble_size"] > 1:
         lacking = [m for m in ENSEMBLE_METHODS if not hasattr(module, m)]
         if lacking:
@@ -230,6 +252,26 @@ def load_model(
     return LoadedModel(module=module, path=path, **meta)
 
 
+def wrapped_kinds(info: dict[str, Any]) -> list[str]:
+    """The kinds of a model file and of the models it wraps, outermost first (``smoothed``,
+    ``denoised``, ``ensemble`` for the default), from its ``info`` and its bases' records."""
+    kinds: list[str] = []
+    while isinstance(info, dict):
+        if info.get("kind"):
+            kinds.append(str(info["kind"]))
+        info = (info.get("base") or {}).get("info")
+    return kinds
+
+
+def script_error_line(exc: BaseException) -> str:
+    """The error of a TorchScript interpreter failure without its trace: the last non-empty
+    line of the message (``RuntimeError: select(): index -1 out of range``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+#: what every model file's module exports (docs/contracts.md; the LAMMPS compute calls them)
+CONTRACT_METHODS = ("embed", "interact", "readout")
 #: what an ensemble file's module exports besides the single-model contract
 ENSEMBLE_METHODS = ("forward_std", "forward_members", "readout_std", "readout_members")
 
@@ -258,6 +300,15 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
     type_names = extra["type_names"].split()
     if not type_names or len(set(type_names)) != len(type_names):
         raise bad("type_names", "distinct species names separated by spaces, e.g. 'Cu Zr'")
+    from ase.data import atomic_numbers
+
+    unknown = [t for t in type_names if t not in atomic_numbers or t == "X"]
+    if unknown:
+        raise bad(
+            "type_names",
+            f"chemical element symbols separated by spaces, e.g. 'Cu Zr' ({', '.join(unknown)} "
+            "is not an element)",
+        )
     if extra["output"] != OUTPUT_NAME:
         raise ValueError(
             f"{path}: metadata `output` is {extra['output']!r}, not {OUTPUT_NAME!r}: this model "

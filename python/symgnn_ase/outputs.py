@@ -5,7 +5,11 @@ training run files): nothing is lost and nothing is half-written.
   (a directory, a symbolic link, a device such as ``/dev/null``, a FIFO, a socket) is refused,
   and so is a target that is one of the command's inputs (the structure files read, the model
   or the checkpoint being read), by identity of the file (``os.path.samefile``) or, for a
-  target that does not exist yet, by resolved path.
+  target that does not exist yet, by resolved path. An input that is a run folder, or a file
+  in one (a training run, a force-net run), stands for the whole run: every file of
+  :data:`RUN_FILES` in that folder is an input too (``symgnn export RUN -o RUN/last.pt``
+  would destroy the resume state although the command reads only ``best.pt``), see
+  :func:`read_files`.
 * :func:`atomic_output` (a file object) and :func:`atomic_path` (a path, for writers that want a
   file name: ``torch.save``, ``torch.jit.save``, ``savefig``) write into a new temporary file of
   a unique name (:func:`tempfile.mkstemp`) in the target's folder, flush and ``fsync`` it, give
@@ -28,10 +32,12 @@ from typing import IO, Any
 
 __all__ = [
     "OutputError",
+    "RUN_FILES",
     "atomic_output",
     "atomic_path",
     "check_output",
     "fsync_dir",
+    "read_files",
     "save_figure",
     "write_bytes",
     "write_text",
@@ -42,6 +48,44 @@ PathLike = str | os.PathLike
 
 class OutputError(ValueError):
     """An output path that cannot be written safely; the message names it and says why."""
+
+
+#: the files of a run folder (training/train.py, the ridge fit, training/train_denoiser.py):
+#: its state, configuration, records and plots; a folder holding any of the first four is a run
+RUN_FILES = (
+    "best.pt",
+    "last.pt",
+    "config.yaml",
+    "config.json",
+    "summary.json",
+    "metrics.csv",
+    "train.log",
+    "git_commit.txt",
+    "parity.png",
+    "learning_curve.png",
+    "alpha_curve.png",
+    "NOTE.txt",
+)
+_RUN_MARKERS = RUN_FILES[:4]
+
+
+def _is_run_folder(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any((folder / name).is_file() for name in _RUN_MARKERS)
+    except OSError:
+        return False
+
+
+def read_files(item: PathLike) -> list[Path]:
+    """What reading ``item`` puts at stake: ``item`` itself, and where ``item`` is a run folder
+    or a file directly in one (its ``best.pt``, a model exported next to it), every
+    :data:`RUN_FILES` entry of that folder, existing or not (a run writes them as it goes)."""
+    p = Path(item)
+    out = [p]
+    folder = p if p.is_dir() else p.parent
+    if _is_run_folder(folder):
+        out += [folder / name for name in RUN_FILES]
+    return out
 
 
 def _kind(mode: int) -> str | None:
@@ -121,6 +165,13 @@ def check_output(
                 f"{what} {p} is also an input ({item}): writing it would destroy what is "
                 "being read; choose another output path"
             )
+        for part in read_files(item)[1:]:
+            if _same(p, part):
+                raise OutputError(
+                    f"{what} {p} is a file of the run folder {part.parent} that is read "
+                    f"({item}): writing it would destroy that run's {part.name}; choose a "
+                    "path outside the run's files"
+                )
     return p
 
 

@@ -134,6 +134,19 @@ def _place_prediction(atoms: Any, name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def _replace_previous(atoms: Any, target: str, written: set[str]) -> set[str]:
+    """The prediction arrays of ``atoms`` once the new prediction ``target`` (arrays
+    ``written``: ``target`` and, from an ensemble, ``target_std``) has replaced an earlier one
+    of the same name: the earlier one's arrays not written again (its ``_std`` when a single
+    model follows an ensemble) are removed, and the list names only arrays the frame holds."""
+    preds = _prediction_arrays(atoms)
+    for stale in (target, target + STD_SUFFIX):
+        if stale in preds and stale not in written:
+            atoms.arrays.pop(stale, None)
+            preds.discard(stale)
+    return {name for name in preds if name in atoms.arrays} | written
+
+
 def _check_quench(potential: str | os.PathLike[str], settings: Any) -> tuple[Path, Any, str]:
     """(potential path, settings, the note written to each frame); a missing or unreadable
     potential file is refused here, before the model is loaded or any frame is read."""
@@ -316,7 +329,9 @@ def predict_files(
                     written.add(std_name)
                     written_as.add(std_name)
                     extra += f", ensemble std mean {std.mean():.4f} max {std.max():.4f} eV"
-                atoms.info[PREDICTIONS_KEY] = " ".join(sorted(_prediction_arrays(atoms) | written))
+                atoms.info[PREDICTIONS_KEY] = " ".join(
+                    sorted(_replace_previous(atoms, target, written))
+                )
                 ase.io.write(fd, atoms, format="extxyz")
                 bar.update(1)
                 line = (

@@ -33,11 +33,17 @@ def _std_scale(module) -> float:
 def build_smoothed(base: str | os.PathLike, length: float, cutoff: str = "cosine"):
     """(the eager smoothed model, the loaded base). ``length`` is L in Å; the weight's cutoff
     radius is the base's ``r_max``."""
-    from .export import load_model
+    from .export import load_model, wrapped_kinds
     from .nn.smooth import Smoothed, SmoothedEnsemble, check_length
 
     check_length(length)
     loaded = load_model(base)
+    if "smoothed" in wrapped_kinds(loaded.info):
+        logger.warning(
+            "%s is already smoothed (kinds %s): its predictions will be averaged twice",
+            loaded.path,
+            " > ".join(wrapped_kinds(loaded.info)),
+        )
     args = (loaded.module, loaded.n_layers, loaded.feature_dim, float(length), loaded.r_max)
     if loaded.ensemble_size > 1:
         model = SmoothedEnsemble(

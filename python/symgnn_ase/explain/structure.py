@@ -10,6 +10,7 @@ settings, predictions, fidelity numbers and times. See ``docs/explain.md``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -17,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,22 @@ def _check_outputs(
         check_output(outdir / name, [p for p in inputs if p is not None], what="explain output")
 
 
+@contextlib.contextmanager
+def _model_failures(path: Path) -> Iterator[None]:
+    """A failure inside the TorchScript model as one line naming the model (no trace)."""
+    from ..export import script_error_line
+
+    try:
+        yield
+    except RuntimeError as exc:
+        if "TorchScript interpreter" not in str(exc):
+            raise
+        raise ValueError(
+            f"model {path} failed when run layer by layer (embed/interact/readout, as explain "
+            f"and the LAMMPS compute run it): {script_error_line(exc)}"
+        ) from None
+
+
 def explain_structure(
     structure: str,
     output_dir: str | os.PathLike,
@@ -147,13 +165,15 @@ def explain_structure(
     loaded = load_model(model, device=device)
     _check_outputs(outdir, chosen, plots, [structure, loaded.path])
     outdir.mkdir(parents=True, exist_ok=True)
-    explainer = Explainer.from_model(loaded, atoms, cfg, device=device)
+    with _model_failures(loaded.path):
+        explainer = Explainer.from_model(loaded, atoms, cfg, device=device)
     if plots:
         from .plots import global_view, importance_distance_plot, local_view
     explanations: list[Explanation] = []
     records: list[dict[str, Any]] = []
     for a in chosen + [int(s) for s in sampled]:
-        expl = explainer.explain(a)
+        with _model_failures(loaded.path):
+            expl = explainer.explain(a)
         explanations.append(expl)
         rec = expl.summary() | {"sampled": a not in chosen}
         if a in chosen:

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..nn.config import ModelConfig
 
-__all__ = ["OPTIM_DEFAULTS", "TOP_KEYS", "load_config", "expand_files"]
+__all__ = ["OPTIM_DEFAULTS", "TOP_KEYS", "check_run_dir", "load_config", "expand_files"]
 
 OPTIM_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -319,3 +319,25 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         "model": model,
         "optim": optim,
     }
+
+
+def check_run_dir(config_path: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
+    """The run folder ``run_dir``, refused before any work when the run's copy of the config
+    (``run_dir/config.<ext>``) would be the config file itself, or when ``run_dir`` exists
+    and is not a folder."""
+    out = Path(run_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"run_dir {out} exists and is not a folder")
+    copy = out / ("config" + Path(config_path).suffix)
+    same = False
+    try:
+        same = copy.exists() and os.path.samefile(copy, config_path)
+    except OSError:
+        same = False
+    if same:
+        raise ValueError(
+            f"run_dir {str(run_dir)!r} is the folder of the config {config_path}: the run keeps "
+            f"its copy of the config as {copy}, which is that file; choose another run_dir "
+            "(a folder of its own, e.g. runs/NAME)"
+        )
+    return out

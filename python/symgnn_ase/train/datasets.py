@@ -47,6 +47,27 @@ class TrainGroup:
     frames_per_epoch: int | None = None
 
 
+def named_graphs(
+    files: list[str],
+    r_max: float,
+    type_names: list[str],
+    label: str,
+    dtype: torch.dtype = torch.float32,
+) -> list[Graph]:
+    """:func:`~symgnn_ase.data.graph.load_graphs` file by file; an error (a missing label
+    array, an element the model lacks) names the file it is in."""
+    graphs: list[Graph] = []
+    for path in files:
+        try:
+            graphs += load_graphs([path], r_max, type_names, label, dtype)
+        except ValueError as exc:
+            text = str(exc)
+            if str(path) in text or os.path.basename(str(path)) in text:
+                raise
+            raise ValueError(f"{path}: {text}") from None
+    return graphs
+
+
 def check_labels(g: Graph, label: str, partial: bool, label_range: list[float]) -> None:
     """Labels finite (NaN allowed only when ``partial``) and inside ``label_range``."""
     y = g.label.double().numpy()
@@ -129,7 +150,7 @@ def subtract_baseline(g: Graph, baseline: LoadedModel) -> None:
 def _load(
     files: list[str], mcfg, data: dict[str, Any], baseline: LoadedModel | None = None
 ) -> list[Graph]:
-    graphs = load_graphs(files, mcfg.r_max, mcfg.type_names, data["label"])
+    graphs = named_graphs(files, mcfg.r_max, mcfg.type_names, data["label"])
     for g in graphs:
         check_labels(g, data["label"], data["partial_labels"], data["label_range"])
         if baseline is not None:

@@ -39,6 +39,23 @@ def _predict(model: LoadedModel, species, edge_index, edge_vec64: np.ndarray) ->
         return model.module(species, edge_index, vec).double().numpy()
 
 
+def _check_finite_labels(name: str, label: str, t: np.ndarray) -> None:
+    """A warning naming the frame when some labels are not finite: those atoms are left out
+    of the metrics."""
+    bad = np.flatnonzero(~np.isfinite(t))
+    if bad.size:
+        k = int(bad[0])
+        logger.warning(
+            "%s: %d atom(s) have a non-finite `%s` label (first: atom %d, %s); they are left out "
+            "of the metrics",
+            name,
+            bad.size,
+            label,
+            k,
+            t[k],
+        )
+
+
 def evaluate_files(
     model: LoadedModel,
     paths: list[str],
@@ -61,10 +78,14 @@ def evaluate_files(
         frames = read_structures(path)
         for k, atoms in enumerate(frames):
             name = os.path.basename(path) + ("" if len(frames) == 1 else f"@{k}")
-            g = graph_from_atoms(atoms, model.r_max, model.type_names, torch.float64, label)
+            try:
+                g = graph_from_atoms(atoms, model.r_max, model.type_names, torch.float64, label)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
             vec = g.edge_vec.numpy()
             p = _predict(model, g.species, g.edge_index, vec)
             t = g.label.double().numpy()
+            _check_finite_labels(name, label, t)
             preds.append(p)
             trues.append(t)
             entry: dict[str, Any] = regression_metrics(p, t)

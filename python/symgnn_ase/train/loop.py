@@ -43,7 +43,7 @@ from ..nn.shallow import widen_readout
 from ..outputs import write_text
 from ..threads import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
-from .config import OPTIM_DEFAULTS, load_config
+from .config import OPTIM_DEFAULTS, check_run_dir, load_config
 from .datasets import (
     data_hashes,
     epoch_order,
@@ -258,6 +258,8 @@ def _train(
             f"run folder {out} already holds a run; pass --resume to continue it "
             "or choose another run_dir"
         )
+    if not resume:  # a new run copies its config into the folder
+        check_run_dir(config_path, out)
     if resume and not last_path.exists():
         raise FileNotFoundError(f"--resume: no checkpoint {last_path} to continue from")
     hashes = data_hashes(cfg["data"])

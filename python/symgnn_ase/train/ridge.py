@@ -38,12 +38,11 @@ import numpy as np
 import torch
 
 from ..data.descriptors import graph_features
-from ..data.graph import load_graphs
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from .checkpoints import atomic_save
-from .config import expand_files, load_config
-from .datasets import check_labels, data_hashes, load_on_graph
+from .config import check_run_dir, expand_files, load_config
+from .datasets import check_labels, data_hashes, load_on_graph, named_graphs
 from .metrics import regression_metrics
 
 logger = logging.getLogger(__name__)
@@ -91,7 +90,9 @@ def _features(
     xs, ys = [], []
     for path in files:
         dtype = model.centers.dtype
-        for g in load_graphs([path], model.r_max, data["type_names"], data["label"], torch.float64):
+        for g in named_graphs(
+            [path], model.r_max, data["type_names"], data["label"], torch.float64
+        ):
             check_labels(g, data["label"], data["partial_labels"], data["label_range"])
             vec = g.edge_vec
             if denoiser is not None:
@@ -139,7 +140,7 @@ def fit_ridge(
             f"{config_path}: data.baseline ({cfg['data']['baseline']!r}) is for network training "
             "(`symgnn train`); a ridge fit learns the labels themselves"
         )
-    out = Path(cfg["run_dir"])
+    out = check_run_dir(config_path, cfg["run_dir"])
     if (out / "best.pt").exists():
         raise ValueError(f"run folder {out} already holds a fit (best.pt); choose another run_dir")
     mcfg = ModelConfig.from_dict(cfg["model"])
