@@ -102,6 +102,15 @@ def quench_ase(atoms, calc, settings: QuenchSettings | None = None):
     check_quench_input(atoms)
     work = atoms.copy()
     work.calc = calc
+    forces = np.asarray(work.get_forces(), dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(forces).all(axis=1))
+    if bad.size:  # FIRE would run every step on them and end on NaN positions
+        k = int(bad[0])
+        raise ValueError(
+            f"quench: the base calculator {type(calc).__name__} gave non-finite forces for "
+            f"{bad.size} atom(s) at the starting positions (first: atom {k}, "
+            f"{forces[k].tolist()}); it cannot drive a minimization"
+        )
     opt = FIRE(work, logfile=None)
     converged = opt.run(fmax=settings.fmax, steps=settings.max_steps)
     if not converged:
