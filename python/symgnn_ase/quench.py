@@ -126,12 +126,3 @@ def quench_ase(atoms, calc, settings: QuenchSettings | None = None):
     out.positions = work.get_positions()
     work.calc = None
     return out
-    forces = np.asarray(work.get_forces(), dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(forces).all(axis=1))
-    if bad.size:  # FIRE would run every step on them and end on NaN positions
-        k = int(bad[0])
-        raise ValueError(
-            f"quench: the base calculator {type(calc).__name__} gave non-finite forces for "
-            f"{bad.size} atom(s) at the starting positions (first: atom {k}, "
-            f"{forces[k].tolist()}); it cannot drive a minimization"
-        )
