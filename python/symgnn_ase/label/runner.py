@@ -14,7 +14,13 @@ Output folder:
 - ``searches.jsonl``: one record per search, appended as it ends (see ``records.py``);
 - ``barriers.extxyz``: the relaxed glass with per-atom ``energy_barrier`` (mean activation
   energy of the accepted events, eV; NaN where none) and ``barrier_events`` (their number);
-- ``events.csv``: every accepted event (atom, search, barrier, final energy, displacement).
+- ``events.csv``: every accepted event (atom, search, barrier, final energy, displacement);
+- ``label.lock``: the advisory lock of the run in progress (its PID), see :mod:`.folder`.
+
+A folder that is not a label run's, or that holds a file the run reads, is refused before
+anything is written (:func:`~symgnn_ase.label.folder.check_folder`); a worker process that
+dies (killed, out of memory) ends the run with a message saying that the same command
+continues it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from .artn import SearchTask, run_search
 from .carve import Region, check_box, region_around
 from .config import RECORD_VERSION, LabelConfig
 from .engine import Potential, load_potential, relax_glass
+from .folder import check_folder, lock_folder
 from .records import RecordLog, check_manifest, duplicate_of, write_json_atomic
 from .selection import parse_selection
 
@@ -83,6 +90,9 @@ def load_glass(path: str | os.PathLike, potential: Potential, frame: int = 0):
             f"{path}: element(s) {missing} are not in the potential {potential.path.name} "
             f"(it has {list(potential.elements)})"
         )
+    from ..quench import check_separation
+
+    check_separation(atoms, str(path))  # overlapping atoms would be relaxed at ~1e13 eV
     return atoms
 
 
@@ -113,8 +123,31 @@ def label_glass(
     radius = cfg.active_radius + shell if cfg.carve else cfg.active_radius
     check_box(glass_atoms.cell.array, radius, "carve-out" if cfg.carve else "active sphere")
 
+    if isinstance(dask, (str, os.PathLike)):
+        _check_scheduler(str(dask))  # before any work: a wrong address would hang the Client
     out_dir = Path(out)
+    check_folder(out_dir, {"glass": Path(glass), "potential": pot.path})
     out_dir.mkdir(parents=True, exist_ok=True)
+    with lock_folder(out_dir):
+        return _run(
+            glass, glass_atoms, pot, out_dir, selected, shell, cfg, workers, dask, frame, on_record
+        )
+
+
+def _run(
+    glass: str | os.PathLike,
+    glass_atoms,
+    pot: Potential,
+    out_dir: Path,
+    selected: np.ndarray,
+    shell: float,
+    cfg: LabelConfig,
+    workers: int,
+    dask: Any,
+    frame: int,
+    on_record: Callable[[dict[str, Any]], None] | None,
+) -> LabelResult:
+    """:func:`label_glass` once the inputs are checked and the folder is locked."""
     manifest = {
         "version": RECORD_VERSION,
         "glass": str(Path(glass).resolve()),
@@ -151,8 +184,17 @@ def label_glass(
         def region_of(atom: int) -> Region:
             return region_around(relaxed, atom, cfg, pot)
 
-        with _executor(workers, dask) as pool:
-            run_now = _schedule(pool, todo, region_of, pot, cfg, log, done, on_record)
+        try:
+            with _executor(workers, dask) as pool:
+                run_now = _schedule(pool, todo, region_of, pot, cfg, log, done, on_record)
+        except Exception as exc:
+            if not _worker_died(exc):
+                raise
+            raise RuntimeError(
+                f"a worker process died (killed, or out of memory?): {type(exc).__name__}; "
+                f"{len(log.records)} finished searches are recorded in {log.path}: run the same "
+                "command again to continue"
+            ) from exc
     logger.info("%d searches run in %.1f s", run_now, time.perf_counter() - t0)
     return summarize(relaxed, log, selected, cfg, out_dir, run_now)
 
@@ -193,6 +235,50 @@ def _relaxed(glass_atoms, pot: Potential, cfg: LabelConfig, out_dir: Path):
     # the searches start from the positions as the file holds them (8 decimals), so that a
     # run continued later starts from the very same ones
     return ase.io.read(path)
+
+
+def _worker_died(exc: BaseException) -> bool:
+    """A local worker process ended abruptly, or Dask gave up on a task whose workers died."""
+    return isinstance(exc, cf.process.BrokenProcessPool) or type(exc).__name__ == "KilledWorker"
+
+
+def _check_scheduler(address: str) -> None:
+    """Refuse an address where no Dask scheduler answers the handshake within the connect
+    timeout (``distributed.comm.timeouts.connect``).
+
+    ``distributed.Client`` bounds the TCP connection but not the handshake that follows: at an
+    address where something else listens (an HTTP server) it waits forever."""
+    import asyncio
+
+    try:
+        import dask.config
+        from dask.utils import parse_timedelta
+        from distributed.comm import connect
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"--dask needs the `dask` extra (pip install 'symgnn-ase[dask]'): {exc}"
+        ) from None
+
+    timeout = float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+        await comm.close()
+
+    # a fresh event loop in its own thread: also when the caller runs one (a notebook)
+    with cf.ThreadPoolExecutor(max_workers=1) as probe:
+        try:
+            probe.submit(asyncio.run, handshake()).result()
+        except TimeoutError:
+            raise ValueError(
+                f"--dask {address}: no Dask scheduler answered the handshake within {timeout:g} s "
+                "(something listens there, but not a Dask scheduler?); check the address and "
+                "port (distributed.comm.timeouts.connect sets the wait)"
+            ) from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"--dask {address}: cannot connect to a Dask scheduler: {exc}"
+            ) from None
 
 
 @contextlib.contextmanager

@@ -69,9 +69,11 @@ def test_a_run_writes_labels_events_and_records(reference, fast_config):
     }
     assert json.loads((out / "run.json").read_text())["protocol"] == fast_config.protocol()
     # every file was written under a unique temporary name and renamed: none is left over
+    # (label.lock is the run's advisory lock, released, the file kept)
     assert sorted(p.name for p in out.iterdir()) == [
         "barriers.extxyz",
         "events.csv",
+        "label.lock",
         "relaxed.extxyz",
         "run.json",
         "searches.jsonl",
