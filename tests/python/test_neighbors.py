@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from pathlib import Path
 
 import ase
 import ase.io
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from symgnn_ase import _core, atoms_neighbors, neighbors
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "cuzr64"
+from ..paths import CUZR64, require_data
 
 
 def ase_sorted(atoms: ase.Atoms, cutoff: float, n_receivers: int | None = None):
@@ -88,10 +87,7 @@ def random_atoms(rng: np.random.Generator, n: int, cell, pbc, lo=0.0, hi=1.0) ->
 
 
 def test_glass_train0_matches_ase() -> None:
-    path = DATA / "train0.extxyz"
-    if not path.exists():
-        print(f"skipped: {path} is absent (needs ../shared)")
-        pytest.skip(f"{path} is absent (needs ../shared)")
+    path = require_data(CUZR64 / "train0.extxyz")
     atoms = ase.io.read(path, index=0)
     assert_matches_ase(atoms, 5.0)
 
