@@ -21,6 +21,7 @@ __all__ = [
     "OPTIONAL_METADATA_KEYS",
     "ENSEMBLE_SIZE_KEY",
     "RELAX_KEY",
+    "NODE_INPUTS_KEY",
     "OUTPUT_NAME",
     "OUTPUT_UNIT",
     "DTYPES",
@@ -56,10 +57,13 @@ METADATA_KEYS = (
 #: and ``forward_members``/``readout_members`` (``[K, N]``); ``relax`` is the relax protocol (a
 #: JSON object ``{"steps", "alpha", "cap", "potential", "pair_style"}``, see
 #: ``potential/relax.py``): the model predicts on a copy of the positions moved ``steps`` times
-#: along the simulation's own forces
+#: along the simulation's own forces; ``node_inputs`` declares per-atom inputs from the
+#: simulation's potential (a JSON object ``{"names", "potential", "pair_style", "stats"}``, see
+#: ``potential/inputs.py``): the module's ``embed`` then takes them as a fourth argument
 ENSEMBLE_SIZE_KEY = "ensemble_size"
 RELAX_KEY = "relax"
-OPTIONAL_METADATA_KEYS = (ENSEMBLE_SIZE_KEY, RELAX_KEY)
+NODE_INPUTS_KEY = "node_inputs"
+OPTIONAL_METADATA_KEYS = (ENSEMBLE_SIZE_KEY, RELAX_KEY, NODE_INPUTS_KEY)
 #: what ``forward``/``readout`` return per atom, and its unit (metadata ``output``, ``unit``)
 OUTPUT_NAME = "energy_barrier"
 OUTPUT_UNIT = "eV"
