@@ -475,3 +475,22 @@ def test_a_tiny_structure_is_flagged_once(env, caplog) -> None:
     assert outside_training(500, receivers, 5.0) is None
     crowded = np.concatenate([receivers, np.zeros(100, dtype=np.int64)])
     assert "1 atom(s) with a neighbour count" in outside_training(500, crowded, 5.0)
+
+
+def test_init_from_a_residual_run_needs_the_same_baseline_file(env, tmp_path) -> None:
+    """The same `data.baseline` name is not enough: the file must be the one recorded."""
+    import yaml
+
+    res = _fake_run(tmp_path / "res", baseline=env["base"], sha="0" * 64)
+    cfg = yaml.safe_load(
+        _train_config(tmp_path, [env["labelled"]], env["labelled"], str(tmp_path / "r")).read_text()
+    )
+    cfg["init"] = str(res)
+    cfg["data"]["baseline"] = str(env["base"])
+    del cfg["model"]
+    path = tmp_path / "init.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    rc, _, err = _cli("train", path)
+    line = _one_line(err, "train")
+    assert rc == 2 and "sha256 000000000000, but that file is now" in line
+    assert file_sha256(env["base"])[:12] in line

@@ -269,6 +269,17 @@ def load_init(
             f"{'the remainder of ' + repr(theirs) if theirs else 'the full labels'}; "
             "start from a run with the same data.baseline"
         )
+    if theirs:  # the same name must be the same file
+        from ..format import resolve_model_path
+
+        recorded = (ckpt.get("data_sha256") or {}).get("data.baseline")
+        now = file_sha256(resolve_model_path(theirs))
+        if recorded != now:
+            raise ValueError(
+                f"init: {path} was trained on the remainder of data.baseline {theirs!r} with "
+                f"sha256 {(recorded or 'not recorded')[:12]}, but that file is now "
+                f"{now[:12]}: the weights learned another baseline's remainder"
+            )
     return ckpt["model"], ckpt["config"]["model"]
 
 
