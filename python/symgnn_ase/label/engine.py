@@ -103,7 +103,7 @@ class ForceEngine:
 
 def relax_glass(atoms, potential: Potential, ftol: float, maxiter: int):
     """A copy of ``atoms`` minimized at fixed cell (LAMMPS conjugate gradient)."""
-    result = minimize_atoms(atoms, potential, ftol, maxiter, opt=True)
+    result = minimize_atoms(atoms, potential, ftol, maxiter, opt=True, wrapped=True)
     out = atoms.copy()
     out.set_positions(result.positions)
     out.wrap()

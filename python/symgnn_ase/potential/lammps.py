@@ -235,7 +235,7 @@ def open_evaluator(atoms, potential: Potential, inert_from: int | None = None, o
 class Minimized:
     """The result of :func:`minimize_atoms`."""
 
-    positions: np.ndarray  # [N, 3] by atom index, as LAMMPS holds them (wrapped into its box)
+    positions: np.ndarray  # [N, 3] by atom index (see ``wrapped``)
     forces: np.ndarray  # [N, 3] eV/Å at the end
     energy_before: float  # eV
     energy_after: float  # eV
@@ -249,10 +249,15 @@ def minimize_atoms(
     maxiter: int,
     *,
     opt: bool = False,
+    wrapped: bool = False,
 ) -> Minimized:
     """Conjugate-gradient minimization of a copy of ``atoms`` at fixed cell (LAMMPS ``minimize
     0.0 ftol maxiter 10*maxiter``; ``ftol`` is the 2-norm of the global force vector, eV/Å).
-    ``opt``: as :func:`open_evaluator`. ``atoms`` is not changed."""
+
+    ``positions`` are those the minimizer ends with (an atom may have left the box), or with
+    ``wrapped`` those LAMMPS holds after a ``run 0`` (wrapped into its box). ``opt``: as
+    :func:`open_evaluator`. ``atoms`` is not changed.
+    """
     pot = potential if isinstance(potential, Potential) else load_potential(potential)
     lmp = open_evaluator(atoms, pot, opt=opt)
     n = len(atoms)
@@ -260,10 +265,13 @@ def minimize_atoms(
         e_before = float(lmp.get_thermo("pe"))
         minimize(lmp, ftol=ftol, maxiter=maxiter)
         steps = int(lmp.extract_global("ntimestep"))
+        x, f = gather(lmp, "x", n), gather(lmp, "f", n)
         lmp.command("run 0")
+        if wrapped:
+            x, f = gather(lmp, "x", n), gather(lmp, "f", n)
         return Minimized(
-            positions=gather(lmp, "x", n),
-            forces=gather(lmp, "f", n),
+            positions=x,
+            forces=f,
             energy_before=e_before,
             energy_after=float(lmp.get_thermo("pe")),
             steps=steps,
