@@ -62,14 +62,16 @@ def test_moves_are_force_steps_capped_and_change_the_prediction(parts):
         u = strong.displacements(g.species, g.edge_index, g.edge_vec)
         vec = g.edge_vec + u[g.edge_index[0]] - u[g.edge_index[1]]
         ref = loaded.module(g.species, g.edge_index, vec).numpy()
-    assert np.abs(ref - _predict(loaded.module, atoms)).max() > 1e-5
+    moved = float(np.abs(ref - _predict(loaded.module, atoms)).max())
+    print(f"denoised (alpha 2, max step 0.3): max change {moved:.3g} eV")
+    assert moved > 5e-5  # measured 1.3e-4 eV with these tiny models; round-off is ~1e-7
     assert np.array_equal(_predict(strong, atoms), ref)
 
 
 def test_exactly_invariant_under_rotation_and_reflection(parts):
     atoms = random_glass(150, seed=5)
     model, _, _ = build_denoised(parts["ensemble"], parts["net"], alpha=0.1, n_steps=2)
-    assert_rotation_and_reflection_invariant(lambda a: _predict(model, a), atoms, atol=2e-5)
+    assert_rotation_and_reflection_invariant(lambda a: _predict(model, a), atoms, atol=1e-6)
 
 
 def test_exported_file_in_the_calculator_and_cli(parts, tmp_path):

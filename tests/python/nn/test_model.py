@@ -143,7 +143,10 @@ def test_fixed_transform_model_is_not_invariant(tmp_path):
     with torch.no_grad():
         ref = model(g.species, g.edge_index, g.edge_vec.float())
         out = model(g.species, g.edge_index, torch.from_numpy(g.edge_vec.numpy() @ q.T).float())
-    assert (out - ref).abs().max() > 1e-6
+    change = float((out - ref).abs().max())
+    print(f"raw model, rotated glass: max change {change:.3g} eV")
+    # measured 6.7e-4 eV (output spread 2.9e-3): 100 times the 1e-6 eV of exact invariance
+    assert change > 1e-4
 
 
 def test_unknown_element_is_a_clear_error():

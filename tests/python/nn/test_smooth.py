@@ -127,7 +127,7 @@ def test_exactly_invariant_under_rotation_and_reflection(parts):
         with torch.no_grad():
             return model(g.species, g.edge_index, g.edge_vec).numpy()
 
-    assert_rotation_and_reflection_invariant(predict, atoms, atol=2e-5)
+    assert_rotation_and_reflection_invariant(predict, atoms, atol=1e-6)
 
 
 def test_weight_reaches_zero_smoothly_at_the_cutoff():

@@ -166,6 +166,8 @@ def test_export_and_evaluate_cli(data, tmp_path, capsys):
     spread = np.stack(preds).std(axis=0)
     assert res["rotations"]["spread_max_eV"] == pytest.approx(spread.max(), rel=1e-6, abs=1e-9)
     assert res["rotations"]["spread_mean_eV"] == pytest.approx(spread.mean(), rel=1e-6, abs=1e-9)
-    assert spread.max() > 1e-6  # 3 fixed transforms: SymGNN is not exactly invariant
+    # 3 fixed transforms: SymGNN is not exactly invariant; measured 6.2e-4 eV, a change of that
+    # size (100 times the 1e-6 eV of an exactly invariant model), not round-off
+    assert spread.max() > 1e-4, spread.max()
     assert cli(["evaluate", str(tmp_path / "nope.pt"), str(data / "g2.extxyz")]) == 2
     assert "model file not found" in capsys.readouterr().err
