@@ -48,6 +48,8 @@ from .potential.forces import RelaxForces
 from .threads import torch_threads
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import ase
 
     from .potential.lammps import LammpsPotential
@@ -294,6 +296,11 @@ class SymGNNCalculator(Calculator):
     def r_max(self) -> float:
         """The model's cutoff (Å)."""
         return self.model.r_max
+
+    @property
+    def relax_potential(self) -> Path | None:
+        """The EAM file the relax protocol's forces come from (None: ``base``'s, or no relax)."""
+        return self._relax_forces.potential_path
 
     @property
     def type_names(self) -> list[str]:

