@@ -507,3 +507,21 @@ def test_a_new_run_never_writes_over_a_fit_it_may_read(env, tmp_path) -> None:
     line = _one_line(err, "train")
     assert rc == 2 and f"run folder {fit} already holds a run or fit (best.pt)" in line
     assert _sha(fit / "best.pt") == before
+
+
+def test_explain_never_writes_over_files_it_did_not_write(env, tmp_path) -> None:
+    glass = tmp_path / "g.xyz"
+    ase.io.write(glass, random_glass(40, seed=5))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.json").write_text('{"my": "notes"}\n')
+    args = ["--model", env["single"], "--atom", "0", "--epochs", "1", "--no-plots", "-o", out]
+    rc, _, err = _cli("explain", glass, *args)
+    assert rc == 2 and "already holds summary.json, not written by an earlier" in (
+        _one_line(err, "explain")
+    )
+    assert (out / "summary.json").read_text() == '{"my": "notes"}\n'
+    fresh = tmp_path / "fresh"
+    args[-1] = fresh
+    assert _cli("explain", glass, *args)[0] == 0
+    assert _cli("explain", glass, *args)[0] == 0  # its own earlier output is replaced

@@ -98,6 +98,23 @@ def _check_outputs(
             names += [f"atom{a}_global.png", f"atom{a}_local.png"]
     for name in names:
         check_output(outdir / name, [p for p in inputs if p is not None], what="explain output")
+    held = [name for name in names if (outdir / name).exists()]
+    if held and not _earlier_explain(outdir / "summary.json"):
+        more = ", ..." if len(held) > 3 else ""
+        raise OutputError(
+            f"--output-dir {outdir} already holds {', '.join(held[:3])}{more}, not written by "
+            "an earlier `symgnn explain` (its summary.json is not one): explain would write "
+            "over them; give a new or empty folder"
+        )
+
+
+def _earlier_explain(summary: Path) -> bool:
+    """Whether ``summary`` is the summary.json of an earlier explain run (it may be replaced)."""
+    try:
+        data = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "explanations" in data and "objective" in data
 
 
 @contextlib.contextmanager
