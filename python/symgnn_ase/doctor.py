@@ -140,6 +140,21 @@ def _unloadable(path: Path) -> str | None:
     return None
 
 
+def _relax_row(path: Path) -> str:
+    """The model's relax protocol and whether its potential is found (``symgnn relax``)."""
+    from .potential.forces import find_relax_potential
+    from .potential.relax import read_relax_metadata
+
+    protocol = read_relax_metadata(path)
+    text = protocol.describe()
+    if protocol.enabled and protocol.potential:
+        try:
+            text += f"; potential found: {find_relax_potential(protocol.potential, path)}"
+        except (FileNotFoundError, ValueError) as exc:
+            text += f"; PROBLEM: {' '.join(str(exc).split())}"
+    return text
+
+
 def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str | None]:
     """Rows ``(what, where/version)`` of the installation, whether every part was found,
     and the ``lmp`` to check (``lmp`` or the launcher next to this Python)."""
@@ -261,6 +276,9 @@ def diagnose(lmp: str | None = None) -> tuple[list[tuple[str, str]], bool, str |
                 ok = False
             else:
                 add("default model", models["default"])
+                relax = _relax_row(models["default"])
+                add("  relax protocol", relax)
+                ok = ok and "PROBLEM" not in relax
         else:
             add(
                 "default model",

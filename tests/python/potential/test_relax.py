@@ -193,3 +193,13 @@ def test_cli_relax(tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--steps needs -o OUTPUT" in capsys.readouterr().err
     assert main(["relax", tiny_model, "-o", str(tmp_path / "n.pt")]) == 2
     assert "no relax protocol yet" in capsys.readouterr().err
+
+
+def test_doctor_row(tiny_model: str, tmp_path: Path) -> None:
+    from symgnn_ase.doctor import _relax_row
+
+    assert _relax_row(Path(tiny_model)) == "off (steps 0)"
+    good = write_relax_metadata(tiny_model, tmp_path / "g.pt", PROTOCOL)
+    assert "potential found: " in _relax_row(good) and "CuZr_mm.eam.fs" in _relax_row(good)
+    bad = write_relax_metadata(tiny_model, tmp_path / "b.pt", RelaxProtocol(2, potential="x.fs"))
+    assert "PROBLEM: relax potential 'x.fs' not found" in _relax_row(bad)
