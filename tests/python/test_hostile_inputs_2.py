@@ -525,3 +525,13 @@ def test_explain_never_writes_over_files_it_did_not_write(env, tmp_path) -> None
     args[-1] = fresh
     assert _cli("explain", glass, *args)[0] == 0
     assert _cli("explain", glass, *args)[0] == 0  # its own earlier output is replaced
+
+
+def test_a_run_never_writes_over_a_users_files(env, tmp_path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("my,numbers\n")
+    cfg = _train_config(tmp_path, [env["labelled"]], env["labelled"], str(folder))
+    rc, _, err = _cli("train", cfg)
+    assert rc == 2 and "holds metrics.csv, not written by a symgnn run" in _one_line(err, "train")
+    assert (folder / "metrics.csv").read_text() == "my,numbers\n"

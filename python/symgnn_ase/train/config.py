@@ -324,8 +324,10 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
 def check_run_dir(config_path: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
     """The run folder of a new run or fit, ``run_dir``, refused before any work when it exists
     and is not a folder, when it holds another run or fit (``best.pt``, ``last.pt``: a ridge
-    fit read as ``init`` or ``data.baseline`` would be written over), or when the run's copy of
-    the config (``run_dir/config.<ext>``) would be the config file itself."""
+    fit read as ``init`` or ``data.baseline`` would be written over), when the run's copy of
+    the config (``run_dir/config.<ext>``) would be the config file itself, or when it holds
+    files of a run's names (``outputs.RUN_FILES``) that no run wrote (no ``git_commit.txt``, the
+    first file a run writes)."""
     out = Path(run_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"run_dir {out} exists and is not a folder")
@@ -346,5 +348,15 @@ def check_run_dir(config_path: str | os.PathLike, run_dir: str | os.PathLike) ->
             f"run_dir {str(run_dir)!r} is the folder of the config {config_path}: the run keeps "
             f"its copy of the config as {copy}, which is that file; choose another run_dir "
             "(a folder of its own, e.g. runs/NAME)"
+        )
+    from ..outputs import RUN_FILES
+
+    names = [*RUN_FILES, "config" + Path(config_path).suffix]
+    mine = [name for name in dict.fromkeys(names) if (out / name).is_file()]
+    if mine and not (out / "git_commit.txt").is_file():  # not a run that stopped early
+        raise ValueError(
+            f"run folder {out} holds {', '.join(mine[:3])}{', ...' if len(mine) > 3 else ''}, "
+            "not written by a symgnn run: a run would write over them; choose a new or empty "
+            "run_dir"
         )
     return out
