@@ -181,6 +181,8 @@ def export_wrapper(
         info["ensemble_size"] = loaded.ensemble_size
         info.update(ensemble_info or {})
         metadata[ENSEMBLE_SIZE_KEY] = str(loaded.ensemble_size)
+    if loaded.relax != RelaxProtocol.off():  # the wrapped model predicts on relaxed positions
+        metadata[RELAX_KEY] = loaded.relax.to_json()
     return export_model(
         model,
         output,

@@ -203,3 +203,14 @@ def test_doctor_row(tiny_model: str, tmp_path: Path) -> None:
     assert "potential found: " in _relax_row(good) and "CuZr_mm.eam.fs" in _relax_row(good)
     bad = write_relax_metadata(tiny_model, tmp_path / "b.pt", RelaxProtocol(2, potential="x.fs"))
     assert "PROBLEM: relax potential 'x.fs' not found" in _relax_row(bad)
+
+
+def test_a_wrapped_model_keeps_the_protocol(tiny_model: str, tmp_path: Path) -> None:
+    from symgnn_ase.export import load_model
+    from symgnn_ase.smooth import export_smoothed
+
+    relaxed = write_relax_metadata(tiny_model, tmp_path / "r.pt", PROTOCOL)
+    smoothed = export_smoothed(str(relaxed), tmp_path / "s.pt", 2.0, "cosine")
+    assert load_model(smoothed).relax == PROTOCOL
+    plain = export_smoothed(tiny_model, tmp_path / "p.pt", 2.0, "cosine")
+    assert load_model(plain).relax == RelaxProtocol.off()
