@@ -535,3 +535,20 @@ def test_a_run_never_writes_over_a_users_files(env, tmp_path) -> None:
     rc, _, err = _cli("train", cfg)
     assert rc == 2 and "holds metrics.csv, not written by a symgnn run" in _one_line(err, "train")
     assert (folder / "metrics.csv").read_text() == "my,numbers\n"
+
+
+def test_a_prediction_is_never_taken_for_a_label(env, tmp_path) -> None:
+    """`symgnn predict` on an unlabelled glass writes `energy_barrier`, listed as a prediction:
+    scoring or training against it would compare a model with a model."""
+    glass = tmp_path / "glass.xyz"
+    ase.io.write(glass, random_glass(120, seed=11))
+    predicted = tmp_path / "predicted.xyz"
+    assert _cli("predict", glass, "--model", env["single"], "-o", predicted)[0] == 0
+    rc, _, err = _cli("evaluate", env["other"], predicted)
+    line = _one_line(err, "evaluate")
+    assert (
+        rc == 2 and "predicted.xyz: per-atom array `energy_barrier` is a symgnn prediction" in line
+    )
+    cfg = _train_config(tmp_path, [predicted], env["labelled"], str(tmp_path / "run"))
+    rc, _, err = _cli("train", cfg)
+    assert rc == 2 and "`energy_barrier` is a symgnn prediction" in _one_line(err, "train")

@@ -26,6 +26,7 @@ __all__ = [
     "file_sha256",
     "guess_format",
     "parse_types",
+    "refuse_prediction_as_label",
     "read_kwargs",
     "iter_structures",
     "read_structures",
@@ -117,6 +118,18 @@ def iter_structures(
         raise ValueError(f"could not read {path} as {fmt or 'a guessed format'}: {exc}") from exc
     except (OSError, StopIteration, UnicodeDecodeError) as exc:
         raise ValueError(f"could not read {path} as {fmt or 'a guessed format'}: {exc}") from exc
+
+
+def refuse_prediction_as_label(atoms: ase.Atoms, label: str, where: str) -> None:
+    """A ValueError when the per-atom array ``label`` of ``atoms`` is a prediction that
+    ``symgnn predict`` wrote (listed in ``info["symgnn_predictions"]``), not a label: scoring
+    or training against it would compare a model with a model."""
+    if label in str(atoms.info.get("symgnn_predictions", "")).split():
+        raise ValueError(
+            f"{where}: per-atom array `{label}` is a symgnn prediction (listed in "
+            "info symgnn_predictions by `symgnn predict`), not a label; give the file with the "
+            "labels (predict keeps a label array under its own name and writes `<name>_pred`)"
+        )
 
 
 def _types_too_few(path: str | os.PathLike, types: Sequence[str], exc: BaseException) -> str:

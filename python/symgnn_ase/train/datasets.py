@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..data.graph import Graph, load_graphs
+from ..data.graph import Graph
 from ..data.io import file_sha256
 from .config import expand_files
 
@@ -54,12 +54,23 @@ def named_graphs(
     label: str,
     dtype: torch.dtype = torch.float32,
 ) -> list[Graph]:
-    """:func:`~symgnn_ase.data.graph.load_graphs` file by file; an error (a missing label
-    array, an element the model lacks) names the file it is in."""
+    """One graph per frame of every file, named ``file`` or ``file@frame`` (as
+    :func:`~symgnn_ase.data.graph.load_graphs`); an error (a missing label array, an element
+    the model lacks, a label array that is a symgnn prediction) names the file it is in."""
+    from ..data.graph import graph_from_atoms
+    from ..data.io import read_structures, refuse_prediction_as_label
+
     graphs: list[Graph] = []
     for path in files:
         try:
-            graphs += load_graphs([path], r_max, type_names, label, dtype)
+            frames = read_structures(path)
+            base = os.path.basename(str(path))
+            for k, atoms in enumerate(frames):
+                name = base if len(frames) == 1 else f"{base}@{k}"
+                refuse_prediction_as_label(atoms, label, name)
+                g = graph_from_atoms(atoms, r_max, type_names, dtype=dtype, label_key=label)
+                g.name = name
+                graphs.append(g)
         except ValueError as exc:
             text = str(exc)
             if str(path) in text or os.path.basename(str(path)) in text:

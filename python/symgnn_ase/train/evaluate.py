@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.graph import Graph, graph_from_atoms
-from ..data.io import read_structures
+from ..data.io import read_structures, refuse_prediction_as_label
 from ..export import LoadedModel
 from .metrics import regression_metrics
 
@@ -78,6 +78,7 @@ def evaluate_files(
         frames = read_structures(path)
         for k, atoms in enumerate(frames):
             name = os.path.basename(path) + ("" if len(frames) == 1 else f"@{k}")
+            refuse_prediction_as_label(atoms, label, name)
             try:
                 g = graph_from_atoms(atoms, model.r_max, model.type_names, torch.float64, label)
             except ValueError as exc:
