@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 # the torch pin, written once in pyproject.toml (dependencies and [build-system] requires)
 TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml | head -1)
 
-.PHONY: setup build demo test test-wheel lint format bench clean
+.PHONY: setup build demo test test-fast test-wheel lint format bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ format: $(VENV)/.deps
 
 test: build lint
 	$(PY) -m pytest -q tests
+
+# the developer's fast loop: every test not marked slow (tests/conftest.py: training with
+# torchrun, the real glass, all but a few LAMMPS runs), aim < 90 s; no rebuild and no lint, so
+# run `make build` after changing C++. CI runs `make test`: everything
+test-fast: $(VENV)/.deps
+	$(PY) -m pytest -q -m "not slow" tests
 
 # the user's path: pip wheel . (isolated build, without CUDA: WHEEL_CUDA=AUTO), a fresh venv
 # with only that wheel and its dependencies, then the ASE quick-start, symgnn predict, lmp on 1
