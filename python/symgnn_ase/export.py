@@ -28,6 +28,7 @@ from .format import (
     ENSEMBLE_SIZE_KEY,
     FORMAT_VERSION,
     METADATA_KEYS,
+    NODE_INPUTS_KEY,
     OPTIONAL_METADATA_KEYS,
     OUTPUT_NAME,
     OUTPUT_UNIT,
@@ -38,6 +39,7 @@ from .format import (
 )
 from .nn.ops import LIBRARY_NAME, fused_ops_available, fused_ops_disabled, ops_library_path
 from .outputs import atomic_path, check_output
+from .potential.inputs import NodeInputSpec
 from .potential.relax import RelaxProtocol
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class LoadedModel:
     ensemble_size: int = 1
     #: the relax protocol (metadata ``relax``, ``potential/relax.py``); off when absent
     relax: RelaxProtocol = field(default_factory=RelaxProtocol.off)
+    #: per-atom inputs from the simulation's potential (metadata ``node_inputs``,
+    #: ``potential/inputs.py``): the module's embed/forward take them; None when absent
+    node_inputs: NodeInputSpec | None = None
 
     def __call__(self, species, edge_index, edge_vec):  # noqa: D401 - thin wrapper
         return self.module(species, edge_index, edge_vec)
@@ -124,6 +129,20 @@ def export_model(
     dtype_name = {v: k for k, v in _DTYPES.items()}.get(dtype)
     if dtype_name is None:
         raise ValueError(f"model dtype must be float32 or float64, got {dtype}")
+    n_inputs = max((int(getattr(m, "n_inputs", 0) or 0) for m in model.modules()), default=0)
+    declared = (metadata or {}).get(NODE_INPUTS_KEY)
+    if n_inputs and not declared:
+        raise ValueError(
+            f"the model takes {n_inputs} per-atom node input(s) from the potential, which "
+            f"only a model file of its own can declare (metadata `{NODE_INPUTS_KEY}`, written "
+            "by `symgnn export RUN`); it cannot be wrapped (ensemble, residual, smoothed, "
+            "denoised)"
+        )
+    if declared and NodeInputSpec.from_json(declared).n_inputs != n_inputs:
+        raise ValueError(
+            f"metadata `{NODE_INPUTS_KEY}` declares {declared!r} but the model takes "
+            f"{n_inputs} node input(s)"
+        )
     with torchscript_allowed():
         scripted = torch.jit.script(model)
     meta = {
@@ -250,6 +269,13 @@ def load_model(
                 f"but the module has no {', '.join(lacking)}: not a symgnn ensemble file "
                 "(`symgnn ensemble MODEL... -o ens.pt` makes one)"
             )
+    takes = int(getattr(module, "n_inputs", 0) or 0)
+    declared = meta["node_inputs"].n_inputs if meta["node_inputs"] is not None else 0
+    if takes != declared:
+        raise ValueError(
+            f"{path}: metadata `{NODE_INPUTS_KEY}` declares {declared} per-atom input(s) but "
+            f"the module takes {takes}: a broken model file (re-export it)"
+        )
     module.eval()
     return LoadedModel(module=module, path=path, **meta)
 
@@ -341,6 +367,9 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
     relax = RelaxProtocol.off()
     if extra.get(RELAX_KEY):
         relax = RelaxProtocol.from_json(extra[RELAX_KEY], source=path)
+    node_inputs = None
+    if extra.get(NODE_INPUTS_KEY):
+        node_inputs = NodeInputSpec.from_json(extra[NODE_INPUTS_KEY], source=path)
     return dict(
         r_max=r_max,
         n_layers=ints["n_layers"],
@@ -350,4 +379,5 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
         info=info,
         ensemble_size=ensemble_size,
         relax=relax,
+        node_inputs=node_inputs,
     )

@@ -26,8 +26,17 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.config import load_config
     from ..train.loop import train
 
+    model = load_config(args.config)["model"]
+    if model is not None and model["kind"] == "ridge":  # a closed-form fit, no epochs
+        if args.resume:
+            raise ValueError("--resume: a ridge fit (model.kind: ridge) has nothing to resume")
+        from ..train.ridge import fit_ridge
+
+        print(f"run folder: {fit_ridge(args.config, run_dir=args.run_dir)}")
+        return 0
     out = train(
         args.config,
         resume=args.resume,

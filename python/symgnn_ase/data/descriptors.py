@@ -66,9 +66,15 @@ def _model(cfg: ModelConfig, dtype: torch.dtype) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def graph_features(model: torch.nn.Module, species, edge_index, edge_vec) -> torch.Tensor:
-    """The feature matrix [N, feature_dim] of a graph, from a ``ridge`` model's two layers."""
-    h, e = model.embed(species, edge_index, edge_vec)
+def graph_features(
+    model: torch.nn.Module, species, edge_index, edge_vec, node_inputs=None
+) -> torch.Tensor:
+    """The feature matrix [N, feature_dim] of a graph, from a ``ridge`` model's layers;
+    ``node_inputs`` (float64 ``[N, n_inputs]``) for a model with ``model.node_inputs``."""
+    if node_inputs is None:
+        h, e = model.embed(species, edge_index, edge_vec)
+    else:
+        h, e = model.embed(species, edge_index, edge_vec, node_inputs)
     for layer in range(model.n_layers):
         h, e = model.interact(layer, h, e, edge_index)
     return h

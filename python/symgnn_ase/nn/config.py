@@ -60,6 +60,9 @@ class ModelConfig:
     # EGAT kinds: M > 1 makes a shallow ensemble (nn/shallow.py): the decoder's last layer has M
     # outputs; the barrier is their mean, its uncertainty their spread
     readout_heads: int = 1
+    # ridge: per-atom inputs from the simulation's potential (issue 27; potential/inputs.py),
+    # e.g. ["pe"]: extra density channels, averaged over the neighbours like the densities
+    node_inputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -86,6 +89,11 @@ class ModelConfig:
         if self.agg_norm not in AGG_NORMS:
             raise ValueError(
                 f"model.agg_norm must be one of {list(AGG_NORMS)}, got {self.agg_norm!r}"
+            )
+        if self.node_inputs and self.kind != "ridge":
+            raise ValueError(
+                f"model.node_inputs (per-atom inputs from the potential) is an option of kind "
+                f"'ridge', got node_inputs {self.node_inputs} for kind {self.kind!r}"
             )
         if self.kind == "ridge":
             self._check_descriptor()
@@ -122,6 +130,15 @@ class ModelConfig:
             )
         if not self.smooth_lengths:
             raise ValueError("model.smooth_lengths must list at least one length (Å)")
+        if self.node_inputs:
+            from ..potential.inputs import NODE_INPUT_KINDS
+
+            unknown = [n for n in self.node_inputs if n not in NODE_INPUT_KINDS]
+            if unknown or len(set(self.node_inputs)) != len(self.node_inputs):
+                raise ValueError(
+                    f"model.node_inputs must list distinct inputs of {sorted(NODE_INPUT_KINDS)}, "
+                    f"got {self.node_inputs}"
+                )
 
     def _check_types(self) -> None:
         """Every option has its annotated type (a string where a number belongs is an error)."""
@@ -153,6 +170,12 @@ class ModelConfig:
             isinstance(h, int) and not isinstance(h, bool) for h in self.heads
         ):
             raise ValueError(f"model.heads must be a list of integers, got {self.heads!r}")
+        if not isinstance(self.node_inputs, list) or not all(
+            isinstance(v, str) for v in self.node_inputs
+        ):
+            raise ValueError(
+                f"model.node_inputs must be a list of input names, got {self.node_inputs!r}"
+            )
         if not isinstance(self.smooth_lengths, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
             for v in self.smooth_lengths
@@ -166,6 +189,8 @@ class ModelConfig:
         out = asdict(self)
         if self.readout_heads == 1:  # a single head: the dict of the files written before
             del out["readout_heads"]
+        if not self.node_inputs:  # no inputs: the dict of the files written before
+            del out["node_inputs"]
         return out
 
     @classmethod

@@ -17,6 +17,11 @@ Per atom i, with S species and K Gaussians centred from ``rbf_min`` to ``rbf_max
 - features ``h_i = [g_i | a_i^L1 | a_i^L2 | ... | a_i^{L1,2} | ...]`` and the barrier
   ``label_mean + label_std * (w . (h_i - feature_mean) / feature_std + b)``.
 
+With ``node_inputs`` (``model.node_inputs: [pe]``, :class:`DescriptorRidgeInputs`), per-atom
+values from the simulation's potential (standardized) join g after the densities, so every
+average above averages them too, and the readout adds each input column times the indicator
+of every species but the first; the module's ``embed`` then takes them as a fourth argument.
+
 As an exported model (docs/contracts.md) this is ``n_layers`` layers on one graph of radius
 r_max (two unless more hops are asked for):
 ``embed`` gives h = [onehot(species) | 0 ...] and the edge state ``e = [r | w_L1 | w_L2 |
@@ -45,7 +50,7 @@ from torch import Tensor, nn
 from .base import BarrierModel, OptTensor, add_label_scale
 from .config import ModelConfig
 
-__all__ = ["DescriptorRidge", "switch"]
+__all__ = ["DescriptorRidge", "DescriptorRidgeInputs", "switch"]
 
 SWITCH_WIDTH = 0.5  # Å over which densities and averaging weights go smoothly to zero
 
@@ -68,7 +73,16 @@ class DescriptorRidge(BarrierModel):
     :class:`BarrierModel`'s.
     """
 
-    __constants__ = ["n_species", "n_gauss", "n_lengths", "base_dim", "density_cutoff", "r_max"]
+    __constants__ = [
+        "n_species",
+        "n_gauss",
+        "n_lengths",
+        "base_dim",
+        "dens_dim",
+        "n_inputs",
+        "density_cutoff",
+        "r_max",
+    ]
 
     def __init__(self, cfg: ModelConfig, dtype: torch.dtype | None = None) -> None:
         """``dtype`` defaults to the config's ``dtype`` (float64 unless it says float32)."""
@@ -76,13 +90,21 @@ class DescriptorRidge(BarrierModel):
             raise ValueError(f"DescriptorRidge builds kind 'ridge', got {cfg.kind!r}")
         if dtype is None:
             dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
-        base_dim = len(cfg.type_names) * (cfg.n_rbf + 1)
+        dens_dim = len(cfg.type_names) * (cfg.n_rbf + 1)
+        n_inputs = len(cfg.node_inputs)
+        base_dim = dens_dim + n_inputs  # [onehot | densities | node inputs]
         n_lengths = len(cfg.smooth_lengths)
-        super().__init__(cfg.kind, cfg.n_layers, (1 + (cfg.n_layers - 1) * n_lengths) * base_dim)
+        n_blocks = 1 + (cfg.n_layers - 1) * n_lengths
+        super().__init__(cfg.kind, cfg.n_layers, n_blocks * base_dim)
         self.n_species = len(cfg.type_names)
         self.n_gauss = cfg.n_rbf
         self.n_lengths = len(cfg.smooth_lengths)
         self.base_dim = base_dim
+        self.dens_dim = dens_dim
+        self.n_inputs = n_inputs
+        # readout features: the node state, plus each input column times the indicator of
+        # every species but the first (a species' own slope for the inputs)
+        readout_dim = self.feature_dim + (self.n_species - 1) * n_inputs * n_blocks
         self.density_cutoff = float(cfg.density_cutoff)
         self.r_max = float(cfg.r_max)
         f64 = torch.float64  # constants formed in float64, then rounded once to `dtype`
@@ -91,9 +113,9 @@ class DescriptorRidge(BarrierModel):
         self.register_buffer("gamma", torch.tensor(1.0 / (2.0 * cfg.rbf_sigma**2), dtype=dtype))
         lengths = torch.tensor(cfg.smooth_lengths, dtype=f64)
         self.register_buffer("inv_lengths", (1.0 / lengths).to(dtype))
-        self.register_buffer("feature_mean", torch.zeros(self.feature_dim, dtype=dtype))
-        self.register_buffer("feature_std", torch.ones(self.feature_dim, dtype=dtype))
-        self.linear = nn.Linear(self.feature_dim, 1, dtype=dtype)  # random until fitted
+        self.register_buffer("feature_mean", torch.zeros(readout_dim, dtype=dtype))
+        self.register_buffer("feature_std", torch.ones(readout_dim, dtype=dtype))
+        self.linear = nn.Linear(readout_dim, 1, dtype=dtype)  # random until fitted
         add_label_scale(self)
         self.to(dtype)
 
@@ -107,9 +129,12 @@ class DescriptorRidge(BarrierModel):
             dtype=edge_vec.dtype,
             device=edge_vec.device,
         )
+        return torch.cat([onehot, rest], dim=1), self._edge_state(edge_vec)
+
+    def _edge_state(self, edge_vec: Tensor) -> Tensor:
         r = torch.linalg.vector_norm(edge_vec, dim=-1).unsqueeze(1)
         w = torch.exp(-r * self.inv_lengths) * switch(r, self.r_max)
-        return torch.cat([onehot, rest], dim=1), torch.cat([r, w], dim=1)
+        return torch.cat([r, w], dim=1)
 
     @torch.jit.export
     def interact(
@@ -142,7 +167,9 @@ class DescriptorRidge(BarrierModel):
         rho = torch.zeros((n * s, self.n_gauss), dtype=h.dtype, device=h.device)
         rho = rho.index_add_(0, dst * s + sender_species, gauss).view(n, s * self.n_gauss)
         rest = torch.zeros((n, self.feature_dim - self.base_dim), dtype=h.dtype, device=h.device)
-        return torch.cat([h[:, :s], rho, rest], dim=1)
+        # the node inputs (if any) stay where embed put them, after the densities
+        inputs = h[:, self.dens_dim : self.base_dim]
+        return torch.cat([h[:, :s], rho, inputs, rest], dim=1)
 
     def _averages(
         self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor
@@ -177,5 +204,90 @@ class DescriptorRidge(BarrierModel):
 
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
-        z = (h - self.feature_mean) / self.feature_std
+        return self.linear_readout(h)
+
+    def readout_features(self, h: Tensor) -> Tensor:
+        """The columns the linear readout weighs: the node state itself."""
+        return h
+
+    def linear_readout(self, x: Tensor) -> Tensor:
+        """The barrier (eV) from readout features ``x`` (:meth:`readout_features`)."""
+        z = (x - self.feature_mean) / self.feature_std
         return self.linear(z).squeeze(-1) * self.label_std + self.label_mean
+
+
+class DescriptorRidgeInputs(DescriptorRidge):
+    """Kind ``ridge`` with per-atom inputs from the simulation's potential (``model.node_inputs``,
+    issue 27; the file's ``node_inputs`` metadata names them, :mod:`symgnn_ase.potential.inputs`).
+
+    ``embed(species, edge_index, edge_vec, node_inputs)`` puts the inputs (float64 ``[N,
+    n_inputs]``, standardized by one mean and std per input over the training atoms) after the
+    radial densities, so that the averaging layers average them over the neighbours with the
+    same weights exp(-r/L) (self weight 1, within r_max) as the densities; the readout also
+    weighs each input column times the indicator of every species but the first.
+    ``forward(species, edge_index, edge_vec, edge_weight=None, node_inputs=None)``: the inputs
+    are required (None is an error).
+    """
+
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype | None = None) -> None:
+        if not cfg.node_inputs:
+            raise ValueError("DescriptorRidgeInputs needs model.node_inputs")
+        super().__init__(cfg, dtype)
+        dtype = self.centers.dtype
+        self.register_buffer("input_mean", torch.zeros(self.n_inputs, dtype=dtype))
+        self.register_buffer("input_std", torch.ones(self.n_inputs, dtype=dtype))
+        n_blocks = self.feature_dim // self.base_dim
+        # the input columns of every block: the inputs and each of their averages
+        cols = [
+            b * self.base_dim + self.dens_dim + k
+            for b in range(n_blocks)
+            for k in range(self.n_inputs)
+        ]
+        self.register_buffer("input_cols", torch.tensor(cols, dtype=torch.int64))
+
+    @torch.jit.export
+    def embed(  # type: ignore[override]
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, node_inputs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """h = [onehot(species) | 0 | standardized node inputs | 0 ...], e as without inputs."""
+        if (
+            node_inputs.dim() != 2
+            or node_inputs.shape[0] != species.shape[0]
+            or node_inputs.shape[1] != self.n_inputs
+        ):
+            raise ValueError("node_inputs must be [n_atoms, n_inputs] (metadata node_inputs)")
+        edge_vec = edge_vec.to(self.centers.dtype)
+        n = species.shape[0]
+        onehot = torch.nn.functional.one_hot(species, self.n_species).to(edge_vec.dtype)
+        x = (node_inputs.to(edge_vec.dtype) - self.input_mean) / self.input_std
+        gap = torch.zeros((n, self.dens_dim - self.n_species), dtype=x.dtype, device=x.device)
+        rest = torch.zeros((n, self.feature_dim - self.base_dim), dtype=x.dtype, device=x.device)
+        return torch.cat([onehot, gap, x, rest], dim=1), self._edge_state(edge_vec)
+
+    def readout_features(self, h: Tensor) -> Tensor:
+        """The node state, then its input columns times each species indicator but the first."""
+        cols = h.index_select(1, self.input_cols)
+        prods = [cols * h[:, s : s + 1] for s in range(1, self.n_species)]
+        return torch.cat([h] + prods, dim=1)
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        return self.linear_readout(self.readout_features(h))
+
+    def forward(  # type: ignore[override]
+        self,
+        species: Tensor,
+        edge_index: Tensor,
+        edge_vec: Tensor,
+        edge_weight: OptTensor = None,
+        node_inputs: OptTensor = None,
+    ) -> Tensor:
+        if node_inputs is None:
+            raise ValueError(
+                "this model takes per-atom node inputs (metadata node_inputs): "
+                "forward(species, edge_index, edge_vec, edge_weight, node_inputs)"
+            )
+        h, e = self.embed(species, edge_index, edge_vec, node_inputs)
+        for layer in range(self.n_layers):
+            h, e = self.interact(layer, h, e, edge_index, edge_weight)
+        return self.readout(h)

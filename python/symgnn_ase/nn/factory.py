@@ -25,9 +25,9 @@ def build_model(cfg: ModelConfig | dict[str, Any]) -> nn.Module:
 
         return SchNet(cfg)
     if cfg.kind == "ridge":
-        from .descriptor import DescriptorRidge
+        from .descriptor import DescriptorRidge, DescriptorRidgeInputs
 
-        return DescriptorRidge(cfg)
+        return DescriptorRidgeInputs(cfg) if cfg.node_inputs else DescriptorRidge(cfg)
     if cfg.readout_heads > 1:
         from .shallow import ShallowSymGNN
 

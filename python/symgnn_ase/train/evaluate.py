@@ -33,9 +33,13 @@ def random_orthogonal(n: int, seed: int) -> np.ndarray:
     return out
 
 
-def _predict(model: LoadedModel, species, edge_index, edge_vec64: np.ndarray) -> np.ndarray:
+def _predict(
+    model: LoadedModel, species, edge_index, edge_vec64: np.ndarray, node_inputs=None
+) -> np.ndarray:
     with torch.no_grad():
         vec = torch.from_numpy(edge_vec64).to(model.dtype)
+        if node_inputs is not None:
+            return model.module(species, edge_index, vec, None, node_inputs).double().numpy()
         return model.module(species, edge_index, vec).double().numpy()
 
 
@@ -68,30 +72,67 @@ def evaluate_files(
     A transformed copy applies an orthogonal matrix Q (rotation or reflection) to the
     whole structure: positions and cell both, so every edge vector becomes Q·D
     (formed in float64). The spread of an atom is the standard deviation of its
-    prediction over the original and the N copies.
+    prediction over the original and the N copies. A model with per-atom inputs (metadata
+    ``node_inputs``) gets them from the potential its file names, on the copy its relax
+    protocol moves (the structure it is scored on).
     """
+    mats = random_orthogonal(rotations, seed) if rotations else np.empty((0, 3, 3))
+    relaxer = source = None
+    if model.node_inputs is not None:  # the inputs of the potential the file names, on the
+        # copy its relax protocol moves (as the calculator does)
+        from ..potential.forces import RelaxForces
+        from ..potential.inputs import NodeInputSource
+
+        relaxer = RelaxForces(model.relax, model_path=model.path)
+        source = NodeInputSource(
+            model.node_inputs, model_path=model.path, type_names=model.type_names, relax=relaxer
+        )
+    try:
+        return _evaluate(model, paths, label, rotations, seed, mats, relaxer, source)
+    finally:
+        if source is not None:
+            source.close()
+            relaxer.close()
+
+
+def _evaluate(
+    model: LoadedModel,
+    paths: list[str],
+    label: str,
+    rotations: int,
+    seed: int,
+    mats: np.ndarray,
+    relaxer: Any,
+    source: Any,
+) -> dict[str, Any]:
     preds, trues, per_file = [], [], {}
     rot_preds: list[list[np.ndarray]] = []
     spreads = []
-    mats = random_orthogonal(rotations, seed) if rotations else np.empty((0, 3, 3))
     for path in paths:
         frames = read_structures(path)
         for k, atoms in enumerate(frames):
             name = os.path.basename(path) + ("" if len(frames) == 1 else f"@{k}")
+            ni = None
+            if source is not None:
+                try:
+                    atoms = relaxer.relaxed(atoms)
+                    ni = torch.from_numpy(source.values(atoms))
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
             refuse_prediction_as_label(atoms, label, name)
             try:
                 g = graph_from_atoms(atoms, model.r_max, model.type_names, torch.float64, label)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
             vec = g.edge_vec.numpy()
-            p = _predict(model, g.species, g.edge_index, vec)
+            p = _predict(model, g.species, g.edge_index, vec, ni)
             t = g.label.double().numpy()
             _check_finite_labels(name, label, t)
             preds.append(p)
             trues.append(t)
             entry: dict[str, Any] = regression_metrics(p, t)
             if rotations:
-                copies = [_predict(model, g.species, g.edge_index, vec @ q.T) for q in mats]
+                copies = [_predict(model, g.species, g.edge_index, vec @ q.T, ni) for q in mats]
                 rot_preds.append(copies)
                 stack = np.stack([p, *copies])
                 spread = stack.std(axis=0)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..export import export_model
-from ..format import ENSEMBLE_SIZE_KEY
+from ..format import ENSEMBLE_SIZE_KEY, NODE_INPUTS_KEY
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from ..outputs import check_output
@@ -101,6 +101,8 @@ def export_run(
         raise ValueError(
             f"std_scale applies to a shallow ensemble (readout_heads > 1), got {source}"
         )
+    if ckpt.get("node_inputs"):  # a ridge fit with model.node_inputs: names, potential, stats
+        metadata[NODE_INPUTS_KEY] = ckpt["node_inputs"]
     path = export_model(
         model,
         output,

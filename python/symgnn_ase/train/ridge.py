@@ -44,6 +44,7 @@ from .checkpoints import atomic_save
 from .config import check_run_dir, expand_files, load_config
 from .datasets import check_labels, data_hashes, load_on_graph, named_graphs
 from .metrics import regression_metrics
+from .node_inputs import training_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -84,21 +85,28 @@ def _features(
     files: list[str],
     data: dict[str, Any],
     denoiser: torch.nn.Module | None = None,
+    inputs: Any = None,
 ):
-    """(features [n, F] float64, labels [n] float64) of the labelled atoms of ``files``, on
-    the positions ``denoiser`` moves the atoms to when one is given."""
+    """(readout features [n, F] float64, labels [n] float64) of the labelled atoms of
+    ``files``, on the positions ``denoiser`` moves the atoms to when one is given; ``inputs``
+    (:class:`~.node_inputs.TrainingInputs`) gives the node inputs of a model that takes them."""
     xs, ys = [], []
     for path in files:
         dtype = model.centers.dtype
-        for g in named_graphs(
-            [path], model.r_max, data["type_names"], data["label"], torch.float64
-        ):
+        graphs = named_graphs([path], model.r_max, data["type_names"], data["label"], torch.float64)
+        frame_inputs = [None] * len(graphs) if inputs is None else inputs.frames(path)
+        if len(frame_inputs) != len(graphs):  # pragma: no cover - the same reader
+            raise ValueError(f"{path}: {len(graphs)} graphs but {len(frame_inputs)} frames")
+        for g, fi in zip(graphs, frame_inputs, strict=True):
             check_labels(g, data["label"], data["partial_labels"], data["label_range"])
             vec = g.edge_vec
             if denoiser is not None:
                 vec = denoised_edges(denoiser, g.species, g.edge_index, vec)
             vec = vec.to(dtype)
-            h = graph_features(model, g.species, g.edge_index, vec).double().numpy()
+            node_inputs = None if fi is None else torch.from_numpy(fi[0])
+            with torch.no_grad():
+                h = graph_features(model, g.species, g.edge_index, vec, node_inputs)
+                h = model.readout_features(h).double().numpy()
             y = g.label.double().numpy()
             keep = np.isfinite(y)
             xs.append(h[keep])
@@ -152,18 +160,27 @@ def fit_ridge(
         torch.set_num_threads(cfg["threads"])
     try:
         model = build_model(mcfg).eval()
+        inputs = training_inputs(mcfg, cfg["data"], config_path)
+        spec = None
+        if inputs is not None:  # standardization and stats over the training frames
+            train_files = [f for g in data["train"] for f in expand_files(g["files"])]
+            spec, in_mean, in_std = inputs.spec(train_files)
+            with torch.no_grad():
+                model.input_mean.copy_(torch.from_numpy(in_mean))
+                model.input_std.copy_(torch.from_numpy(in_std))
         denoiser = None
         if data["denoiser"] is not None:
             denoiser = load_denoiser(data["denoiser"], mcfg.r_max, mcfg.type_names)
         xs, ys, ws = [], [], []
         for group in data["train"]:
-            x, y = _features(model, expand_files(group["files"]), data, denoiser)
+            x, y = _features(model, expand_files(group["files"]), data, denoiser, inputs)
             xs.append(x)
             ys.append(y)
             ws.append(np.full(len(y), float(group["weight"])))
         x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
         valid = [
-            (os.path.basename(f), *_features(model, [f], data, denoiser)) for f in data["valid"]
+            (os.path.basename(f), *_features(model, [f], data, denoiser, inputs))
+            for f in data["valid"]
         ]
     finally:
         torch.set_num_threads(threads)
@@ -209,7 +226,8 @@ def fit_ridge(
     sets, preds = {}, {}
     for name, xv, yv in valid:  # the model's own numbers, from the stored features
         with torch.no_grad():
-            p = model.readout(torch.from_numpy(xv).to(model.centers.dtype)).double().numpy()
+            p = model.linear_readout(torch.from_numpy(xv).to(model.centers.dtype))
+            p = p.double().numpy()
         preds[name] = (p, yv)
         sets[name] = regression_metrics(p, yv)
     first = valid[0][0]
@@ -237,6 +255,8 @@ def fit_ridge(
             "label_std": label_std,
             "elapsed": elapsed,
             "alpha": alpha,
+            # the file's `node_inputs` metadata (train/export.py writes it)
+            **({"node_inputs": spec.to_json()} if spec is not None else {}),
         },
         out / "best.pt",
     )
