@@ -142,6 +142,13 @@ class RelaxForces:
         work.calc = None
         work.set_constraint()  # the protocol moves every atom; constraints are the user's
         if self.base is None:
+            if not np.all(atoms.pbc):
+                raise ValueError(
+                    f"the relax protocol's potential {self.potential_path.name} runs in LAMMPS, "
+                    f"which needs a structure periodic in x, y and z, got pbc="
+                    f"{np.asarray(atoms.pbc).tolist()}: pass base=<ASE calculator> for a "
+                    "cluster or a slab, or relax_steps=0 (--relax-steps 0)"
+                )
             engine = self.engine()
             x = relax_positions(atoms.positions, lambda x: engine.forces(work, x), self.protocol)
         else:

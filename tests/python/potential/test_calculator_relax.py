@@ -148,6 +148,12 @@ def test_clear_errors_when_no_forces_can_be_had(models, glass) -> None:
     # either can be given instead
     SymGNNCalculator(str(models["missing"]), potential="CuZr_mm.eam.fs").close()
     SymGNNCalculator(str(models["nameless"]), base=EMT()).close()
+    # a cluster cannot go to LAMMPS: what to pass instead
+    cluster = glass.copy()
+    cluster.pbc = False
+    calc = SymGNNCalculator(str(models["relax"]))
+    with pytest.raises(ValueError, match=r"periodic in x, y and z.*pass base=.*relax_steps=0"):
+        calc.get_property("energy_barriers", cluster)
     # an element the potential lacks: named with the potential's elements
     calc = SymGNNCalculator(str(models["relax"]), potential="Cu_mishin1.eam.alloy")
     with pytest.raises(ValueError, match=r"\['Zr'\].*Cu_mishin1.eam.alloy \(it has \['Cu'\]\)"):
