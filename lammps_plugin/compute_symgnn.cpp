@@ -2,6 +2,8 @@
 // here; the model runs in symgnn_model.cpp.
 #include "compute_symgnn.h"
 
+#include "model_path.h"
+#include "relax.h"
 #include "symgnn_format.h"
 #include "symgnn_model.h"
 
@@ -17,8 +19,6 @@
 #include "update.h"
 #include "utils.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -29,11 +29,13 @@
 #include <sys/stat.h>
 
 using namespace LAMMPS_NS;
+using symgnn::plugin::join;
 
 namespace {
 
 const char kSyntax[] =
-    "compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda] [std yes|no]";
+    "compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda] [std yes|no] "
+    "[relax_steps N] [relax_alpha A] [relax_cap C]";
 
 // Unphysical input, refused (the same limits as symgnn_ase.calculator.MAX_NEIGHBORS and
 // MIN_DISTANCE; tests/python/test_hostile_inputs.py checks that they agree): more neighbors
@@ -47,87 +49,6 @@ constexpr double kPi = 3.14159265358979323846;
 struct InputProblem {
   std::string what;
 };
-
-bool is_file(const std::string &path) {
-  struct stat st{};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string dirname_of(const std::string &path) {
-  auto slash = path.find_last_of('/');
-  if (slash == std::string::npos)
-    return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// The folder holding this plugin library (found with dladdr), or "".
-std::string plugin_folder() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void *>(&plugin_folder), &info) != 0 && info.dli_fname != nullptr) {
-    std::string file(info.dli_fname);
-    char *real = ::realpath(file.c_str(), nullptr);
-    if (real != nullptr) {
-      file = real;
-      std::free(real);
-    }
-    return dirname_of(file);
-  }
-  return "";
-}
-
-// Where bundled models may live: $SYMGNN_MODELS_DIR, models/ next to the
-// plugin (a wheel install), the source tree's models/ (an editable install).
-std::vector<std::string> model_folders() {
-  std::vector<std::string> out;
-  if (const char *env = std::getenv(symgnn::format::kModelsDirEnv); env != nullptr && *env != '\0')
-    out.emplace_back(env);
-  std::string here = plugin_folder();
-  if (!here.empty())
-    out.push_back(here + "/" + symgnn::format::kModelsFolder);
-#ifdef SYMGNN_SOURCE_MODELS_DIR
-  out.emplace_back(SYMGNN_SOURCE_MODELS_DIR);
-#endif
-  return out;
-}
-
-std::string read_first_word(const std::string &path) {
-  std::ifstream in(path);
-  std::string word;
-  in >> word;
-  return word;
-}
-
-std::string join(const std::vector<std::string> &items, const std::string &sep) {
-  std::string out;
-  for (size_t k = 0; k < items.size(); ++k)
-    out += (k ? sep : "") + items[k];
-  return out;
-}
-
-// MODEL argument -> a file path. An existing file wins; otherwise `default`
-// and other bundled names (file stems in a models folder) are looked up.
-// Returns "" with `why` set when `default` cannot be resolved.
-std::string resolve_model(const std::string &model, std::string &why) {
-  if (is_file(model))
-    return model;
-  using namespace symgnn::format;
-  const auto folders = model_folders();
-  for (const auto &dir : folders) {
-    if (model == kDefaultModel) {
-      std::string stem = read_first_word(dir + "/" + kDefaultFile);
-      if (!stem.empty() && is_file(dir + "/" + stem + kModelSuffix))
-        return dir + "/" + stem + kModelSuffix;
-    } else if (model.find('/') == std::string::npos && is_file(dir + "/" + model + kModelSuffix)) {
-      return dir + "/" + model + kModelSuffix;
-    }
-  }
-  if (model == kDefaultModel)
-    why = "MODEL `default` names the model bundled with the symgnn package, but none was "
-          "found (looked for DEFAULT naming a .pt file in: " +
-          (folders.empty() ? std::string("no folder") : join(folders, ", ")) +
-          "); pass the path of an exported model instead";
-  return model;
-}
 
 } // namespace
 
@@ -156,8 +77,10 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
 
   // TYPE1 ... TYPEn: exactly one per LAMMPS atom type
   int ngiven = 0;
-  while (ngiven < ntypes && 4 + ngiven < narg && std::strcmp(arg[4 + ngiven], "device") != 0 &&
-         std::strcmp(arg[4 + ngiven], "std") != 0)
+  const auto is_keyword = [](const std::string &word) {
+    return word == "device" || word == "std" || SymGNNRelax::is_keyword(word);
+  };
+  while (ngiven < ntypes && 4 + ngiven < narg && !is_keyword(arg[4 + ngiven]))
     ++ngiven;
   if (ngiven != ntypes) {
     std::vector<std::string> given(arg + 4, arg + 4 + ngiven);
@@ -169,6 +92,7 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
   type_args_.assign(arg + 4, arg + 4 + ntypes);
 
   device_ = "cpu";
+  relax_ = std::make_unique<SymGNNRelax>(lmp, id);
   for (int iarg = 4 + ntypes; iarg < narg; iarg += 2) {
     const std::string key = arg[iarg];
     if (key == "device") {
@@ -188,17 +112,21 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
                    "an ensemble file makes c_ID[1] the mean and c_ID[2] the standard deviation)",
                    value);
       std_ = value == "yes";
+    } else if (SymGNNRelax::is_keyword(key)) {
+      relax_->set_keyword(key, iarg + 1 < narg ? arg[iarg + 1] : nullptr);
     } else {
-      error->all(FLERR,
-                 "compute symgnn: unknown keyword `{}` after the {} type name(s) (LAMMPS has {} "
-                 "atom type(s)); expected `device cpu|cuda` or `std yes|no`; syntax: `{}`",
-                 key, ntypes, ntypes, kSyntax);
+      error->all(
+          FLERR,
+          "compute symgnn: unknown keyword `{}` after the {} type name(s) (LAMMPS has {} "
+          "atom type(s)); expected `device cpu|cuda`, `std yes|no` or relax_steps/alpha/cap; "
+          "syntax: `{}`",
+          key, ntypes, ntypes, kSyntax);
     }
   }
 
   // the model
   std::string why;
-  const std::string path = resolve_model(model_arg, why);
+  const std::string path = symgnn::plugin::resolve_model(model_arg, why);
   if (!why.empty())
     error->all(FLERR, "compute symgnn: {}", why);
   {
@@ -232,6 +160,7 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
                "compute symgnn: `std yes` needs an ensemble file (several models in one, made "
                "by `symgnn ensemble MODEL1 MODEL2 ... -o ens.pt`); `{}` is a single model",
                path);
+  relax_->configure(info.relax, path);
   r_max_ = info.r_max;
   n_layers_ = info.n_layers;
   feature_dim_ = info.feature_dim;
@@ -251,6 +180,7 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
   peratom_flag = 1;
   size_peratom_cols = std_ ? 2 : 0; // `std yes`: c_ID[1] mean, c_ID[2] standard deviation
   comm_forward = feature_dim_;
+  comm_reverse = 3; // the relax's pair forces on ghost atoms (newton_pair on)
 
   const char *dbg = std::getenv("SYMGNN_LAMMPS_DEBUG");
   debug_ = dbg != nullptr && *dbg != '\0' && std::strcmp(dbg, "0") != 0;
@@ -286,6 +216,7 @@ void ComputeSymGNN::print_model_info() const {
                              : "vector: their mean (std yes adds the standard deviation)");
   text += fmt::format("  LAMMPS types: {}; device {}, torch {}\n", join(map, ", "), device_,
                       symgnn::Model::torch_version());
+  text += relax_->describe();
   auto meta = json::parse(info.info, nullptr, false);
   if (!meta.is_discarded() && meta.is_object()) {
     std::vector<std::string> items;
@@ -334,6 +265,7 @@ void ComputeSymGNN::init() {
     utils::logmesg(lmp, "compute {} symgnn: {} torch thread(s) per MPI rank\n", id,
                    model_->num_threads());
 
+  relax_->init();
   cached_step_ = -1;
   cached_builds_ = -1;
 }
@@ -404,11 +336,14 @@ void ComputeSymGNN::compute_peratom() {
   };
   double t_graph = 0.0, t_layers = 0.0, t_comm = 0.0;
   check_density();
+  // the relax protocol: the model sees a private copy moved along the pair forces; the
+  // simulation is restored before run() returns
+  const double *positions = relax_->active() ? relax_->run(this) : (nall ? atom->x[0] : nullptr);
   try {
     // every rank takes part in every forward_comm, also one without atoms
     auto t0 = clock::now();
     if (nlocal > 0) {
-      model_->begin(atom->x[0], nall, nlocal, species_.data(), comm->nthreads);
+      model_->begin(positions, nall, nlocal, species_.data(), comm->nthreads);
       check_geometry();
     }
     auto t1 = clock::now();
@@ -459,11 +394,11 @@ void ComputeSymGNN::compute_peratom() {
   if (debug_ && comm->me == 0)
     utils::logmesg(lmp,
                    "compute {} symgnn: evaluation {} at step {}: rank 0 has {} local + {} ghost "
-                   "atoms, {} edges; neighbors {:.4f} s, embed {:.4f} s, layers+readout {:.4f} "
-                   "s, exchange {:.4f} s\n",
+                   "atoms, {} edges; relax {:.4f} s, neighbors {:.4f} s, embed {:.4f} s, "
+                   "layers+readout {:.4f} s, exchange {:.4f} s\n",
                    id, n_evaluations_, update->ntimestep, nlocal, nall - nlocal, model_->n_edges(),
-                   model_->neighbor_seconds(), t_graph - model_->neighbor_seconds(), t_layers,
-                   t_comm);
+                   relax_->active() ? relax_->seconds() : 0.0, model_->neighbor_seconds(),
+                   t_graph - model_->neighbor_seconds(), t_layers, t_comm);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -561,7 +496,18 @@ void ComputeSymGNN::unpack_forward_comm(int n, int first, double *buf) {
 
 /* ---------------------------------------------------------------------- */
 
+int ComputeSymGNN::pack_reverse_comm(int n, int first, double *buf) {
+  return relax_->reverse_pack(n, first, buf);
+}
+
+void ComputeSymGNN::unpack_reverse_comm(int n, int *list, double *buf) {
+  relax_->reverse_unpack(n, list, buf);
+}
+
+/* ---------------------------------------------------------------------- */
+
 double ComputeSymGNN::memory_usage() {
-  return static_cast<double>(nmax_) * (1.0 + (std_ ? 3.0 : 0.0) + feature_dim_) * sizeof(double) +
+  return relax_->memory_usage() +
+         static_cast<double>(nmax_) * (1.0 + (std_ ? 3.0 : 0.0) + feature_dim_) * sizeof(double) +
          static_cast<double>(species_.capacity()) * sizeof(int64_t);
 }

@@ -2,13 +2,15 @@
 // symgnn model, exact under MPI domain decomposition.
 //
 //   compute ID group-ID symgnn MODEL TYPE1 ... TYPEn [device cpu|cuda] [std yes|no]
+//           [relax_steps N] [relax_alpha A] [relax_cap C]
 //
 // MODEL is a path to an exported model (.pt) or `default` (the model bundled
 // with the symgnn Python package); TYPEk names the model species of LAMMPS
 // atom type k, like `pair_coeff * * Cu Zr`. The result is a per-atom vector,
 // 0 for atoms outside the group. With `std yes` (MODEL an ensemble file, made by
 // `symgnn ensemble`) it is a per-atom array: c_ID[1] the members' mean, c_ID[2]
-// their standard deviation.
+// their standard deviation. relax_*: the relax protocol (relax.h), defaults from the
+// model file's `relax` metadata; `relax_steps 0` turns it off.
 //
 // Parallel scheme: the graph is built over local and ghost atoms (ghosts are
 // explicit periodic images, so no periodicity is needed), only local atoms
@@ -43,10 +45,13 @@ public:
   void compute_peratom() override;
   int pack_forward_comm(int, int *, double *, int, int *) override;
   void unpack_forward_comm(int, int, double *) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
   double memory_usage() override;
 
 private:
   std::unique_ptr<symgnn::Model> model_;
+  std::unique_ptr<class SymGNNRelax> relax_;
   std::string device_;
   std::vector<std::string> type_args_;   // TYPEk, k = 1..ntypes
   std::vector<int64_t> species_of_type_; // [ntypes + 1]: LAMMPS type -> model species

@@ -16,9 +16,14 @@ inline constexpr const char *kMetadataKeys[] = {"symgnn_format", "r_max",       
                                                 "type_names",    "feature_dim", "output",
                                                 "unit",          "dtype",       "info"};
 // optional `_extra_files` entries: `ensemble_size` (K >= 2) marks an ensemble file, whose
-// module also exports readout_std (mean and standard deviation, [2, N])
+// module also exports readout_std (mean and standard deviation, [2, N]); `relax` (a JSON
+// object {"steps", "alpha", "cap", "potential", "pair_style"}) is the relax protocol the
+// model predicts with (docs/contracts.md; absent: no relax); `node_inputs` declares per-atom
+// inputs from the simulation's potential, which this plugin does not supply (refused at load)
 inline constexpr char kEnsembleSizeKey[] = "ensemble_size";
-inline constexpr const char *kOptionalMetadataKeys[] = {"ensemble_size"};
+inline constexpr char kRelaxKey[] = "relax";
+inline constexpr char kNodeInputsKey[] = "node_inputs";
+inline constexpr const char *kOptionalMetadataKeys[] = {"ensemble_size", "relax", "node_inputs"};
 // what forward/readout return per atom, and its unit
 inline constexpr char kOutputName[] = "energy_barrier";
 inline constexpr char kOutputUnit[] = "eV";

@@ -239,6 +239,13 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
   info.unit = extra["unit"];
   info.dtype = extra["dtype"];
   info.info = extra["info"];
+  info.relax = extra[format::kRelaxKey];
+  if (!extra[format::kNodeInputsKey].empty())
+    throw ModelError("`" + path + "` takes per-atom inputs from the simulation's potential " +
+                     "(metadata `" + format::kNodeInputsKey +
+                     "` = " + first_line(extra[format::kNodeInputsKey]).substr(0, 200) +
+                     "), which compute symgnn does not supply; use the model from Python " +
+                     "(SymGNNCalculator, symgnn predict)");
   static_assert(sizeof(format::kDtypes) / sizeof(format::kDtypes[0]) == 2,
                 "one torch dtype per format::kDtypes entry");
   if (info.dtype == format::kDtypes[0])

@@ -34,6 +34,8 @@ struct ModelInfo {
   std::string dtype;
   std::string info;      // JSON text
   int ensemble_size = 1; // optional `ensemble_size`: members of an ensemble file
+  std::string relax;     // optional `relax`: JSON text of the relax protocol ("" = none),
+                         // parsed and checked by the LAMMPS side (relax.cpp)
 };
 
 // What the last graph says about the structure, for the compute's checks of

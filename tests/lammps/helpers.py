@@ -309,3 +309,49 @@ def check_std_ranks_and_ase(
         diff = np.abs(cols[2].columns[name] - c[name]).max()
         print(f"2 ranks vs 1: {name} {diff:.3g} eV")
         assert diff <= tol_ranks
+
+
+# ---------------------------------------------------------------- relax protocol (issue 25)
+
+
+def write_model_metadata(src: Path, dst: Path, key: str, value: str) -> Path:
+    """A copy of the exported model ``src`` at ``dst`` with the ``_extra_files`` entry ``key`` set
+    to the raw text ``value``, unchecked (to test how malformed metadata is refused; a valid
+    relax entry is written with ``symgnn_ase.potential.relax.write_relax_metadata``)."""
+    import torch
+
+    from symgnn_ase.export import torchscript_allowed
+    from symgnn_ase.format import METADATA_KEYS, OPTIONAL_METADATA_KEYS
+
+    extra = dict.fromkeys(METADATA_KEYS + OPTIONAL_METADATA_KEYS, "")
+    with torchscript_allowed():
+        module = torch.jit.load(str(src), map_location="cpu", _extra_files=extra)
+        meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
+        meta = {k: v for k, v in meta.items() if v}
+        meta[key] = value
+        torch.jit.save(module, str(dst), _extra_files=meta)
+    return Path(dst)
+
+
+def relaxed_reference(
+    model_path,
+    positions,
+    types,
+    cell,
+    protocol,
+    potential: str = "CuZr_mm.eam.fs",
+    elements: tuple[str, ...] = ("Cu", "Zr"),
+) -> np.ndarray:
+    """The relax protocol in Python: ``positions`` moved by ``protocol`` along the forces of
+    ``potential`` (in-process LAMMPS; LAMMPS type t is ``elements[t - 1]`` for the potential),
+    then the model on the moved copy (float64 [N])."""
+    from ase import Atoms
+
+    from symgnn_ase.potential.lammps import LammpsPotential
+    from symgnn_ase.potential.relax import relax_positions
+
+    symbols = [elements[int(t) - 1] for t in types]
+    atoms = Atoms(symbols=symbols, positions=positions, cell=cell, pbc=True)
+    with LammpsPotential(potential) as pot:
+        moved = relax_positions(positions, lambda x: pot.forces(atoms, x), protocol)
+    return reference_barriers(model_path, moved, types, cell)
