@@ -281,6 +281,14 @@ class SymGNNCalculator(Calculator):
                 self.model.type_names,
                 self._relax_forces,
             )
+        if potential is not None and relax_steps is None and not self.relax.enabled:
+            if self._node_inputs is None:  # a potential that nothing would use
+                raise ValueError(
+                    f"potential= gives the forces of the relax protocol, but "
+                    f"{self.model.path.name} has none (no `relax` metadata with steps > 0): "
+                    "pass relax_steps=K (symgnn predict: --relax-steps K) to relax with it, "
+                    "or leave the potential out"
+                )
         self.barrier_interval = barrier_interval
         self.n_threads = n_threads
         self.n_barrier_evaluations = 0  # model calls made, for users and tests

@@ -148,6 +148,10 @@ def test_clear_errors_when_no_forces_can_be_had(models, glass) -> None:
     # either can be given instead
     SymGNNCalculator(str(models["missing"]), potential="CuZr_mm.eam.fs").close()
     SymGNNCalculator(str(models["nameless"]), base=EMT()).close()
+    # a potential nothing would use
+    with pytest.raises(ValueError, match=r"plain.pt has none .*pass relax_steps=K"):
+        SymGNNCalculator(str(models["plain"]), potential="CuZr_mm.eam.fs")
+    SymGNNCalculator(str(models["plain"]), potential="CuZr_mm.eam.fs", relax_steps=0).close()
     # a cluster cannot go to LAMMPS: what to pass instead
     cluster = glass.copy()
     cluster.pbc = False
