@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -35,12 +36,12 @@ RELAXED4 = ROOT / "training" / "data" / "relaxed4"
 SETS = ("relaxed", "300", "600")
 
 
-def frames(view: str, name: str, cache: Path) -> list:
+def frames(view: str, name: str, cache: Path, moved: Path = RELAXED4) -> list:
     import ase.io
 
     if view == "protocol":
         stem = "valid" if name == "relaxed" else f"valid_T{name}"
-        return ase.io.read(RELAXED4 / f"{stem}.extxyz.gz", index=":")
+        return ase.io.read(moved / f"{stem}.extxyz.gz", index=":")
     if view == "raw":
         if name == "relaxed":
             return [ase.io.read(DATA / "valid.extxyz")]
@@ -77,7 +78,7 @@ def predict(loaded, atoms) -> tuple[np.ndarray, np.ndarray | None]:
         return loaded.module(g.species, g.edge_index, g.edge_vec).double().numpy(), None
 
 
-def evaluate(path: str, views: list[str], cache: Path) -> dict:
+def evaluate(path: str, views: list[str], cache: Path, moved: Path = RELAXED4) -> dict:
     from symgnn_ase.export import load_model
 
     loaded = load_model(path)
@@ -87,7 +88,7 @@ def evaluate(path: str, views: list[str], cache: Path) -> dict:
     for view in views:
         for name in SETS:
             preds, stds, labels = [], [], []
-            for atoms in frames(view, name, cache):
+            for atoms in frames(view, name, cache, moved):
                 p, s = predict(loaded, atoms)
                 preds.append(p)
                 labels.append(np.asarray(atoms.arrays["energy_barrier"], dtype=np.float64))
@@ -130,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", nargs="+", default=["protocol", "raw", "quenched"])
     p.add_argument("--cache", type=Path, default=Path("/tmp/symgnn_quenched_valid"))
     p.add_argument("--out", type=Path, default=None, help="results JSON (merged per model)")
+    p.add_argument(
+        "--moved",
+        type=Path,
+        default=RELAXED4,
+        help="folder of the protocol frames (make_relaxed_frames.py --out; default K = 4)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the model's key in --out")
     args = p.parse_args(argv)
     bad = sorted(set(args.views) - {"protocol", "raw", "quenched"})
     if bad:
@@ -143,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.models:
         if not Path(path).is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-        results[str(Path(path).resolve().relative_to(ROOT))] = evaluate(
-            path, args.views, args.cache
-        )
+        key = os.path.relpath(Path(path).resolve(), ROOT) + args.tag
+        results[key] = evaluate(path, args.views, args.cache, args.moved)
         if args.out is not None:
             from symgnn_ase.outputs import write_text
 
