@@ -163,3 +163,13 @@ def test_clear_errors_when_no_forces_can_be_had(models, glass) -> None:
     with pytest.raises(ValueError, match=r"\['Zr'\].*Cu_mishin1.eam.alloy \(it has \['Cu'\]\)"):
         calc.get_property("energy_barriers", glass)
     calc.close()
+
+
+def test_a_shared_lammps_potential(models, glass) -> None:
+    with LammpsPotential("CuZr_mm.eam.fs") as pot:
+        calc = SymGNNCalculator(str(models["relax"]), potential=pot)
+        assert calc.relax_potential == pot.path
+        shared = calc.get_property("energy_barriers", glass)
+        calc.close()
+        assert pot._lmp is not None and pot.calls == 4  # the caller's instance, left open
+    assert np.array_equal(shared, _barriers(models["relax"], glass))
