@@ -90,6 +90,7 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
                 f"BASE {text}`"
             )
         mcfg = ckpt["config"]["model"]
+        _refuse_node_inputs(text, mcfg.get("node_inputs"))
         info = {
             "kind": mcfg["kind"],
             "model": mcfg,
@@ -118,6 +119,7 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
             f"{loaded.path} is itself an ensemble ({loaded.ensemble_size} members): give its "
             "members instead"
         )
+    _refuse_node_inputs(text, loaded.node_inputs and list(loaded.node_inputs.names))
     return Member(
         module=loaded.module,
         source=text,
@@ -129,6 +131,16 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
         info=dict(loaded.info),
         file=loaded.path,
     )
+
+
+def _refuse_node_inputs(source: str, names: list[str] | None) -> None:
+    """Members take the structure only: a model with per-atom inputs from the potential
+    (``node_inputs``) is refused by name."""
+    if names:
+        raise ValueError(
+            f"{source} takes per-atom inputs {names} from the potential (metadata node_inputs): "
+            "it cannot be a member of an ensemble or residual model; use it on its own"
+        )
 
 
 def build_ensemble(sources: list[str | os.PathLike], std_scale: float = 1.0):

@@ -169,3 +169,15 @@ def test_symgnn_train_fits_a_ridge_config(tmp_path: Path, capsys) -> None:
     assert "run folder" in capsys.readouterr().out
     assert (tmp_path / "run" / "best.pt").exists()
     assert "node_inputs" in torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+
+
+def test_wrappers_refuse_it(fitted: Path, tmp_path: Path, capsys) -> None:
+    for args in (
+        ["ensemble", str(fitted), str(fitted), "-o", str(tmp_path / "e.pt")],
+        ["ensemble", str(fitted.parent / "run"), str(fitted), "-o", str(tmp_path / "e.pt")],
+        ["smooth", str(fitted), "--length", "2", "-o", str(tmp_path / "s.pt")],
+    ):
+        assert main(args) != 0
+        err = capsys.readouterr().err
+        assert "cannot be a member" in err or "cannot be wrapped" in err, err
+    assert not list(tmp_path.iterdir())
