@@ -291,6 +291,11 @@ class Explainer:
         from ..export import LoadedModel, load_model
 
         loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device)
+        if loaded.node_inputs is not None:
+            raise ValueError(
+                f"{loaded.path.name} takes per-atom inputs {list(loaded.node_inputs.names)} from "
+                "the potential (metadata node_inputs); explain does not compute them yet"
+            )
         return cls(
             loaded.module,
             atoms,

@@ -111,6 +111,11 @@ def load_on_graph(
     from ..export import load_model
 
     loaded = load_model(source)
+    if loaded.node_inputs is not None:
+        raise ValueError(
+            f"{key}: {loaded.path} takes per-atom inputs {list(loaded.node_inputs.names)} from "
+            "the potential (metadata node_inputs), which training does not compute for it"
+        )
     if loaded.r_max != r_max or list(loaded.type_names) != list(type_names):
         raise ValueError(
             f"{key}: {loaded.path} has r_max {loaded.r_max:g} Å and species "

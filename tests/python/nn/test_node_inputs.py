@@ -181,3 +181,13 @@ def test_wrappers_refuse_it(fitted: Path, tmp_path: Path, capsys) -> None:
         err = capsys.readouterr().err
         assert "cannot be a member" in err or "cannot be wrapped" in err, err
     assert not list(tmp_path.iterdir())
+
+
+def test_explain_and_a_baseline_refuse_it_before_calling_the_module(fitted: Path) -> None:
+    from symgnn_ase.explain.core import Explainer
+    from symgnn_ase.train.datasets import load_on_graph
+
+    with pytest.raises(ValueError, match="explain does not compute them"):
+        Explainer.from_model(str(fitted), random_glass(60, seed=2))
+    with pytest.raises(ValueError, match="data.baseline: .*takes per-atom inputs"):
+        load_on_graph(str(fitted), "data.baseline", 5.0, ["Cu", "Zr"], "model", "same graph")
