@@ -41,6 +41,8 @@ PAIRS = {
     "eam/fs": ("eam/fs", "CuZr_mm.eam.fs", ("Cu", "Zr")),
     # the wheel has no Cu-Zr setfl file; Cu-Ta stands in (the compute still names Cu Zr)
     "eam/alloy": ("eam/alloy", "CuTa.eam.alloy", ("Cu", "Ta")),
+    # the OPT package's variant computes outside the force cycle like the plain style
+    "eam/fs/opt": ("eam/fs/opt", "CuZr_mm.eam.fs", ("Cu", "Zr")),
 }
 
 
@@ -105,32 +107,47 @@ def _thermo_rows(output: str) -> list[str]:
     return rows
 
 
-def _md_input(pair: str, compute: str) -> str:
+def _md_input(pair: str, compute: str, ensemble: str = "nvt") -> str:
     text = _header("glass.data", pair)
     # a quick quench so the NVT run starts near a glass, then NVT with per-atom outputs that
     # read the pair's arrays (pe/atom, stress/atom) and its single() (pair/local)
     text += """compute pl all pair/local dist eng
 compute rpl all reduce sum c_pl[2] inputs local
-thermo_style custom step pe ke press c_rpl
+thermo_style custom step pe ke press vol c_rpl
 thermo_modify format float %.17g
 thermo 10
 minimize 0 1e-3 50 500
 reset_timestep 0
 velocity all create 300 4928 loop geom
-fix nvt all nvt temp 300 300 0.1
+{FIX}
 compute pea all pe/atom
 compute sa all stress/atom NULL
 dump d all custom 10 dump.txt id type x y z vx vy vz fx fy fz c_pea c_sa[1] c_sa[2] c_sa[4]
 dump_modify d format float %.17g sort id
 """
+    fix = {
+        "nvt": "fix md all nvt temp 300 300 0.1",
+        # a changing box: the skin check takes the box's motion into account
+        "npt": "fix md all npt temp 300 300 0.1 iso 0 0 1.0",
+    }[ensemble]
+    text = text.replace("{FIX}", fix)
     text += compute
     text += "run 100\n"
     return text
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
-@pytest.mark.parametrize("pair", ["eam/fs", "eam/alloy"])
-def test_trajectory_is_bit_for_bit(lammps, relax_models, tmp_path, pair, nprocs):
+@pytest.mark.parametrize(
+    ("pair", "nprocs", "ensemble"),
+    [
+        ("eam/fs", 1, "nvt"),
+        ("eam/fs", 2, "nvt"),
+        ("eam/alloy", 1, "nvt"),
+        ("eam/alloy", 2, "nvt"),
+        ("eam/fs", 2, "npt"),
+        ("eam/fs/opt", 1, "nvt"),
+    ],
+)
+def test_trajectory_is_bit_for_bit(lammps, relax_models, tmp_path, pair, nprocs, ensemble):
     positions, types, cell = glass(250, seed=11)
     compute = (
         f"compute sg all symgnn {relax_models['relax']} Cu Zr\n"
@@ -142,7 +159,8 @@ def test_trajectory_is_bit_for_bit(lammps, relax_models, tmp_path, pair, nprocs)
         run_dir = tmp_path / name
         run_dir.mkdir()
         write_data(run_dir / "glass.data", positions, types, cell)
-        res = lammps.run(_md_input(_pair_lines(pair), extra), run_dir, np=nprocs).check()
+        text = _md_input(_pair_lines(pair), extra, ensemble)
+        res = lammps.run(text, run_dir, np=nprocs).check()
         runs[name] = (res, run_dir)
     res_with, dir_with = runs["with"]
     assert "relax: 2 step(s)" in res_with.output
