@@ -287,6 +287,7 @@ def _train(
             "are split between the processes, so frames_per_step must be at least the number "
             "of processes (a multiple of it keeps every process busy)"
         )
+    dist.barrier()  # every process checked the run folder (check_run_dir) before it is written
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
