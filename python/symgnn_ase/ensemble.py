@@ -53,6 +53,7 @@ class Member:
     #: file it subtracted (None: the run learned the labels, or an exported file)
     baseline: str | None = None
     baseline_sha256: str | None = None
+    from_checkpoint: bool = False  # a run folder or training checkpoint (not an exported file)
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -110,6 +111,7 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
             file=path / "best.pt" if path.is_dir() else path,
             baseline=baseline,
             baseline_sha256=(ckpt.get("data_sha256") or {}).get("data.baseline"),
+            from_checkpoint=True,
         )
     from .export import load_model
 
@@ -250,6 +252,13 @@ def _check_baseline(base: Member, nets: list[Member], any_baseline: bool) -> Non
 
     base_sha = file_sha256(base.file) if base.file is not None and base.file.is_file() else None
     for m in nets:
+        if not m.from_checkpoint:
+            raise ValueError(
+                f"residual network {m.source} is an exported model file, which does not record "
+                "a training baseline: give the run folder (or checkpoint) of a network trained "
+                f"with data.baseline; added to BASE {base.source} a whole-barrier model would "
+                "count every barrier twice"
+            )
         if m.baseline is None:
             raise ValueError(
                 f"residual network {m.source} was not trained with data.baseline: it predicts "

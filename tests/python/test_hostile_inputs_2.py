@@ -552,3 +552,9 @@ def test_a_prediction_is_never_taken_for_a_label(env, tmp_path) -> None:
     cfg = _train_config(tmp_path, [predicted], env["labelled"], str(tmp_path / "run"))
     rc, _, err = _cli("train", cfg)
     assert rc == 2 and "`energy_barrier` is a symgnn prediction" in _one_line(err, "train")
+
+
+def test_an_exported_file_is_no_residual_network(env, tmp_path) -> None:
+    rc, _, err = _cli("residual", env["base"], env["single"], "-o", tmp_path / "r.pt")
+    line = _one_line(err, "residual")
+    assert rc == 2 and "is an exported model file, which does not record a training" in line
