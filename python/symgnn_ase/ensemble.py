@@ -245,6 +245,23 @@ def _warn_duplicates(members: list[Member]) -> None:
             seen[digest] = m.source
 
 
+def _refuse_duplicates(members: list[Member]) -> None:
+    """A residual's members are summed: the same file twice would add its part twice."""
+    from .data.io import file_sha256
+
+    seen: dict[str, str] = {}
+    for m in members:
+        if m.file is None or not m.file.is_file():
+            continue
+        digest = file_sha256(m.file)
+        if digest in seen:
+            raise ValueError(
+                f"residual members {seen[digest]} and {m.source} are the same model (sha256 "
+                f"{digest[:12]}): their predictions are summed, so its part would count twice"
+            )
+        seen[digest] = m.source
+
+
 def _check_baseline(base: Member, nets: list[Member], any_baseline: bool) -> None:
     """Every net was trained with ``data.baseline``, on the remainder of the file ``base`` is
     (its recorded sha256; ``any_baseline`` waives that second check)."""
@@ -304,6 +321,7 @@ def build_residual(
         raise ValueError("a residual model needs a baseline and at least 1 network, got none")
     members = [load_member(base)] + [load_member(n, residual_ok=True) for n in nets]
     _check_baseline(members[0], members[1:], any_baseline)
+    _refuse_duplicates(members)
     _check_shared(members, "residual")
     _check_layerwise(members, "residual")
     module = Residual(

@@ -558,3 +558,10 @@ def test_an_exported_file_is_no_residual_network(env, tmp_path) -> None:
     rc, _, err = _cli("residual", env["base"], env["single"], "-o", tmp_path / "r.pt")
     line = _one_line(err, "residual")
     assert rc == 2 and "is an exported model file, which does not record a training" in line
+
+
+def test_a_residual_network_given_twice_is_refused(env, tmp_path) -> None:
+    res = _fake_run(tmp_path / "res", baseline=env["base"])
+    rc, _, err = _cli("residual", env["base"], res, res / "best.pt", "-o", tmp_path / "r.pt")
+    line = _one_line(err, "residual")
+    assert rc == 2 and "are the same model" in line and "count twice" in line
