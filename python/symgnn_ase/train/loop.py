@@ -145,7 +145,6 @@ def _single_head(model: dict[str, Any], init_model: dict[str, Any]) -> dict[str,
     return model
 
 
-
 # config keys a resumed run may change: they extend or stop it, they do not alter the model
 RESUMABLE_CHANGES = {("optim", "epochs"), ("optim", "patience"), ("optim", "max_minutes")}
 
