@@ -208,8 +208,16 @@ def _check_layerwise(members: list[Member], what: str) -> None:
     """Every member keeps the widths of its node and edge states from layer to layer (the
     stack slices them by width); a member that does not, e.g. one behind the thermal
     denoiser, is a ValueError naming it and the way round."""
+    from .export import script_error_line
+
     for m in members:
-        widths = _state_widths(m.module, m.n_layers, m.dtype)
+        try:
+            widths = _state_widths(m.module, m.n_layers, m.dtype)
+        except RuntimeError as exc:  # e.g. an older file stacking a denoised model
+            raise ValueError(
+                f"{what} member {m.source} fails when run layer by layer, as the LAMMPS compute "
+                f"runs it ({script_error_line(exc)}): it is a broken model file; rebuild it"
+            ) from None
         if len(set(widths)) > 1:
             steps = " -> ".join(
                 f"{h}/{e}" for k, (h, e) in enumerate(widths) if k == 0 or widths[k - 1] != (h, e)

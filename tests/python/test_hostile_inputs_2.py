@@ -207,20 +207,25 @@ def test_a_member_that_changes_its_state_width_is_refused(env, tmp_path) -> None
         export_ensemble([str(env["single"]), str(dn)], tmp_path / "e.pt")
 
 
-def test_explain_reports_a_broken_layer_by_layer_model_in_one_line(env, tmp_path) -> None:
-    """A residual over a denoised model written before the refusal: one line, no trace."""
+def _broken_stack(env, tmp_path: Path) -> Path:
+    """A residual over a denoised model, as `symgnn residual` wrote it before the refusal
+    (its layer-by-layer path fails: the denoised member's edge state changes width)."""
     from symgnn_ase.ensemble import _export_stack, load_member
     from symgnn_ase.nn.ensemble import Residual, edge_width
 
-    dn = _denoised(env, tmp_path / "dn.pt")
-    members = [load_member(dn), load_member(env["single"])]
+    members = [load_member(_denoised(env, tmp_path / "dn.pt")), load_member(env["single"])]
     module = Residual(
         [m.module for m in members],
         [m.n_layers for m in members],
         [m.feature_dim for m in members],
         [edge_width(m.module, m.dtype) for m in members],
     )
-    broken = _export_stack(module, members, tmp_path / "broken.pt", {})
+    return _export_stack(module, members, tmp_path / "broken.pt", {})
+
+
+def test_explain_reports_a_broken_layer_by_layer_model_in_one_line(env, tmp_path) -> None:
+    """A residual over a denoised model written before the refusal: one line, no trace."""
+    broken = _broken_stack(env, tmp_path)
     glass = tmp_path / "g.xyz"
     ase.io.write(glass, random_glass(40, seed=5))
     rc, _, err = _cli(
@@ -565,3 +570,11 @@ def test_a_residual_network_given_twice_is_refused(env, tmp_path) -> None:
     rc, _, err = _cli("residual", env["base"], res, res / "best.pt", "-o", tmp_path / "r.pt")
     line = _one_line(err, "residual")
     assert rc == 2 and "are the same model" in line and "count twice" in line
+
+
+def test_an_older_broken_stack_is_refused_as_a_member(env, tmp_path) -> None:
+    broken = _broken_stack(env, tmp_path)
+    rc, _, err = _cli("ensemble", broken, env["single"], "-o", tmp_path / "e.pt")
+    line = _one_line(err, "ensemble")
+    assert rc == 2 and f"ensemble member {broken} fails when run layer by layer" in line
+    assert "select(): index -1 out of range" in line and "Traceback" not in line
