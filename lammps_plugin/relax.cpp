@@ -182,8 +182,13 @@ std::string SymGNNRelax::describe() const {
   std::string source = from_file_ ? "the model file" : "no relax metadata in the model file";
   if (steps_kw_ >= 0 || alpha_kw_ > 0.0 || cap_kw_ > 0.0)
     source += ", keywords";
-  if (!active())
-    return fmt::format("  relax: off (relax_steps 0; {})\n", source);
+  if (!active()) {
+    if (steps_kw_ == 0)
+      return "  relax: off (relax_steps 0)\n";
+    return from_file_ ? "  relax: off (steps 0 in the model file)\n"
+                      : "  relax: off (the model file has no relax metadata; relax_steps N turns "
+                        "it on)\n";
+  }
   std::string text = fmt::format("  relax: {} step(s) along the pair style's forces, alpha {} "
                                  "A^2/eV, cap {} A per step ({})\n",
                                  s.steps, s.alpha, s.cap, source);

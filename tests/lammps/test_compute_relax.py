@@ -241,17 +241,21 @@ def test_steps_zero_and_overrides(lammps, relax_models, tmp_path):
         "steps3": f"{relax} Cu Zr relax_steps 3",
     }
     text = _header("glass.data", _pair_lines("eam/fs"))
+    # a fix force in the step's f: the relax must use the pair style's forces only
+    text += "fix push all addforce 0.7 -0.4 0.0\n"
     text += "".join(f"compute {k} all symgnn {v}\n" for k, v in computes.items())
     cols = " ".join(f"c_{k}" for k in computes)
-    text += f"dump d all custom 1 dump.txt id type x y z {cols}\n"
+    text += f"dump d all custom 1 dump.txt id type x y z fx {cols}\n"
     text += "dump_modify d format float %.17g sort id\nrun 0\n"
     res = lammps.run(text, tmp_path).check()
-    assert "relax: off (relax_steps 0; the model file, keywords)" in res.output
+    assert "relax: off (relax_steps 0)" in res.output
+    assert "relax: off (the model file has no relax metadata" in res.output
     assert "relax: 1 step(s) along the pair style's forces, alpha 0.05 A^2/eV, cap 0.1 A" in (
         res.output
     )
     frame = read_dump(tmp_path / "dump.txt")[0]
     c = frame.columns
+    assert abs(float(np.sum(c["fx"])) - 0.7 * len(c["fx"])) < 1e-6  # the push is in f
     # off: exactly the model without relax metadata
     assert np.array_equal(c["c_off"], c["c_plain"])
     # the keywords replace the file's values: the same numbers from either file
