@@ -52,6 +52,7 @@ def build_denoised(
     max_step: float = 0.3,
 ):
     """(the eager denoised model, the loaded base, the force net's metadata)."""
+    from .ensemble import layer_widths
     from .export import load_model, wrapped_kinds
     from .nn.denoise import Denoised, DenoisedEnsemble
 
@@ -62,6 +63,7 @@ def build_denoised(
             loaded.path,
             " > ".join(wrapped_kinds(loaded.info)),
         )
+    layer_widths(loaded.module, loaded.n_layers, loaded.dtype, f"model {loaded.path}")
     net, meta = load_force_net(force_net)
     if list(meta["type_names"]) != list(loaded.type_names):
         raise ValueError(

@@ -33,6 +33,7 @@ __all__ = [
     "build_residual",
     "export_ensemble",
     "export_residual",
+    "layer_widths",
 ]
 
 
@@ -204,20 +205,28 @@ def _state_widths(module: torch.nn.Module, n_layers: int, dtype: torch.dtype) ->
     return widths
 
 
+def layer_widths(
+    module: torch.nn.Module, n_layers: int, dtype: torch.dtype, what: str
+) -> list[tuple]:
+    """:func:`_state_widths`, a failure of the layer-by-layer path (an older file stacking a
+    denoised model) a ValueError naming ``what``."""
+    from .export import script_error_line
+
+    try:
+        return _state_widths(module, n_layers, dtype)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{what} fails when run layer by layer, as the LAMMPS compute runs it "
+            f"({script_error_line(exc)}): it is a broken model file; rebuild it"
+        ) from None
+
+
 def _check_layerwise(members: list[Member], what: str) -> None:
     """Every member keeps the widths of its node and edge states from layer to layer (the
     stack slices them by width); a member that does not, e.g. one behind the thermal
     denoiser, is a ValueError naming it and the way round."""
-    from .export import script_error_line
-
     for m in members:
-        try:
-            widths = _state_widths(m.module, m.n_layers, m.dtype)
-        except RuntimeError as exc:  # e.g. an older file stacking a denoised model
-            raise ValueError(
-                f"{what} member {m.source} fails when run layer by layer, as the LAMMPS compute "
-                f"runs it ({script_error_line(exc)}): it is a broken model file; rebuild it"
-            ) from None
+        widths = layer_widths(m.module, m.n_layers, m.dtype, f"{what} member {m.source}")
         if len(set(widths)) > 1:
             steps = " -> ".join(
                 f"{h}/{e}" for k, (h, e) in enumerate(widths) if k == 0 or widths[k - 1] != (h, e)

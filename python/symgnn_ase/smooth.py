@@ -33,6 +33,7 @@ def _std_scale(module) -> float:
 def build_smoothed(base: str | os.PathLike, length: float, cutoff: str = "cosine"):
     """(the eager smoothed model, the loaded base). ``length`` is L in Å; the weight's cutoff
     radius is the base's ``r_max``."""
+    from .ensemble import layer_widths
     from .export import load_model, wrapped_kinds
     from .nn.smooth import Smoothed, SmoothedEnsemble, check_length
 
@@ -44,6 +45,7 @@ def build_smoothed(base: str | os.PathLike, length: float, cutoff: str = "cosine
             loaded.path,
             " > ".join(wrapped_kinds(loaded.info)),
         )
+    layer_widths(loaded.module, loaded.n_layers, loaded.dtype, f"model {loaded.path}")
     args = (loaded.module, loaded.n_layers, loaded.feature_dim, float(length), loaded.r_max)
     if loaded.ensemble_size > 1:
         model = SmoothedEnsemble(

@@ -578,3 +578,9 @@ def test_an_older_broken_stack_is_refused_as_a_member(env, tmp_path) -> None:
     line = _one_line(err, "ensemble")
     assert rc == 2 and f"ensemble member {broken} fails when run layer by layer" in line
     assert "select(): index -1 out of range" in line and "Traceback" not in line
+    for command in (["smooth", broken, "--length", "3"], ["denoise", broken, "--force-net"]):
+        if command[0] == "denoise":
+            command.append(env["force_net"])
+        rc, _, err = _cli(*command, "-o", tmp_path / "w.pt")
+        line = _one_line(err, command[0])
+        assert rc == 2 and f"model {broken} fails when run layer by layer" in line
