@@ -128,7 +128,17 @@ def _default_in(folder: Path) -> Path | None:
     if not words:
         return None
     path = folder / (words[0] + MODEL_SUFFIX)
-    return path if path.is_file() else None
+    if not path.is_file():
+        # the LAMMPS plugin falls back to the next folder too; say so instead of silently
+        logger.warning(
+            "%s names the default model %r, but %s is not a file: using the next models "
+            "folder's default (fix or remove that DEFAULT file)",
+            folder / DEFAULT_FILE,
+            words[0],
+            path,
+        )
+        return None
+    return path
 
 
 def bundled_models() -> dict[str, Path]:
