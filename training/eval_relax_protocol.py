@@ -97,6 +97,8 @@ def evaluate(path: str, views: list[str], cache: Path, moved: Path = RELAXED4) -
             p, y = np.concatenate(preds), np.concatenate(labels)
             row = {
                 "pearson": float(np.corrcoef(p, y)[0, 1]),
+                "rmse": float(np.sqrt(np.mean((p - y) ** 2))),
+                "mae": float(np.mean(np.abs(p - y))),
                 "pred_spread": float(np.std(p)),
                 "label_spread": float(np.std(y)),
                 "frames": len(preds),

@@ -14,7 +14,9 @@
    unmoved validation glass (relaxing with the potential the file names) gives the mean and
    std of the model on the moved frame of training/data/relaxed4 within 1e-5 eV.
 
-Writes ``calibration.json`` next to ``--out``.
+Writes ``OUT_calibration.json`` next to ``--out`` (OUT its stem). ``--steps 2 --moved DIR``
+with DIR from ``make_relaxed_frames.py --steps 2 --out DIR --only valid valid_T300 valid_T600``
+gives the same network stamped and calibrated for K = 2.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--alpha", type=float, default=0.12)
     p.add_argument("--cap", type=float, default=0.3)
+    p.add_argument(
+        "--moved",
+        type=Path,
+        default=RELAXED4,
+        help="validation frames moved by this protocol (make_relaxed_frames.py --out)",
+    )
     args = p.parse_args(argv)
     import ase.io
     import torch
@@ -57,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         z2, per_set = [], {}
         for name in SETS:
             err, std = [], []
-            for atoms in frames("protocol", name, Path(tmp)):
+            for atoms in frames("protocol", name, Path(tmp), args.moved):
                 mu, s = predict(loaded, atoms)
                 err.append(mu - atoms.arrays["energy_barrier"])
                 std.append(s)
@@ -79,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     atoms = ase.io.read(DATA / "valid.extxyz")
     calc = SymGNNCalculator(str(args.out))
     calc.calculate(atoms)
-    moved = ase.io.read(RELAXED4 / "valid.extxyz.gz")
+    moved = ase.io.read(args.moved / "valid.extxyz.gz")
     mu, s = predict(final, moved)
     d_mean = float(np.abs(calc.results[BARRIERS] - mu).max())
     d_std = float(np.abs(calc.results[BARRIER_STD] - s).max())
@@ -95,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         "per_set": per_set,
         "calculator_vs_moved_frame_max_abs_eV": {"mean": d_mean, "std": d_std},
     }
-    write_text(args.out.parent / "calibration.json", json.dumps(result, indent=1) + "\n")
+    out_json = args.out.with_name(args.out.stem + "_calibration.json")
+    write_text(out_json, json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0
 
