@@ -210,3 +210,32 @@ def test_training_from_one_head_ends_in_an_ensemble_file(tmp_path) -> None:
     run = train(write_config(tmp_path / "b.yaml", cfg), progress=False)
     loaded = load_model(export_run(run, tmp_path / "b.pt"))
     assert loaded.ensemble_size == 3 and loaded.info["std_scale"] == 1.0
+
+
+def test_committed_default_record() -> None:
+    """training/runs/default_shallow/default.pt: an 8-head ensemble file with the relax protocol
+    it was trained with, the std_scale of its calibration record, and the validation Pearson
+    and mean z^2 its record quotes on the committed moved validation glass."""
+    import json
+
+    import ase.io
+
+    from symgnn_ase.potential.relax import RelaxProtocol, read_relax_metadata
+
+    root = Path(__file__).resolve().parents[3]
+    folder = root / "training" / "runs" / "default_shallow"
+    loaded = load_model(folder / "default.pt")
+    assert loaded.ensemble_size == 8 and loaded.feature_dim == 64
+    assert read_relax_metadata(loaded) == RelaxProtocol(4, 0.12, 0.3, "CuZr_mm.eam.fs", "eam/fs")
+    calib = json.loads((folder / "default_calibration.json").read_text())
+    assert loaded.info["std_scale"] == calib["std_scale"]
+    record = json.loads((folder / "validation.json").read_text())
+    want = record["training/runs/default_shallow/default.pt"]["protocol relaxed"]
+    atoms = ase.io.read(root / "training" / "data" / "relaxed4" / "valid.extxyz.gz")
+    g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names, loaded.dtype)
+    with torch.inference_mode():
+        mean, std = loaded.module.forward_std(g.species, g.edge_index, g.edge_vec).double()
+    y = atoms.arrays["energy_barrier"]
+    assert abs(np.corrcoef(mean.numpy(), y)[0, 1] - want["pearson"]) < 1e-5
+    z2 = float(np.mean(((mean.numpy() - y) / std.numpy()) ** 2))
+    assert abs(z2 - want["mean_z2"]) < 1e-4
