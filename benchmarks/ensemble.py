@@ -162,9 +162,8 @@ def main() -> None:
     ens = load_model(args.ensemble)
     assert ens.is_ensemble, f"{args.ensemble} is not an ensemble file"
     k = ens.ensemble_size
-    # a denoised or smoothed ensemble (`symgnn denoise`, `symgnn smooth`) costs more than its K
-    # members: no ideal ratio
-    wrappers = {"denoised": " + denoiser", "smoothed": " + smoothing"}
+    # a smoothed ensemble (`symgnn smooth`) costs more than its K members: no ideal ratio
+    wrappers = {"smoothed": " + smoothing"}
     what, info = f"ensemble of {k}", ens.info
     extras = []
     while info.get("kind") in wrappers:

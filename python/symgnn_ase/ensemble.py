@@ -208,8 +208,8 @@ def _state_widths(module: torch.nn.Module, n_layers: int, dtype: torch.dtype) ->
 def layer_widths(
     module: torch.nn.Module, n_layers: int, dtype: torch.dtype, what: str
 ) -> list[tuple]:
-    """:func:`_state_widths`, a failure of the layer-by-layer path (an older file stacking a
-    denoised model) a ValueError naming ``what``."""
+    """:func:`_state_widths`, a failure of the layer-by-layer path (a broken or foreign
+    file) a ValueError naming ``what``."""
     from .export import script_error_line
 
     try:
@@ -223,8 +223,8 @@ def layer_widths(
 
 def _check_layerwise(members: list[Member], what: str) -> None:
     """Every member keeps the widths of its node and edge states from layer to layer (the
-    stack slices them by width); a member that does not, e.g. one behind the thermal
-    denoiser, is a ValueError naming it and the way round."""
+    stack slices them by width); a member that does not is a ValueError naming it and the
+    way round."""
     for m in members:
         widths = layer_widths(m.module, m.n_layers, m.dtype, f"{what} member {m.source}")
         if len(set(widths)) > 1:
@@ -235,8 +235,7 @@ def _check_layerwise(members: list[Member], what: str) -> None:
                 f"{what} member {m.source} (kind {m.info.get('kind', '?')}) changes the width "
                 f"of its node/edge state from layer to layer ({steps}), so it cannot run layer "
                 f"by layer inside a {what} (the LAMMPS compute would fail); build the {what} "
-                "from bare models and put the denoiser or the smoothing around the result "
-                "(`symgnn denoise`, `symgnn smooth`)"
+                "from bare models and put the smoothing around the result (`symgnn smooth`)"
             )
 
 

@@ -135,8 +135,7 @@ def export_model(
         raise ValueError(
             f"the model takes {n_inputs} per-atom node input(s) from the potential, which "
             f"only a model file of its own can declare (metadata `{NODE_INPUTS_KEY}`, written "
-            "by `symgnn export RUN`); it cannot be wrapped (ensemble, residual, smoothed, "
-            "denoised)"
+            "by `symgnn export RUN`); it cannot be wrapped (ensemble, residual, smoothed)"
         )
     if declared and NodeInputSpec.from_json(declared).n_inputs != n_inputs:
         raise ValueError(
@@ -179,11 +178,11 @@ def export_wrapper(
     ensemble_info: dict[str, Any] | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
-    """Write ``model``, a wrapper around the loaded ``base`` model (denoised, smoothed), with
+    """Write ``model``, a wrapper around the loaded ``base`` model (e.g. smoothed), with
     ``info`` (its kind and parameters) plus ``base`` (the base's file name, sha256 and info
     without its date) and ``n_parameters``; an ensemble base adds ``ensemble_size``, then
     ``ensemble_info``, to the info and the ``ensemble_size`` metadata. ``inputs``: the other
-    files read (a force net's run folder), never overwritten."""
+    files read, never overwritten."""
     from .data.io import file_sha256
 
     info = {
@@ -282,13 +281,31 @@ def load_model(
 
 def wrapped_kinds(info: dict[str, Any]) -> list[str]:
     """The kinds of a model file and of the models it wraps, outermost first (``smoothed``,
-    ``denoised``, ``ensemble`` for the default), from its ``info`` and its bases' records."""
+    ``ensemble`` for a smoothed ensemble), from its ``info`` and its bases' records."""
     kinds: list[str] = []
     while isinstance(info, dict):
         if info.get("kind"):
             kinds.append(str(info["kind"]))
         info = (info.get("base") or {}).get("info")
     return kinds
+
+
+def refuse_denoised(path: str | os.PathLike, info: dict[str, Any]) -> None:
+    """A ValueError for a file made by the removed ``symgnn denoise`` (kind ``denoised``, at any
+    depth of its wrappers): the learned thermal denoiser was replaced by the relax protocol."""
+    if "denoised" not in wrapped_kinds(info):
+        return
+    record = info
+    while isinstance(record, dict) and record.get("kind") != "denoised":
+        record = (record.get("base") or {}).get("info")
+    base = ((record or {}).get("base") or {}).get("source")
+    hint = f" its base model ({base})" if base else " a plain model"
+    raise ValueError(
+        f"{path}: kind `denoised` (the learned thermal denoiser) is no longer supported: it was "
+        f"replaced by the relax protocol, which moves the atoms along the simulation's own "
+        f"forces; give{hint} a protocol with `symgnn relax MODEL --steps 4 --alpha 0.12 -o "
+        f"OUT.pt`, or use `compute ... relax_steps 4` in LAMMPS"
+    )
 
 
 def script_error_line(exc: BaseException) -> str:
@@ -356,6 +373,7 @@ def parse_metadata(path: str | os.PathLike, extra: dict[str, str]) -> dict[str, 
         raise bad("info", "a JSON object") from None
     if not isinstance(info, dict):
         raise bad("info", "a JSON object")
+    refuse_denoised(path, info)
     ensemble_size = 1
     if extra.get(ENSEMBLE_SIZE_KEY):
         try:

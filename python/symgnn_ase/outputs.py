@@ -50,7 +50,7 @@ class OutputError(ValueError):
     """An output path that cannot be written safely; the message names it and says why."""
 
 
-#: the files of a run folder (training/train.py, the ridge fit, training/train_denoiser.py):
+#: the files of a run folder (training/train.py, the ridge fit):
 #: its state, configuration, records and plots; a folder holding any of the first four is a run
 RUN_FILES = (
     "best.pt",

@@ -39,6 +39,11 @@ def build_smoothed(base: str | os.PathLike, length: float, cutoff: str = "cosine
 
     check_length(length)
     loaded = load_model(base)
+    if loaded.node_inputs is not None:
+        raise ValueError(
+            f"{loaded.path} takes per-atom inputs {list(loaded.node_inputs.names)} from the "
+            "potential (metadata node_inputs): it cannot be wrapped (smoothed); use it on its own"
+        )
     if "smoothed" in wrapped_kinds(loaded.info):
         logger.warning(
             "%s is already smoothed (kinds %s): its predictions will be averaged twice",

@@ -16,7 +16,6 @@ __all__ = [
     "tiny_config",
     "make_tiny_model",
     "make_tiny_members",
-    "make_tiny_force_net",
     "make_nan_model",
     "random_glass",
 ]
@@ -60,34 +59,6 @@ def make_tiny_members(
         make_tiny_model(path, kind=kind, seed=seed + k)
         paths.append(str(path))
     return paths
-
-
-def make_tiny_force_net(folder: str | os.PathLike, seed: int = 0, r_max: float = 5.0) -> Path:
-    """A randomly initialised force network written as a ``train_denoiser.py`` run folder
-    (``config.json``, ``best.pt``), for :func:`symgnn_ase.denoise.export_denoised`."""
-    import json
-
-    from .nn.denoise import ForceNet
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = {
-        "channels": 8,
-        "n_rbf": 8,
-        "blocks": 2,
-        "r_max": r_max,
-        "lr": 0.0,
-        "seed": seed,
-        "type_names": ["Cu", "Zr"],
-        "potential": "none (test)",
-    }
-    torch.manual_seed(seed)
-    net = ForceNet(2, r_max, cfg["channels"], cfg["n_rbf"], cfg["blocks"])
-    (folder / "config.json").write_text(json.dumps(cfg) + "\n")
-    torch.save(
-        {"model": net.state_dict(), "epoch": 0, "valid": {"pooled": 0.0}}, folder / "best.pt"
-    )
-    return folder
 
 
 def make_nan_model(path: str | os.PathLike, kind: str = "symgnn", seed: int = 0):

@@ -29,7 +29,6 @@ from symgnn_ase.format import METADATA_KEYS
 from symgnn_ase.nn.factory import build_model
 from symgnn_ase.outputs import OutputError, check_output
 from symgnn_ase.testing import (
-    make_tiny_force_net,
     make_tiny_members,
     make_tiny_model,
     random_glass,
@@ -100,7 +99,6 @@ def env(tmp_path_factory) -> dict[str, Path]:
         "ens": ens,
         "labelled": labelled,
         "base": base,
-        "force_net": make_tiny_force_net(root / "fn", seed=2),
     }
 
 
@@ -151,12 +149,6 @@ def test_the_run_files_of_every_input_are_protected(env, tmp_path) -> None:
     res = _fake_run(tmp_path / "res", baseline=env["base"])
     rc, _, err = _cli("residual", env["base"], res, "-o", res / "last.pt")
     assert rc == 2 and "is a file of the run folder" in _one_line(err, "residual")
-    fn = env["force_net"]
-    for name in ("best.pt", "config.json"):
-        before = _sha(fn / name)
-        rc, _, err = _cli("denoise", env["single"], "--force-net", fn, "-o", fn / name)
-        assert rc == 2 and "is a file of the run folder" in _one_line(err, "denoise")
-        assert _sha(fn / name) == before
     assert _sha(run / "last.pt") == last
     # a new file beside the run's files is fine (e.g. an exported model)
     assert check_output(run / "model.pt", [run]) == run / "model.pt"
@@ -188,32 +180,62 @@ def test_a_residual_network_must_have_learned_that_baselines_remainder(env, tmp_
     assert rc == 0 and load_model(tmp_path / "any.pt").info["kind"] == "residual"
 
 
-def _denoised(env, path: Path) -> Path:
-    from symgnn_ase.denoise import export_denoised
+class _Widening(torch.nn.Module):
+    """A crafted model file whose edge state gains a column (the edge length) in its first
+    layer, which its second layer reads (as the removed learned denoiser's state changed
+    width): it runs alone, but not layer by layer inside a stack that slices it by width."""
 
-    return export_denoised(env["other"], env["force_net"], path, alpha=0.05, n_steps=1)
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, species, edge_index, edge_vec, edge_weight: torch.Tensor | None = None):
+        return species.to(torch.float32) * self.w
+
+    @torch.jit.export
+    def embed(self, species, edge_index, edge_vec):
+        return species.to(torch.float32).unsqueeze(1) * self.w, edge_vec
+
+    @torch.jit.export
+    def interact(self, layer: int, h, e, edge_index, edge_weight: torch.Tensor | None = None):
+        if layer == 0:
+            return h, torch.cat([e, e.norm(2, dim=1, keepdim=True)], dim=1)
+        return h + e.select(1, 3).sum() * 0.0, e
+
+    @torch.jit.export
+    def readout(self, h):
+        return h[:, 0]
+
+
+def _widening(env, path: Path) -> Path:
+    return _crafted(env, _Widening(), path, n_layers="2", feature_dim="1")
 
 
 def test_a_member_that_changes_its_state_width_is_refused(env, tmp_path) -> None:
-    """A denoised model inside a residual or an ensemble cannot run layer by layer (LAMMPS
-    aborted with `select(): index -1 out of range`): refused when the file is built."""
-    dn = _denoised(env, tmp_path / "dn.pt")
-    res = _fake_run(tmp_path / "res", baseline=dn)
-    rc, _, err = _cli("residual", dn, res, "-o", tmp_path / "r.pt")
+    """A member whose state changes width from layer to layer inside a residual or an ensemble
+    cannot run layer by layer (LAMMPS aborted with `select(): index -1 out of range`): refused
+    when the file is built."""
+    wide = _widening(env, tmp_path / "wide.pt")
+    res = _fake_run(tmp_path / "res", baseline=wide)
+    rc, _, err = _cli("residual", wide, res, "-o", tmp_path / "r.pt")
     line = _one_line(err, "residual")
-    assert rc == 2 and f"residual member {dn} (kind denoised) changes the width" in line
-    assert "symgnn denoise" in line and not (tmp_path / "r.pt").exists()
-    with pytest.raises(ValueError, match=r"ensemble member .* \(kind denoised\) changes the width"):
-        export_ensemble([str(env["single"]), str(dn)], tmp_path / "e.pt")
+    assert rc == 2 and f"residual member {wide} (kind" in line
+    assert "changes the width of its node/edge state" in line and "(1/3 -> 1/4)" in line
+    assert not (tmp_path / "r.pt").exists()
+    with pytest.raises(
+        ValueError, match=r"ensemble member .*wide.pt \(kind .*\) changes the width"
+    ):
+        export_ensemble([str(env["single"]), str(wide)], tmp_path / "e.pt")
+    assert not (tmp_path / "e.pt").exists()
 
 
 def _broken_stack(env, tmp_path: Path) -> Path:
-    """A residual over a denoised model, as `symgnn residual` wrote it before the refusal
-    (its layer-by-layer path fails: the denoised member's edge state changes width)."""
+    """A residual over a member whose edge state changes width, as `symgnn residual` wrote
+    it before the refusal (its layer-by-layer path fails)."""
     from symgnn_ase.ensemble import _export_stack, load_member
     from symgnn_ase.nn.ensemble import Residual, edge_width
 
-    members = [load_member(_denoised(env, tmp_path / "dn.pt")), load_member(env["single"])]
+    members = [load_member(_widening(env, tmp_path / "wide.pt")), load_member(env["single"])]
     module = Residual(
         [m.module for m in members],
         [m.n_layers for m in members],
@@ -224,7 +246,8 @@ def _broken_stack(env, tmp_path: Path) -> Path:
 
 
 def test_explain_reports_a_broken_layer_by_layer_model_in_one_line(env, tmp_path) -> None:
-    """A residual over a denoised model written before the refusal: one line, no trace."""
+    """A residual over a width-changing member written before the refusal: one line, no
+    trace."""
     broken = _broken_stack(env, tmp_path)
     glass = tmp_path / "g.xyz"
     ase.io.write(glass, random_glass(40, seed=5))
@@ -287,6 +310,38 @@ def test_a_crafted_non_model_is_named_not_a_crash(env, tmp_path) -> None:
     assert rc == 2 and "has no parameters" in line and "StopIteration" not in line
 
 
+@pytest.mark.parametrize("outer", [False, True])
+def test_a_learned_denoiser_file_is_refused_by_name(env, tmp_path, outer) -> None:
+    """A file of kind `denoised` (the removed `symgnn denoise`), alone or behind the smoothing,
+    is refused wherever a model is read, in one line that names it and the relax protocol."""
+    import json
+
+    from symgnn_ase.calculator import SymGNNCalculator
+
+    info = {"kind": "denoised", "base": {"source": "symgnn_md", "info": {"kind": "length"}}}
+    if outer:
+        info = {"kind": "smoothed", "base": {"source": "dn.pt", "info": info}}
+    old = _crafted(env, _NoContract(), tmp_path / "old_dn.pt", info=json.dumps(info))
+    pattern = (
+        rf"{old}: kind `denoised` \(the learned thermal denoiser\) is no longer supported: it "
+        r"was replaced by the relax protocol.*its base model \(symgnn_md\).*`symgnn relax MODEL "
+        r"--steps 4.*relax_steps 4"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        load_model(old)
+    with pytest.raises(ValueError, match=pattern):
+        SymGNNCalculator(str(old))
+    for command in (
+        ["predict", env["labelled"], "--model", old, "-o", tmp_path / "p.xyz"],
+        ["smooth", old, "--length", "3", "-o", tmp_path / "s.pt"],
+        ["ensemble", old, env["single"], "-o", tmp_path / "e.pt"],
+    ):
+        rc, _, err = _cli(*command)
+        line = _one_line(err, command[0])
+        assert rc == 2 and f"{old}: kind `denoised`" in line and "relax protocol" in line
+    assert not any((tmp_path / n).exists() for n in ("p.xyz", "s.pt", "e.pt"))
+
+
 def test_type_names_must_be_elements(env, tmp_path) -> None:
     path = _crafted(env, _NoContract(), tmp_path / "foo.pt", type_names="Cu Foo")
     with pytest.raises(ValueError, match=r"metadata `type_names` must be chemical element.*Foo"):
@@ -299,12 +354,6 @@ def test_wrapping_twice_and_duplicate_members_warn(env, tmp_path, caplog) -> Non
     caplog.set_level(logging.WARNING)
     export_ensemble([str(env["single"]), str(env["single"])], tmp_path / "twice.pt")
     assert "are the same model" in caplog.text and "spread is 0" in caplog.text
-    caplog.clear()
-    dn = _denoised(env, tmp_path / "dn.pt")
-    assert "already" not in caplog.text
-    _denoised_again = __import__("symgnn_ase.denoise", fromlist=["x"]).export_denoised
-    _denoised_again(dn, env["force_net"], tmp_path / "dn2.pt", alpha=0.05, n_steps=1)
-    assert "already behind a thermal denoiser" in caplog.text
     caplog.clear()
     sm = export_smoothed(env["single"], tmp_path / "sm.pt", 3.0)
     assert "already" not in caplog.text
@@ -577,10 +626,8 @@ def test_an_older_broken_stack_is_refused_as_a_member(env, tmp_path) -> None:
     rc, _, err = _cli("ensemble", broken, env["single"], "-o", tmp_path / "e.pt")
     line = _one_line(err, "ensemble")
     assert rc == 2 and f"ensemble member {broken} fails when run layer by layer" in line
-    assert "select(): index -1 out of range" in line and "Traceback" not in line
-    for command in (["smooth", broken, "--length", "3"], ["denoise", broken, "--force-net"]):
-        if command[0] == "denoise":
-            command.append(env["force_net"])
+    assert "select(): index 3 out of range" in line and "Traceback" not in line
+    for command in (["smooth", broken, "--length", "3"],):
         rc, _, err = _cli(*command, "-o", tmp_path / "w.pt")
         line = _one_line(err, command[0])
         assert rc == 2 and f"model {broken} fails when run layer by layer" in line

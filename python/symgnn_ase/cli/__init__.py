@@ -21,7 +21,6 @@ _COMMANDS = {
     "export": ".export",
     "ensemble": ".ensemble",
     "residual": ".residual",
-    "denoise": ".denoise",
     "smooth": ".smooth",
     "relax": ".relax",
     "predict": ".predict",

@@ -5,9 +5,8 @@ trained with `data.baseline` (it learned the labels less a baseline's prediction
 model to add it to (exported file, bundled name, run folder or checkpoint; same r_max, species
 and dtype). BASE must be the file NET was trained on (its sha256 is recorded in the run);
 `symgnn export RUN` does this with the run's own baseline. --any-baseline pairs the network
-with another model, e.g. the bare ridge where the training baseline was that ridge behind the
-thermal denoiser and the sum goes behind the denoiser (`symgnn denoise`). It is used like any
-model.
+with another model of the same r_max and species (the network's training baseline was a
+different file). It is used like any model.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ neighbours', weighted by distance,
 
 with ``f_c`` a cutoff that goes smoothly to 0 at ``r_cut`` (the model's ``r_max``), raises the
 validation Pearson of every model tried (``MODEL_CARD.md``). :class:`Smoothed` does it inside
-the model file, behind any barrier model (ensembles and the denoised default included), so
+the model file, behind any barrier model (ensembles included), so
 the calculator and the LAMMPS compute run it unchanged.
 
 Export contract (``docs/contracts.md``): the node state is ``[base state (F_b) | predictions
@@ -67,7 +67,7 @@ class Smoothed(BarrierModel):
     module doc).
 
     ``base`` is any module with the contract's ``embed``/``interact``/``readout`` (an exported
-    model, a denoised model, ...); ``base_layers`` and ``base_dim`` are its ``n_layers`` and
+    model, an ensemble, ...); ``base_layers`` and ``base_dim`` are its ``n_layers`` and
     ``feature_dim``; ``r_cut`` the cutoff of the weight (the model's ``r_max``).
     """
 

@@ -14,8 +14,6 @@ Data section::
       label: energy_barrier
       partial_labels: false        # true: NaN labels mean "unlabelled" (left out of loss/metrics)
       label_range: [0.0, 20.0]     # finite labels outside it are refused
-      denoiser: symgnn_md_dn       # ridge fits only: features on the positions this
-                                   # `denoised` model file moves the atoms to
       baseline: runs/base.pt       # network training only: an exported model (same r_max and
                                    # species) whose prediction is taken off every label, so the
                                    # network learns the rest; validation scores baseline + network
@@ -84,7 +82,6 @@ DATA_KEYS = {
     "selection",
     "partial_labels",
     "label_range",
-    "denoiser",
     "baseline",
     "node_inputs_potential",
 }
@@ -255,6 +252,12 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     data = cfg.get("data")
     if not isinstance(data, dict):
         raise _fail(path, "data", data, "a mapping with `train` and `valid`")
+    if "denoiser" in data:
+        raise ValueError(
+            f"{path}: `data.denoiser` was removed with the learned thermal denoiser (replaced by "
+            "the relax protocol): train on frames moved by the relax protocol instead (e.g. "
+            f"examples/train/ridge_pe_moved.yaml), got {data['denoiser']!r}"
+        )
     unknown = sorted(set(data) - DATA_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown data key(s) {unknown}; known: {sorted(DATA_KEYS)}")
@@ -282,13 +285,6 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     ):
         raise _fail(path, "data.label_range", rng, "[low, high] with low < high")
     data["label_range"] = [float(v) for v in rng]
-    data.setdefault("denoiser", None)
-    if data["denoiser"] is not None and (
-        not isinstance(data["denoiser"], str) or not data["denoiser"]
-    ):
-        raise _fail(
-            path, "data.denoiser", data["denoiser"], "a denoised model file or bundled name"
-        )
     data.setdefault("baseline", None)
     if data["baseline"] is not None and (
         not isinstance(data["baseline"], str) or not data["baseline"]

@@ -16,8 +16,8 @@ the summary gives the mean and the spread (standard deviation) over folds.
 A fold's folder holds its config, its run folder, the exported model and ``score.json``
 (written atomically last): a fold with ``score.json`` is done, a fold whose run has
 ``last.pt`` resumes, so the command can be killed and rerun, and folds can be run one at a
-time (``--folds``), e.g. in separate processes. ``init``, ``data.baseline`` and
-``data.denoiser`` are refused: a model trained on every glass would leak the held-out glass
+time (``--folds``), e.g. in separate processes. ``init`` and ``data.baseline``
+are refused: a model trained on every glass would leak the held-out glass
 into its own fold.
 
     symgnn cv CONFIG -o DIR [--folds train0 valid ...]
@@ -129,7 +129,7 @@ def _fold_config(cfg: dict[str, Any], fold: dict[str, Any], run_dir: Path) -> di
         if g["frames_per_epoch"] is not None:
             entry["frames_per_epoch"] = g["frames_per_epoch"]
         groups.append(entry)
-    data = {k: v for k, v in cfg["data"].items() if k not in ("denoiser", "baseline")}
+    data = {k: v for k, v in cfg["data"].items() if k != "baseline"}
     data.update(train=groups, valid=fold["valid"])
     return {
         "run_dir": str(run_dir),
@@ -230,7 +230,6 @@ def run_cv(
     for key, value in (
         ("init", cfg["init"]),
         ("data.baseline", cfg["data"]["baseline"]),
-        ("data.denoiser", cfg["data"]["denoiser"]),
     ):
         if value is not None:
             raise ValueError(

@@ -261,10 +261,10 @@ def load_init(
         loaded = load_model(path)
         mcfg = (loaded.info or {}).get("model")
         kind = (loaded.info or {}).get("kind")
-        if kind in ("ensemble", "denoised", "smoothed", "residual"):
+        if kind in ("ensemble", "smoothed", "residual"):
             raise ValueError(
                 f"init: {path} is a model file of kind `{kind}` (several models, or a model behind the "
-                "thermal denoiser or the smoothing), not one model to continue training: give one "
+                "smoothing), not one model to continue training: give one "
                 "model, e.g. "
                 "the bundled `symgnn_length`, or a run folder"
             )

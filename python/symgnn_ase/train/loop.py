@@ -242,12 +242,6 @@ def _train(
     allow_changes: bool,
 ) -> Path:
     cfg = load_config(config_path)
-    if cfg["data"]["denoiser"] is not None:
-        raise ValueError(
-            f"{config_path}: data.denoiser ({cfg['data']['denoiser']!r}) is for ridge fits "
-            "(`python -m symgnn_ase.train.ridge`); a trained model sees the denoiser's "
-            "positions only inside an exported file (`symgnn denoise`)"
-        )
     if run_dir is not None:
         cfg["run_dir"] = str(run_dir)
     out = Path(cfg["run_dir"])

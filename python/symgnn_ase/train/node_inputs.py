@@ -87,11 +87,6 @@ def training_inputs(mcfg: Any, data: dict[str, Any], config_path: str | os.PathL
             "data.node_inputs_potential: the EAM file whose per-atom values the model learns "
             "from (e.g. CuZr_mm.eam.fs)"
         )
-    if data.get("denoiser") is not None:
-        raise ValueError(
-            f"{config_path}: data.denoiser and model.node_inputs together are not supported "
-            "(the node inputs would be those of the positions before the denoiser)"
-        )
     from ..potential.eam import lammps_potential_path, load_potential
     from ..potential.forces import find_relax_potential
 

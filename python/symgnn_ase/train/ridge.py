@@ -9,12 +9,6 @@ standardized over the training atoms, and ridge regression ``min |Z w - y|^2 + a
 a grid, solved once through the eigendecomposition of ``Z^T Z``. The alpha with the best
 validation score (``data.selection`` over ``data.valid``, as in training) is kept.
 
-With ``data.denoiser`` (a ``denoised`` model file or bundled name, same r_max and species) the
-features are computed on the edges that model's denoiser moves the atoms to, training and
-validation alike: the fitted ridge is then meant to sit behind that denoiser, as a member of
-the ensemble a ``symgnn denoise`` file wraps (``training/make_default_mdr.sh``); its
-validation numbers here are those of the ridge behind the denoiser.
-
 The run folder holds what a training run holds, so ``symgnn export RUN`` and
 ``training/make_tables.py`` treat it like any other: ``best.pt`` (model state and config),
 ``metrics.csv`` (one row per alpha, the ``learning curve`` of a closed-form fit),
@@ -42,54 +36,25 @@ from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from .checkpoints import atomic_save
 from .config import check_run_dir, expand_files, load_config
-from .datasets import check_labels, data_hashes, load_on_graph, named_graphs
+from .datasets import check_labels, data_hashes, named_graphs
 from .metrics import regression_metrics
 from .node_inputs import training_inputs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_ALPHAS", "denoised_edges", "fit_ridge", "load_denoiser", "ridge_path", "main"]
+__all__ = ["DEFAULT_ALPHAS", "fit_ridge", "ridge_path", "main"]
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 33))
-
-
-def load_denoiser(source: str, r_max: float, type_names: list[str]) -> torch.nn.Module:
-    """The module of a ``denoised`` model file (``data.denoiser``), checked against the ridge:
-    the same r_max and species, and a ``displacements`` method."""
-    loaded = load_on_graph(
-        source,
-        "data.denoiser",
-        r_max,
-        type_names,
-        "ridge",
-        "the ridge sits behind the denoiser on the same neighbour list",
-    )
-    if not hasattr(loaded.module, "displacements"):
-        raise ValueError(
-            f"data.denoiser: {loaded.path} (kind {loaded.info.get('kind')!r}) has no denoiser; "
-            "give a model made by `symgnn denoise`"
-        )
-    return loaded.module
-
-
-def denoised_edges(denoiser: torch.nn.Module, species, edge_index, edge_vec) -> torch.Tensor:
-    """``edge_vec`` with both ends moved by the denoiser's displacements (float64), as
-    :class:`~symgnn_ase.nn.denoise.Denoised` hands them to its barrier model."""
-    with torch.no_grad():
-        u = denoiser.displacements(species, edge_index, edge_vec.float()).double()
-    return edge_vec.double() + u.index_select(0, edge_index[0]) - u.index_select(0, edge_index[1])
 
 
 def _features(
     model: torch.nn.Module,
     files: list[str],
     data: dict[str, Any],
-    denoiser: torch.nn.Module | None = None,
     inputs: Any = None,
 ):
     """(readout features [n, F] float64, labels [n] float64) of the labelled atoms of
-    ``files``, on the positions ``denoiser`` moves the atoms to when one is given; ``inputs``
-    (:class:`~.node_inputs.TrainingInputs`) gives the node inputs of a model that takes them."""
+    ``files``; ``inputs`` (:class:`~.node_inputs.TrainingInputs`) gives the node inputs of a model that takes them."""
     xs, ys = [], []
     for path in files:
         dtype = model.centers.dtype
@@ -99,10 +64,7 @@ def _features(
             raise ValueError(f"{path}: {len(graphs)} graphs but {len(frame_inputs)} frames")
         for g, fi in zip(graphs, frame_inputs, strict=True):
             check_labels(g, data["label"], data["partial_labels"], data["label_range"])
-            vec = g.edge_vec
-            if denoiser is not None:
-                vec = denoised_edges(denoiser, g.species, g.edge_index, vec)
-            vec = vec.to(dtype)
+            vec = g.edge_vec.to(dtype)
             node_inputs = None if fi is None else torch.from_numpy(fi[0])
             with torch.no_grad():
                 h = graph_features(model, g.species, g.edge_index, vec, node_inputs)
@@ -168,20 +130,14 @@ def fit_ridge(
             with torch.no_grad():
                 model.input_mean.copy_(torch.from_numpy(in_mean))
                 model.input_std.copy_(torch.from_numpy(in_std))
-        denoiser = None
-        if data["denoiser"] is not None:
-            denoiser = load_denoiser(data["denoiser"], mcfg.r_max, mcfg.type_names)
         xs, ys, ws = [], [], []
         for group in data["train"]:
-            x, y = _features(model, expand_files(group["files"]), data, denoiser, inputs)
+            x, y = _features(model, expand_files(group["files"]), data, inputs)
             xs.append(x)
             ys.append(y)
             ws.append(np.full(len(y), float(group["weight"])))
         x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
-        valid = [
-            (os.path.basename(f), *_features(model, [f], data, denoiser, inputs))
-            for f in data["valid"]
-        ]
+        valid = [(os.path.basename(f), *_features(model, [f], data, inputs)) for f in data["valid"]]
     finally:
         torch.set_num_threads(threads)
     t_features = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""What the tests of the wrapper models (denoised, smoothed) share: a tiny single model and a
+"""What the tests of the wrapper models (smoothed, ensemble) share: a tiny single model and a
 tiny ensemble of exactly invariant kinds to wrap, and the check of exact invariance."""
 
 from __future__ import annotations

@@ -253,54 +253,19 @@ model: {{kind: ridge, r_max: {r_max}, n_layers: 3, heads: [], n_rbf: 8, density_
     return cfg
 
 
-def test_fit_ridge_on_denoised_positions(tmp_path):
-    """data.denoiser: the features are those of the edges the denoiser moves, so the fit differs
-    from the raw one, and the ridge behind the same denoiser in one file reproduces the fit's
-    validation score; a model without a denoiser, another r_max and GNN training are refused."""
-    from symgnn_ase.denoise import export_denoised
-    from symgnn_ase.testing import make_tiny_force_net
-    from symgnn_ase.train.evaluate import evaluate_files
-    from symgnn_ase.train.export import export_run
+def test_removed_data_denoiser_is_refused_by_name(tmp_path):
+    """data.denoiser went with the learned thermal denoiser: a config that still has it is
+    refused before any work, naming the key, the replacement and the value, for ridge fits and
+    network training alike."""
     from symgnn_ase.train.loop import train
 
     for k in range(3):
         _write_labelled(tmp_path / f"g{k}.extxyz", seed=40 + k)
-    make_tiny_model(tmp_path / "base.pt", "length", seed=1)
-    net = make_tiny_force_net(tmp_path / "net", seed=2)
-    export_denoised(tmp_path / "base.pt", net, tmp_path / "dn.pt", alpha=0.5, n_steps=2)
-    raw = fit_ridge(_ridge_config(tmp_path, "raw"), alphas=(0.1, 10.0))
-    den = fit_ridge(
-        _ridge_config(tmp_path, "den", f"  denoiser: {tmp_path / 'dn.pt'}"), alphas=(0.1, 10.0)
-    )
-    raw_w = torch.load(raw / "best.pt", weights_only=True)["model"]["linear.weight"]
-    den_w = torch.load(den / "best.pt", weights_only=True)["model"]["linear.weight"]
-    assert not torch.allclose(raw_w, den_w)
-    # the fitted ridge behind the same denoiser, as one file, scores what the fit recorded
-    export_run(den, tmp_path / "ridge_den.pt")
-    export_denoised(
-        tmp_path / "ridge_den.pt", net, tmp_path / "ridge_behind.pt", alpha=0.5, n_steps=2
-    )
-    import json
-
-    res = evaluate_files(load_model(tmp_path / "ridge_behind.pt"), [str(tmp_path / "g2.extxyz")])
-    recorded = json.loads((den / "summary.json").read_text())["valid"]["pooled"]["pearson"]
-    assert res["pooled"]["pearson"] == pytest.approx(recorded, abs=1e-4)
-
-    with pytest.raises(ValueError, match="has no denoiser; give a model made by `symgnn denoise`"):
-        fit_ridge(_ridge_config(tmp_path, "bad1", f"  denoiser: {tmp_path / 'base.pt'}"))
-    with pytest.raises(ValueError, match="has r_max 5 Å .* the ridge has r_max 6 Å"):
-        fit_ridge(_ridge_config(tmp_path, "bad2", f"  denoiser: {tmp_path / 'dn.pt'}", r_max=6.0))
-    with pytest.raises(FileNotFoundError):
-        fit_ridge(_ridge_config(tmp_path, "bad3", f"  denoiser: {tmp_path / 'missing.pt'}"))
-    gnn = tmp_path / "gnn.yaml"
-    gnn.write_text(
-        f"""run_dir: {tmp_path / "gnn"}
-data:
-  train: [{tmp_path / "g0.extxyz"}]
-  valid: {tmp_path / "g2.extxyz"}
-  denoiser: {tmp_path / "dn.pt"}
-model: {{kind: length, n_layers: 1, heads: [1], node_dim: 8, edge_dim: 4, decoder_dim: 8}}
-"""
-    )
-    with pytest.raises(ValueError, match=r"data.denoiser .* is for ridge fits"):
-        train(gnn)
+    old = tmp_path / "dn.pt"
+    cfg = _ridge_config(tmp_path, "den", f"  denoiser: {old}")
+    pattern = r"`data.denoiser` was removed .* relax protocol.* got '.*dn.pt'"
+    with pytest.raises(ValueError, match=pattern):
+        fit_ridge(cfg)
+    with pytest.raises(ValueError, match=pattern):
+        train(cfg)
+    assert not (tmp_path / "den").exists()

@@ -1,5 +1,5 @@
 """Spatial smoothing (``symgnn smooth``, ``symgnn_ase.nn.smooth``): the exported file gives the
-formula's numbers behind any model file (single, ensemble with its std, denoised), stays
+formula's numbers behind any model file (single, ensemble with its std), stays
 exactly invariant, is continuous when atoms cross the cutoff, and refuses a bad length."""
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from symgnn_ase import SymGNNCalculator
 from symgnn_ase.calculator import BARRIER_STD, BARRIERS
 from symgnn_ase.cli import main
 from symgnn_ase.data.graph import graph_from_atoms
-from symgnn_ase.denoise import export_denoised
 from symgnn_ase.export import load_model
 from symgnn_ase.nn.smooth import smoothing_weight
 from symgnn_ase.smooth import build_smoothed, export_smoothed
-from symgnn_ase.testing import make_tiny_force_net, random_glass
+from symgnn_ase.testing import random_glass
 
 from .helpers import assert_rotation_and_reflection_invariant, single_and_ensemble
 
@@ -30,9 +29,7 @@ STD_SCALE = 1.7
 def parts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("smooth")
     single, ens = single_and_ensemble(folder, seed=5, members_seed=50, std_scale=STD_SCALE)
-    dn = folder / "dn.pt"
-    export_denoised(ens, make_tiny_force_net(folder / "net", seed=51), dn, alpha=0.2, n_steps=1)
-    return {"single": single, "ensemble": ens, "denoised": dn}
+    return {"single": single, "ensemble": ens}
 
 
 def _members(path, atoms):
@@ -88,7 +85,7 @@ def test_single_model_gives_the_formula(parts, tmp_path, cutoff):
     assert np.abs(got - p[0]).max() > 1e-3
 
 
-@pytest.mark.parametrize("base", ["ensemble", "denoised"])
+@pytest.mark.parametrize("base", ["ensemble"])
 def test_ensemble_members_mean_and_std_rows(parts, tmp_path, base):
     atoms = random_glass(110, seed=2)
     out = tmp_path / "s.pt"
@@ -120,7 +117,7 @@ def test_ensemble_members_mean_and_std_rows(parts, tmp_path, base):
 
 def test_exactly_invariant_under_rotation_and_reflection(parts):
     atoms = random_glass(150, seed=3)
-    model, loaded = build_smoothed(parts["denoised"], 1.5)
+    model, loaded = build_smoothed(parts["ensemble"], 1.5)
 
     def predict(a):
         g = graph_from_atoms(a, loaded.r_max, loaded.type_names)
