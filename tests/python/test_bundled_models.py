@@ -137,6 +137,13 @@ def test_quickstart_with_the_real_bundled_model(tmp_path):
     atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat(3)
     atoms.symbols[::3] = "Zr"
     model = load_model(PACKAGE_MODELS_DIR / (_default_name() + MODEL_SUFFIX))
+    if model.relax.enabled:  # the calculator predicts on a copy moved by the file's protocol
+        from symgnn_ase.potential.lammps import LammpsPotential
+        from symgnn_ase.potential.relax import relax_positions
+
+        with LammpsPotential(model.relax.potential) as pot:
+            moved = relax_positions(atoms.positions, lambda x: pot.forces(atoms, x), model.relax)
+        atoms.positions = moved
     g = graph_from_atoms(atoms, model.r_max, model.type_names, torch.float64)
     with torch.no_grad():
         ref = model.module(g.species, g.edge_index, g.edge_vec.to(model.dtype)).double().numpy()

@@ -27,8 +27,8 @@ __all__ = [
 ]
 
 MODEL_HELP = (
-    "exported model file (`symgnn export`) or bundled model name: default (= symgnn_mdr_dns), "
-    "symgnn_mdr_dns, symgnn_md_dns, symgnn_md_dn, symgnn_md, symgnn_length, symgnn, equivariant"
+    "exported model file (`symgnn export`) or bundled model name: default, symgnn_length, "
+    "paper, equivariant"
 )
 
 
