@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reports["model"] = str(args.model)
     reports["ensemble_size"] = model.ensemble_size
-    # an ensemble file holds its scale; a denoised ensemble's is its base's
+    # an ensemble file holds its scale; a smoothed ensemble's is its base's
     info = model.info.get("base", {}).get("info", model.info)
     reports["std_scale_in_file"] = float(info.get("std_scale", 1.0))
     from symgnn_ase.outputs import write_text
