@@ -14,7 +14,7 @@ glass to these. ``--skip-unseen`` leaves those two out (their EAM minimizations 
 part: minutes of CPU each; ``--cache`` keeps them for reruns).
 
 Writes ``calibration.json``, ``calibration.png`` and ``calibration.md`` (the tables, as in
-MODEL_CARD.md) into ``--out`` (default: the model's folder).
+docs/model_selection.md) into ``--out`` (default: the model's folder).
 """
 
 from __future__ import annotations

@@ -74,12 +74,20 @@ def test_type_order_differs_from_the_model(lammps, tiny_models, tmp_path):
 
 
 def test_type_order_with_the_default_model(lammps, tmp_path):
-    """`compute b all symgnn default Zr Cu`, the bundled model, against the ASE calculator."""
+    """`compute b all symgnn default Zr Cu`, the bundled model, against the ASE calculator. The
+    default relaxes a copy along the simulation's forces: the pair style is the EAM potential
+    the ASE calculator uses by default (its type order Zr Cu as well)."""
     from symgnn_ase import get_energy_barriers
+    from symgnn_ase.potential.eam import lammps_potential_path
 
     positions, types, cell = glass(200, seed=13)
     write_data(tmp_path / "glass.data", positions, 3 - types, cell, masses=(91.224, 63.546))
-    _, frame = _run_dump(lammps, tmp_path, "glass.data", "default Zr Cu")
+    pair = f"pair_style eam/fs\npair_coeff * * {lammps_potential_path('CuZr_mm.eam.fs')} Zr Cu"
+    # LAMMPS's default skin for metal units: the unrelaxed random glass moves the full cap
+    text = input_header("glass.data", pair).replace("neighbor 1.0 bin", "neighbor 2.0 bin")
+    text += _dump("compute b all symgnn default Zr Cu")
+    lammps.run(text, tmp_path).check()
+    (frame,) = read_dump(tmp_path / "dump.txt")
     from ase import Atoms
 
     c = frame.columns

@@ -1,6 +1,7 @@
 """The recorded ensembles (training/runs/*/calibration.json, written by
-training/calibrate_ensemble.py with its calibration.md): MODEL_CARD.md shows every calibration
-table that was written, and every committed ensemble file (``ensemble.pt`` beside a
+training/calibrate_ensemble.py with its calibration.md): the research log
+(docs/model_selection.md, where these ensembles were studied) shows every calibration table that
+was written, and every committed ensemble file (``ensemble.pt`` beside a
 calibration.json) still gives that JSON's numbers on the validation glass. Expected values come
 from the generated JSON, the runs from what is in the folder: nothing here is a list of names."""
 
@@ -21,7 +22,7 @@ CALIBRATED = sorted(p.parent.name for p in RUNS.glob("*/calibration.md"))
 ENSEMBLES = sorted(
     p.parent.name for p in RUNS.glob("*/ensemble.pt") if (p.parent / "calibration.json").exists()
 )
-CARD = REPO / "MODEL_CARD.md"
+CARD = REPO / "docs" / "model_selection.md"
 
 
 def _calibration_table(run: Path) -> list[str]:
@@ -46,7 +47,9 @@ def test_card_shows_the_written_calibration(name: str) -> None:
     rows = _calibration_table(RUNS / name)
     assert len(rows) >= 3
     for row in rows:
-        assert row in card, f"MODEL_CARD.md lacks this row of {name}/calibration.md:\n{row}"
+        assert row in card, (
+            f"docs/model_selection.md lacks this row of {name}/calibration.md:\n{row}"
+        )
 
 
 @pytest.mark.slow
