@@ -53,7 +53,7 @@ done
 
 echo "== 3. fine-tune a bundled model (${INIT_MODEL:-symgnn_length}) on the labelled atoms"
 "$PY" "$HERE/split.py" labels/barriers.extxyz train.extxyz valid.extxyz
-# a single model (the bundled default, symgnn_mdr_dns, is an ensemble of five behind the denoiser and the smoothing: not a training init)
+# a single model (the bundled default is symgnn_length's network with 8 readout heads, an ensemble file: not a training init)
 INIT="$("$PY" -c "from symgnn_ase.format import resolve_model_path as p; print(p('${INIT_MODEL:-symgnn_length}'))")"
 cat > finetune.yaml <<YAML
 run_dir: runs/finetune
