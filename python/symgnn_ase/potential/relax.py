@@ -21,11 +21,12 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..format import RELAX_KEY
+from .metadata import parse_json_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..export import LoadedModel
@@ -99,29 +100,7 @@ class RelaxProtocol:
     def from_json(cls, text: str | bytes, source: str | os.PathLike | None = None) -> RelaxProtocol:
         """Parse the ``relax`` metadata value; a malformed one is a ValueError naming the key,
         what it must be and the value (and ``source``, the file, when given)."""
-        where = f"{source}: " if source is not None else ""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", errors="replace")
-
-        def bad(why: str) -> ValueError:
-            return ValueError(f"{where}metadata `{RELAX_KEY}` {why}, got {text!r}")
-
-        try:
-            obj: Any = json.loads(text)
-        except ValueError:
-            raise bad("must be a JSON object like " + _EXAMPLE) from None
-        if not isinstance(obj, dict):
-            raise bad("must be a JSON object like " + _EXAMPLE)
-        unknown = sorted(set(obj) - set(_FIELDS))
-        if unknown:
-            raise bad(f"has unknown entries {unknown} (known: {list(_FIELDS)})")
-        missing = [k for k in _REQUIRED if k not in obj]
-        if missing:
-            raise bad(f"lacks {missing}")
-        try:
-            return cls(**{k: obj[k] for k in _FIELDS if k in obj})
-        except ValueError as exc:
-            raise bad(f"is invalid ({exc})") from None
+        return parse_json_entry(cls, RELAX_KEY, text, _FIELDS, _REQUIRED, _EXAMPLE, source)
 
     def to_json(self) -> str:
         """The metadata value: a JSON object, entries that are None left out."""
