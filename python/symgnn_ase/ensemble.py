@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,9 +240,9 @@ def _check_layerwise(members: list[Member], what: str) -> None:
             )
 
 
-def _warn_duplicates(members: list[Member]) -> None:
-    """A warning when two members are the same file (their spread is 0, and the mean weighs
-    that model twice)."""
+def _same_files(members: list[Member]) -> Iterator[tuple[str, Member, str]]:
+    """``(earlier, m, sha256)`` for every member ``m`` whose file has the same content as that
+    of an earlier member (its source ``earlier``); members without a file are passed over."""
     from .data.io import file_sha256
 
     seen: dict[str, str] = {}
@@ -250,32 +251,31 @@ def _warn_duplicates(members: list[Member]) -> None:
             continue
         digest = file_sha256(m.file)
         if digest in seen:
-            logger.warning(
-                "ensemble members %s and %s are the same model (sha256 %s): their spread is 0 "
-                "and the mean counts it twice",
-                seen[digest],
-                m.source,
-                digest[:12],
-            )
+            yield seen[digest], m, digest
         else:
             seen[digest] = m.source
 
 
+def _warn_duplicates(members: list[Member]) -> None:
+    """A warning when two members are the same file (their spread is 0, and the mean weighs
+    that model twice)."""
+    for earlier, m, digest in _same_files(members):
+        logger.warning(
+            "ensemble members %s and %s are the same model (sha256 %s): their spread is 0 "
+            "and the mean counts it twice",
+            earlier,
+            m.source,
+            digest[:12],
+        )
+
+
 def _refuse_duplicates(members: list[Member]) -> None:
     """A residual's members are summed: the same file twice would add its part twice."""
-    from .data.io import file_sha256
-
-    seen: dict[str, str] = {}
-    for m in members:
-        if m.file is None or not m.file.is_file():
-            continue
-        digest = file_sha256(m.file)
-        if digest in seen:
-            raise ValueError(
-                f"residual members {seen[digest]} and {m.source} are the same model (sha256 "
-                f"{digest[:12]}): their predictions are summed, so its part would count twice"
-            )
-        seen[digest] = m.source
+    for earlier, m, digest in _same_files(members):
+        raise ValueError(
+            f"residual members {earlier} and {m.source} are the same model (sha256 "
+            f"{digest[:12]}): their predictions are summed, so its part would count twice"
+        )
 
 
 def _check_baseline(base: Member, nets: list[Member], any_baseline: bool) -> None:
