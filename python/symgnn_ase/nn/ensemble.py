@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from .base import BarrierModel, OptTensor
 
-__all__ = ["Ensemble", "Residual", "Stack", "edge_width"]
+__all__ = ["Ensemble", "MeanAndSpread", "Residual", "Stack", "edge_width"]
 
 
 def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu") -> int:
@@ -151,23 +151,20 @@ class Residual(Stack):
         return self.forward_members(species, edge_index, edge_vec, edge_weight).sum(0)
 
 
-class Ensemble(Stack):
-    """K models as one: the mean barrier and its per-atom spread."""
+class MeanAndSpread:
+    """The ensemble methods of the contract over ``readout_members`` / ``forward_members``
+    (``[K, N]``, K estimates of every atom's barrier), for an ``nn.Module`` that defines those
+    two and the buffer ``std_scale`` (listed before its model base, so that these override the
+    base's ``readout`` and ``forward``): ``readout``/``forward`` the mean over the K,
+    ``readout_std``/``forward_std`` ``[2, N]`` the mean and the sample standard deviation
+    (K - 1 in the denominator) times ``std_scale``. :class:`Ensemble` and
+    :class:`~.shallow.ShallowSymGNN` both use it."""
 
-    def __init__(
-        self,
-        members: list[nn.Module],
-        n_layers: list[int],
-        feature_dims: list[int],
-        edge_dims: list[int],
-        std_scale: float = 1.0,
-    ) -> None:
+    @staticmethod
+    def check_std_scale(std_scale: float) -> None:
+        """A ValueError unless ``std_scale`` is a finite number > 0."""
         if not (std_scale > 0 and std_scale < float("inf")):
             raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
-        super().__init__(members, n_layers, feature_dims, edge_dims)
-        self.ensemble_size = len(members)
-        dtype = next(iter(self.members.parameters())).dtype
-        self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
 
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
@@ -178,7 +175,7 @@ class Ensemble(Stack):
         return self._mean_std(self.readout_members(h))
 
     def _mean_std(self, y: Tensor) -> Tensor:
-        """[K, N] member predictions -> [2, N]: their mean and scaled sample std."""
+        """[K, N] predictions -> [2, N]: their mean and scaled sample standard deviation."""
         return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
 
     @torch.jit.export
@@ -191,3 +188,21 @@ class Ensemble(Stack):
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
         return self.forward_members(species, edge_index, edge_vec, edge_weight).mean(0)
+
+
+class Ensemble(MeanAndSpread, Stack):
+    """K models as one: the mean barrier and its per-atom spread."""
+
+    def __init__(
+        self,
+        members: list[nn.Module],
+        n_layers: list[int],
+        feature_dims: list[int],
+        edge_dims: list[int],
+        std_scale: float = 1.0,
+    ) -> None:
+        self.check_std_scale(std_scale)
+        super().__init__(members, n_layers, feature_dims, edge_dims)
+        self.ensemble_size = len(members)
+        dtype = next(iter(self.members.parameters())).dtype
+        self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))

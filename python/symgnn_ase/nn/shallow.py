@@ -20,12 +20,13 @@ from torch import Tensor
 
 from .base import OptTensor
 from .config import ModelConfig
+from .ensemble import MeanAndSpread
 from .symgnn import SymGNN
 
 __all__ = ["ShallowSymGNN", "widen_readout"]
 
 
-class ShallowSymGNN(SymGNN):
+class ShallowSymGNN(MeanAndSpread, SymGNN):
     """SymGNN (or its ablations) with ``cfg.readout_heads`` = M > 1 decoder heads."""
 
     ensemble_size: int
@@ -33,8 +34,7 @@ class ShallowSymGNN(SymGNN):
     def __init__(self, cfg: ModelConfig, std_scale: float = 1.0) -> None:
         if cfg.readout_heads < 2:
             raise ValueError(f"a shallow ensemble has readout_heads >= 2, got {cfg.readout_heads}")
-        if not (std_scale > 0 and std_scale < float("inf")):
-            raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
+        self.check_std_scale(std_scale)
         super().__init__(cfg)
         self.ensemble_size = int(cfg.readout_heads)
         self.register_buffer("std_scale", torch.tensor(float(std_scale)))
@@ -44,18 +44,6 @@ class ShallowSymGNN(SymGNN):
         """Every head's barrier [M, N] (eV)."""
         y = self.decoder(h) * self.label_std + self.label_mean  # [N, M]
         return y.transpose(0, 1).contiguous()
-
-    @torch.jit.export
-    def readout(self, h: Tensor) -> Tensor:
-        return self.readout_members(h).mean(0)
-
-    @torch.jit.export
-    def readout_std(self, h: Tensor) -> Tensor:
-        return self._mean_std(self.readout_members(h))
-
-    def _mean_std(self, y: Tensor) -> Tensor:
-        """[M, N] heads -> [2, N]: their mean and scaled sample standard deviation."""
-        return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
 
     def _features(
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor
@@ -70,17 +58,6 @@ class ShallowSymGNN(SymGNN):
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
         return self.readout_members(self._features(species, edge_index, edge_vec, edge_weight))
-
-    @torch.jit.export
-    def forward_std(
-        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
-    ) -> Tensor:
-        return self._mean_std(self.forward_members(species, edge_index, edge_vec, edge_weight))
-
-    def forward(
-        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
-    ) -> Tensor:
-        return self.forward_members(species, edge_index, edge_vec, edge_weight).mean(0)
 
 
 def widen_readout(
