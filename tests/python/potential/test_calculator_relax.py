@@ -13,7 +13,9 @@ from ase.calculators.emt import EMT
 from symgnn_ase.calculator import SymGNNCalculator
 from symgnn_ase.potential import RelaxProtocol, relax_positions, write_relax_metadata
 from symgnn_ase.potential.lammps import LammpsPotential
-from symgnn_ase.testing import make_tiny_model, random_glass
+from symgnn_ase.testing import make_tiny_model
+
+from .calc_helpers import barriers as _barriers
 
 PROTOCOL = RelaxProtocol(4, 0.12, 0.3, "CuZr_mm.eam.fs", "eam/fs")
 
@@ -32,21 +34,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }.items():
         out[name] = write_relax_metadata(plain, folder / f"{name}.pt", protocol)
     return out
-
-
-@pytest.fixture(scope="module")
-def glass():
-    atoms = random_glass(150, seed=5)
-    atoms.rattle(0.05, seed=6)
-    return atoms
-
-
-def _barriers(model, atoms, **kwargs) -> np.ndarray:
-    calc = SymGNNCalculator(str(model), **kwargs)
-    try:
-        return calc.get_property("energy_barriers", atoms)
-    finally:
-        calc.close()
 
 
 def test_no_relax_metadata_or_zero_steps_is_the_plain_model_bit_for_bit(models, glass) -> None:

@@ -24,6 +24,7 @@ from symgnn_ase.potential.inputs import NodeInputSpec
 from symgnn_ase.potential.lammps import LammpsPotential
 from symgnn_ase.testing import random_glass
 
+from .calc_helpers import barriers as _barriers
 from .node_inputs_helpers import POTENTIAL, fit_pe_ridge, with_metadata
 
 B = "energy_barriers"
@@ -63,21 +64,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "relax": relax,
         "nameless": with_metadata(plain, folder / "nameless.pt", node_inputs=nameless.to_json()),
     }
-
-
-@pytest.fixture(scope="module")
-def glass():
-    atoms = random_glass(150, seed=5)
-    atoms.rattle(0.05, seed=6)
-    return atoms
-
-
-def _barriers(model, atoms, **kwargs) -> np.ndarray:
-    calc = SymGNNCalculator(str(model), **kwargs)
-    try:
-        return calc.get_property(B, atoms)
-    finally:
-        calc.close()
 
 
 def _by_hand(model: Path, atoms, protocol: RelaxProtocol | None) -> np.ndarray:
