@@ -49,6 +49,45 @@ def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str
     return int(e.shape[1])
 
 
+class MeanAndSpread:
+    """The ensemble methods of the contract over ``readout_members`` / ``forward_members``
+    (``[K, N]``, K estimates of every atom's barrier), for an ``nn.Module`` that defines those
+    two and the buffer ``std_scale`` (listed before its model base, so that these override the
+    base's ``readout`` and ``forward``): ``readout``/``forward`` the mean over the K,
+    ``readout_std``/``forward_std`` ``[2, N]`` the mean and the sample standard deviation
+    (K - 1 in the denominator) times ``std_scale``. :class:`Ensemble` and
+    :class:`~.shallow.ShallowSymGNN` both use it."""
+
+    @staticmethod
+    def check_std_scale(std_scale: float) -> None:
+        """A ValueError unless ``std_scale`` is a finite number > 0."""
+        if not (std_scale > 0 and std_scale < float("inf")):
+            raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        return self.readout_members(h).mean(0)
+
+    @torch.jit.export
+    def readout_std(self, h: Tensor) -> Tensor:
+        return self._mean_std(self.readout_members(h))
+
+    def _mean_std(self, y: Tensor) -> Tensor:
+        """[K, N] predictions -> [2, N]: their mean and scaled sample standard deviation."""
+        return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
+
+    @torch.jit.export
+    def forward_std(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        return self._mean_std(self.forward_members(species, edge_index, edge_vec, edge_weight))
+
+    def forward(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        return self.forward_members(species, edge_index, edge_vec, edge_weight).mean(0)
+
+
 class Stack(BarrierModel):
     """Several models (eager or TorchScript modules with ``embed``/``interact``/``readout``)
     side by side: the node state is the members' node states side by side, the edge state
@@ -149,45 +188,6 @@ class Residual(Stack):
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
         return self.forward_members(species, edge_index, edge_vec, edge_weight).sum(0)
-
-
-class MeanAndSpread:
-    """The ensemble methods of the contract over ``readout_members`` / ``forward_members``
-    (``[K, N]``, K estimates of every atom's barrier), for an ``nn.Module`` that defines those
-    two and the buffer ``std_scale`` (listed before its model base, so that these override the
-    base's ``readout`` and ``forward``): ``readout``/``forward`` the mean over the K,
-    ``readout_std``/``forward_std`` ``[2, N]`` the mean and the sample standard deviation
-    (K - 1 in the denominator) times ``std_scale``. :class:`Ensemble` and
-    :class:`~.shallow.ShallowSymGNN` both use it."""
-
-    @staticmethod
-    def check_std_scale(std_scale: float) -> None:
-        """A ValueError unless ``std_scale`` is a finite number > 0."""
-        if not (std_scale > 0 and std_scale < float("inf")):
-            raise ValueError(f"std_scale must be a finite number > 0, got {std_scale}")
-
-    @torch.jit.export
-    def readout(self, h: Tensor) -> Tensor:
-        return self.readout_members(h).mean(0)
-
-    @torch.jit.export
-    def readout_std(self, h: Tensor) -> Tensor:
-        return self._mean_std(self.readout_members(h))
-
-    def _mean_std(self, y: Tensor) -> Tensor:
-        """[K, N] predictions -> [2, N]: their mean and scaled sample standard deviation."""
-        return torch.stack([y.mean(0), y.std(0) * self.std_scale], 0)
-
-    @torch.jit.export
-    def forward_std(
-        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
-    ) -> Tensor:
-        return self._mean_std(self.forward_members(species, edge_index, edge_vec, edge_weight))
-
-    def forward(
-        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
-    ) -> Tensor:
-        return self.forward_members(species, edge_index, edge_vec, edge_weight).mean(0)
 
 
 class Ensemble(MeanAndSpread, Stack):

@@ -83,10 +83,11 @@ class PotentialHolder:
     come from the ASE calculator ``base``, else from the in-process LAMMPS ``_engine`` of
     ``potential_path``, made by this object (``_own_engine``) or given to it."""
 
-    base: Any
-    potential_path: Path | None
-    _engine: LammpsPotential | None
-    _own_engine: bool
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self._engine: LammpsPotential | None = None
+        self._own_engine = False
+        self.potential_path: Path | None = None
 
     @property
     def source(self) -> str:
@@ -120,11 +121,8 @@ class RelaxForces(PotentialHolder):
     ) -> None:
         from .lammps import LammpsPotential
 
+        super().__init__(base)
         self.protocol = protocol
-        self.base = base
-        self._engine: LammpsPotential | None = None
-        self._own_engine = False
-        self.potential_path: Path | None = None
         name = model_path.name if model_path is not None else "the model"
         if not protocol.enabled:
             return

@@ -236,13 +236,10 @@ class NodeInputSource(PotentialHolder):
         from .eam import load_potential
         from .lammps import LammpsPotential
 
+        super().__init__(base)
         self.spec = spec
-        self.base = base
         self._relax = relax
-        self._engine: LammpsPotential | None = None
-        self._own_engine = False
         self._warned = False
-        self.potential_path: Path | None = None
         name = model_path.name if model_path is not None else "the model"
         if base is not None and potential is not None:
             raise ValueError(
