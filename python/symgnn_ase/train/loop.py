@@ -21,14 +21,11 @@ validates and writes the run folder; a run resumes under any number of processes
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +40,7 @@ from ..nn.shallow import widen_readout
 from ..outputs import write_text
 from ..threads import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
-from .config import OPTIM_DEFAULTS, check_run_dir, load_config
+from .config import check_run_dir, load_config
 from .datasets import (
     data_hashes,
     epoch_order,
@@ -56,161 +53,27 @@ from .datasets import (
 from .distributed import SINGLE, BatchNormReplay, Dist
 from .distributed import setup as setup_distributed
 from .evaluate import evaluate_graphs
+from .resume import RESUMABLE_CHANGES as RESUMABLE_CHANGES
+from .resume import git_commit as _git_commit
+from .resume import resume_config as _resume_config
+from .resume import single_head as _single_head
+from .resume import write_csv as _write_csv
 from .shallow_loss import frame_loss, training_view
+from .steps import copy_state as _copy_state
+from .steps import ema_update as _ema_update
+from .steps import freeze_batchnorm as _freeze_batchnorm
+from .steps import jitter as _jitter
+from .steps import recalibrate_batchnorm as _recalibrate_batchnorm
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["train"]
 
 
-def _git_commit() -> str:
-    try:
-        here = Path(__file__).resolve().parent
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-@torch.no_grad()
-def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * weights; integer buffers (counters) are copied."""
-    for key, value in model.state_dict().items():
-        if value.is_floating_point():
-            ema[key].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
-        else:
-            ema[key].copy_(value)
-
-
-def _jitter(g: Graph, sigma: float, gen: torch.Generator) -> torch.Tensor:
-    """Edge vectors of ``g`` after displacing every atom by N(0, sigma^2) Å per axis."""
-    if sigma <= 0.0:
-        return g.edge_vec
-    n = g.species.shape[0]
-    delta = torch.randn((n, 3), generator=gen, dtype=g.edge_vec.dtype) * sigma
-    return (
-        g.edge_vec + delta.index_select(0, g.edge_index[0]) - delta.index_select(0, g.edge_index[1])
-    )
-
-
-def _freeze_batchnorm(model: torch.nn.Module) -> None:
-    """Batch-norm layers in inference mode (running statistics, not updated)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
-@torch.no_grad()
-def _recalibrate_batchnorm(model: torch.nn.Module, graphs: list[Graph]) -> None:
-    """Batch-norm running statistics := their plain average over ``graphs`` (one pass)."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    for g in graphs:
-        model(g.species, g.edge_index, g.edge_vec)
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    logger.info("batch-norm statistics recomputed over %d training frames", len(graphs))
-
-
 def _loss(pred: torch.Tensor, g: Graph, std: float, optim: dict[str, Any]) -> torch.Tensor:
     """Mean squared standardized error over the labelled atoms of ``g`` (a shallow ensemble's
     heads [M, N]: train/shallow_loss.py)."""
     return frame_loss(pred, g.label, g.label_mask, std, optim)
-
-
-def _single_head(model: dict[str, Any], init_model: dict[str, Any]) -> dict[str, Any]:
-    """The config's model section as the init model's when only readout_heads differ and the
-    init model has one head (its decoder is widened to the heads, nn/shallow.py)."""
-    if int(init_model.get("readout_heads", 1)) == 1:
-        return {k: v for k, v in model.items() if k != "readout_heads"}
-    return model
-
-
-# config keys a resumed run may change: they extend or stop it, they do not alter the model
-RESUMABLE_CHANGES = {("optim", "epochs"), ("optim", "patience"), ("optim", "max_minutes")}
-
-
-def _config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
-    changes = []
-    for section in sorted(set(saved) | set(new)):
-        a, b = saved.get(section), new.get(section)
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in sorted(set(a) | set(b)):
-                if a.get(key) != b.get(key):
-                    changes.append((section, key))
-        elif a != b:
-            changes.append((section, ""))
-    return changes
-
-
-def _resume_config(
-    saved: dict[str, Any], cfg: dict[str, Any], hashes: dict[str, str], allow: bool
-) -> dict[str, Any]:
-    """The config a resumed run continues with; refuses changed data or model settings."""
-    old_hashes = saved.get("data_sha256")
-    if old_hashes is not None and old_hashes != hashes and not allow:
-        changed = sorted(
-            k for k in set(old_hashes) | set(hashes) if old_hashes.get(k) != hashes.get(k)
-        )
-        raise ValueError(
-            f"--resume: the training/validation data changed since the run started "
-            f"({', '.join(changed[:5])}); pass --allow-changes to continue anyway"
-        )
-    # options added after the checkpoint was written had their default then
-    saved_cfg = dict(saved["config"])
-    saved_cfg["optim"] = OPTIM_DEFAULTS | dict(saved_cfg.get("optim") or {})
-    if cfg["model"] is None:  # taken from `init` when the run started
-        cfg = dict(cfg, model=saved_cfg["model"])
-    changes = _config_changes(saved_cfg, cfg)
-    fixed = [c for c in changes if c not in RESUMABLE_CHANGES and c[0] != "run_dir"]
-    if fixed and not allow:
-        names = ", ".join(f"{s}.{k}" if k else s for s, k in fixed)
-        raise ValueError(
-            f"--resume: the config changed in {names} since the run started; only "
-            "optim.epochs, optim.patience and optim.max_minutes may change "
-            "(pass --allow-changes to continue anyway)"
-        )
-    merged = dict(saved_cfg)
-    merged["optim"] = dict(merged["optim"])
-    for section, key in changes:
-        if (section, key) in RESUMABLE_CHANGES or allow:
-            if key:
-                merged.setdefault(section, {})
-                merged[section] = dict(merged[section]) if isinstance(merged[section], dict) else {}
-                merged[section][key] = cfg[section][key]
-            else:
-                merged[section] = cfg[section]
-    merged["run_dir"] = cfg["run_dir"]
-    return merged
-
-
-def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
-    if not history:
-        return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buf.getvalue())
 
 
 def train(

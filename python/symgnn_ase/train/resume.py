@@ -1,0 +1,109 @@
+"""A training run's folder bookkeeping: the git commit it records, the config a resumed run
+continues with (and what it may change), and ``metrics.csv``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ..outputs import write_text
+from .config import OPTIM_DEFAULTS
+
+__all__ = ["git_commit", "single_head", "resume_config", "write_csv", "RESUMABLE_CHANGES"]
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def single_head(model: dict[str, Any], init_model: dict[str, Any]) -> dict[str, Any]:
+    """The config's model section as the init model's when only readout_heads differ and the
+    init model has one head (its decoder is widened to the heads, nn/shallow.py)."""
+    if int(init_model.get("readout_heads", 1)) == 1:
+        return {k: v for k, v in model.items() if k != "readout_heads"}
+    return model
+
+
+# config keys a resumed run may change: they extend or stop it, they do not alter the model
+RESUMABLE_CHANGES = {("optim", "epochs"), ("optim", "patience"), ("optim", "max_minutes")}
+
+
+def _config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
+    changes = []
+    for section in sorted(set(saved) | set(new)):
+        a, b = saved.get(section), new.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    changes.append((section, key))
+        elif a != b:
+            changes.append((section, ""))
+    return changes
+
+
+def resume_config(
+    saved: dict[str, Any], cfg: dict[str, Any], hashes: dict[str, str], allow: bool
+) -> dict[str, Any]:
+    """The config a resumed run continues with; refuses changed data or model settings."""
+    old_hashes = saved.get("data_sha256")
+    if old_hashes is not None and old_hashes != hashes and not allow:
+        changed = sorted(
+            k for k in set(old_hashes) | set(hashes) if old_hashes.get(k) != hashes.get(k)
+        )
+        raise ValueError(
+            f"--resume: the training/validation data changed since the run started "
+            f"({', '.join(changed[:5])}); pass --allow-changes to continue anyway"
+        )
+    # options added after the checkpoint was written had their default then
+    saved_cfg = dict(saved["config"])
+    saved_cfg["optim"] = OPTIM_DEFAULTS | dict(saved_cfg.get("optim") or {})
+    if cfg["model"] is None:  # taken from `init` when the run started
+        cfg = dict(cfg, model=saved_cfg["model"])
+    changes = _config_changes(saved_cfg, cfg)
+    fixed = [c for c in changes if c not in RESUMABLE_CHANGES and c[0] != "run_dir"]
+    if fixed and not allow:
+        names = ", ".join(f"{s}.{k}" if k else s for s, k in fixed)
+        raise ValueError(
+            f"--resume: the config changed in {names} since the run started; only "
+            "optim.epochs, optim.patience and optim.max_minutes may change "
+            "(pass --allow-changes to continue anyway)"
+        )
+    merged = dict(saved_cfg)
+    merged["optim"] = dict(merged["optim"])
+    for section, key in changes:
+        if (section, key) in RESUMABLE_CHANGES or allow:
+            if key:
+                merged.setdefault(section, {})
+                merged[section] = dict(merged[section]) if isinstance(merged[section], dict) else {}
+                merged[section][key] = cfg[section][key]
+            else:
+                merged[section] = cfg[section]
+    merged["run_dir"] = cfg["run_dir"]
+    return merged
+
+
+def write_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buf.getvalue())
