@@ -197,7 +197,7 @@ def fit_ridge(
     }
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, out / ("config" + Path(config_path).suffix))
-    from .loop import _git_commit
+    from .resume import git_commit as _git_commit
 
     (out / "git_commit.txt").write_text(_git_commit() + "\n")
     atomic_save(
