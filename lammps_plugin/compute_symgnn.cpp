@@ -3,6 +3,7 @@
 #include "compute_symgnn.h"
 
 #include "model_path.h"
+#include "node_inputs.h"
 #include "relax.h"
 #include "symgnn_format.h"
 #include "symgnn_model.h"
@@ -26,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sys/stat.h>
 
 using namespace LAMMPS_NS;
@@ -161,6 +163,8 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
                "by `symgnn ensemble MODEL1 MODEL2 ... -o ens.pt`); `{}` is a single model",
                path);
   relax_->configure(info.relax, path);
+  inputs_ = std::make_unique<SymGNNNodeInputs>(lmp, id);
+  inputs_->configure(info.node_inputs, path, info.type_names);
   r_max_ = info.r_max;
   n_layers_ = info.n_layers;
   feature_dim_ = info.feature_dim;
@@ -179,8 +183,8 @@ ComputeSymGNN::ComputeSymGNN(LAMMPS *lmp, int narg, char **arg) : Compute(lmp, n
 
   peratom_flag = 1;
   size_peratom_cols = std_ ? 2 : 0; // `std yes`: c_ID[1] mean, c_ID[2] standard deviation
-  comm_forward = feature_dim_;
-  comm_reverse = 3; // the relax's pair forces on ghost atoms (newton_pair on)
+  comm_forward = std::max(feature_dim_, inputs_->count()); // features, or node inputs
+  comm_reverse = 3; // the relax's pair forces (or per-atom energies) on ghost atoms
 
   const char *dbg = std::getenv("SYMGNN_LAMMPS_DEBUG");
   debug_ = dbg != nullptr && *dbg != '\0' && std::strcmp(dbg, "0") != 0;
@@ -217,6 +221,7 @@ void ComputeSymGNN::print_model_info() const {
   text += fmt::format("  LAMMPS types: {}; device {}, torch {}\n", join(map, ", "), device_,
                       symgnn::Model::torch_version());
   text += relax_->describe();
+  text += inputs_->describe();
   auto meta = json::parse(info.info, nullptr, false);
   if (!meta.is_discarded() && meta.is_object()) {
     std::vector<std::string> items;
@@ -265,7 +270,8 @@ void ComputeSymGNN::init() {
     utils::logmesg(lmp, "compute {} symgnn: {} torch thread(s) per MPI rank\n", id,
                    model_->num_threads());
 
-  relax_->init();
+  relax_->init(inputs_->active());
+  inputs_->init();
   cached_step_ = -1;
   cached_builds_ = -1;
 }
@@ -337,13 +343,31 @@ void ComputeSymGNN::compute_peratom() {
   double t_graph = 0.0, t_layers = 0.0, t_comm = 0.0;
   check_density();
   // the relax protocol: the model sees a private copy moved along the pair forces; the
-  // simulation is restored before run() returns
-  const double *positions = relax_->active() ? relax_->run(this) : (nall ? atom->x[0] : nullptr);
+  // simulation is restored before run() returns. Node inputs: the pair style's per-atom
+  // energies on that copy (or the step's positions), then sent to the ghost atoms.
+  const double *positions = nall ? atom->x[0] : nullptr;
+  if (relax_->active() || inputs_->active()) {
+    std::function<void()> at_moved;
+    if (inputs_->active())
+      at_moved = [this] {
+        reverse_inputs_ = true;
+        inputs_->evaluate(this);
+        reverse_inputs_ = false;
+      };
+    positions = relax_->run(this, at_moved);
+  }
+  if (inputs_->active()) {
+    forward_inputs_ = true;
+    comm->forward_comm(this);
+    forward_inputs_ = false;
+    inputs_->check_range(species_.data(), nlocal);
+  }
   try {
     // every rank takes part in every forward_comm, also one without atoms
     auto t0 = clock::now();
     if (nlocal > 0) {
-      model_->begin(positions, nall, nlocal, species_.data(), comm->nthreads);
+      model_->begin(positions, nall, nlocal, species_.data(), comm->nthreads,
+                    inputs_->active() ? inputs_->values() : nullptr, inputs_->count());
       check_geometry();
     }
     auto t1 = clock::now();
@@ -473,6 +497,8 @@ void ComputeSymGNN::check_finite(int nlocal) const {
 
 int ComputeSymGNN::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/,
                                      int * /*pbc*/) {
+  if (forward_inputs_)
+    return inputs_->forward_pack(n, list, buf);
   const int width = feature_dim_;
   double *out = buf;
   for (int k = 0; k < n; ++k) {
@@ -486,6 +512,8 @@ int ComputeSymGNN::pack_forward_comm(int n, int *list, double *buf, int /*pbc_fl
 /* ---------------------------------------------------------------------- */
 
 void ComputeSymGNN::unpack_forward_comm(int n, int first, double *buf) {
+  if (forward_inputs_)
+    return inputs_->forward_unpack(n, first, buf);
   const int width = feature_dim_;
   const double *in = buf;
   for (int k = 0; k < n; ++k) {
@@ -497,17 +525,21 @@ void ComputeSymGNN::unpack_forward_comm(int n, int first, double *buf) {
 /* ---------------------------------------------------------------------- */
 
 int ComputeSymGNN::pack_reverse_comm(int n, int first, double *buf) {
-  return relax_->reverse_pack(n, first, buf);
+  return reverse_inputs_ ? inputs_->reverse_pack(n, first, buf)
+                         : relax_->reverse_pack(n, first, buf);
 }
 
 void ComputeSymGNN::unpack_reverse_comm(int n, int *list, double *buf) {
-  relax_->reverse_unpack(n, list, buf);
+  if (reverse_inputs_)
+    inputs_->reverse_unpack(n, list, buf);
+  else
+    relax_->reverse_unpack(n, list, buf);
 }
 
 /* ---------------------------------------------------------------------- */
 
 double ComputeSymGNN::memory_usage() {
-  return relax_->memory_usage() +
+  return relax_->memory_usage() + inputs_->memory_usage() +
          static_cast<double>(nmax_) * (1.0 + (std_ ? 3.0 : 0.0) + feature_dim_) * sizeof(double) +
          static_cast<double>(species_.capacity()) * sizeof(int64_t);
 }

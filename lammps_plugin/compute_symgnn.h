@@ -10,7 +10,9 @@
 // 0 for atoms outside the group. With `std yes` (MODEL an ensemble file, made by
 // `symgnn ensemble`) it is a per-atom array: c_ID[1] the members' mean, c_ID[2]
 // their standard deviation. relax_*: the relax protocol (relax.h), defaults from the
-// model file's `relax` metadata; `relax_steps 0` turns it off.
+// model file's `relax` metadata; `relax_steps 0` turns it off. A model whose file declares
+// per-atom inputs (metadata `node_inputs`: `pe`) gets the pair style's per-atom energies on
+// the positions it sees (node_inputs.h), local and ghost atoms alike.
 //
 // Parallel scheme: the graph is built over local and ghost atoms (ghosts are
 // explicit periodic images, so no periodicity is needed), only local atoms
@@ -52,6 +54,9 @@ public:
 private:
   std::unique_ptr<symgnn::Model> model_;
   std::unique_ptr<class SymGNNRelax> relax_;
+  std::unique_ptr<class SymGNNNodeInputs> inputs_;
+  bool forward_inputs_ = false; // forward comm carries the node inputs, not the features
+  bool reverse_inputs_ = false; // reverse comm carries per-atom energies, not relax forces
   std::string device_;
   std::vector<std::string> type_args_;   // TYPEk, k = 1..ntypes
   std::vector<int64_t> species_of_type_; // [ntypes + 1]: LAMMPS type -> model species

@@ -201,14 +201,17 @@ std::string SymGNNRelax::describe() const {
 
 /* ---------------------------------------------------------------------- */
 
-void SymGNNRelax::init() {
-  if (!active())
+void SymGNNRelax::init(bool energies) {
+  if (!active() && !energies)
     return;
   const std::string head =
-      fmt::format("compute {} symgnn: relax_steps {} moves the atoms along the pair style's "
-                  "forces, but ",
-                  id_, settings_.steps);
-  const std::string off = " (`relax_steps 0` turns the relax off)";
+      active() ? fmt::format("compute {} symgnn: relax_steps {} moves the atoms along the pair "
+                             "style's forces, but ",
+                             id_, settings_.steps)
+               : fmt::format("compute {} symgnn: the model takes per-atom energies from the "
+                             "pair style (metadata node_inputs), but ",
+                             id_);
+  const std::string off = active() ? " (`relax_steps 0` turns the relax off)" : "";
   Pair *pair = force->pair;
   if (pair == nullptr)
     error->all(FLERR, "{}no pair style is defined (define one with pair_style/pair_coeff){}", head,
@@ -246,8 +249,9 @@ void SymGNNRelax::init() {
   for (const auto &other : others)
     if (other.second != nullptr)
       error->all(FLERR,
-                 "{}this simulation also has {}_style {}, whose forces the relax would leave "
-                 "out (it uses the pair style's forces only){}",
+                 "{}this simulation also has {}_style {}, whose forces and energies would be "
+                 "left out (it uses the pair style's forces only, and for node inputs its "
+                 "per-atom energies){}",
                  head, other.first, other.second, off);
   const std::pair<const char *, int> fields[] = {
       {"spin", atom->sp_flag},         {"sph (rho)", atom->rho_flag},
@@ -260,7 +264,7 @@ void SymGNNRelax::init() {
                  "{}atom style {} has {} per-atom arrays that its pair styles write besides f "
                  "and torque, which the relax would not restore{}",
                  head, atom->atom_style, field.first, off);
-  if (comm->me == 0 && !settings_.pair_style.empty() &&
+  if (active() && comm->me == 0 && !settings_.pair_style.empty() &&
       style.compare(0, settings_.pair_style.size(), settings_.pair_style) != 0)
     error->warning(FLERR,
                    "compute {} symgnn: the relax uses pair style {}, but the model's relax "
@@ -378,7 +382,7 @@ void SymGNNRelax::check_moves(int step, int nlocal, double budget, const std::st
 
 /* ---------------------------------------------------------------------- */
 
-const double *SymGNNRelax::run(Compute *owner) {
+const double *SymGNNRelax::run(Compute *owner, const std::function<void()> &at_moved) {
   const auto start = std::chrono::steady_clock::now();
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
@@ -394,7 +398,7 @@ const double *SymGNNRelax::run(Compute *owner) {
     t_save_.assign(nall ? atom->torque[0] : nullptr, nall ? atom->torque[0] + n3 : nullptr);
   const PairFlags flags(pair);
   std::string what;
-  const double budget = reference(nlocal, what);
+  const double budget = settings_.steps > 0 ? reference(nlocal, what) : 0.0;
 
   const double alpha = settings_.alpha, cap = settings_.cap;
   for (int step = 1; step <= settings_.steps; ++step) {
@@ -421,6 +425,8 @@ const double *SymGNNRelax::run(Compute *owner) {
     check_moves(step, nlocal, budget, what);
   }
   moved_.assign(nall ? x[0] : nullptr, nall ? x[0] + n3 : nullptr);
+  if (at_moved)
+    at_moved();
 
   // the simulation as it was: positions, the pair's own per-atom state at them (a force call
   // on the restored positions), forces, torques, the pair's flags

@@ -28,6 +28,7 @@
 
 #include "pointers.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,12 +61,14 @@ public:
   // for the compute's log (print_model_info)
   std::string describe() const;
 
-  // checks that the simulation can give forces on request (error->all); call from init()
-  void init();
+  // checks that the simulation can give forces (and, `energies`, per-atom energies: the
+  // model's node inputs) on request (error->all); call from init()
+  void init(bool energies = false);
   // moves the private copy and returns it: [nlocal + nghost][3], valid until the next call;
   // the simulation's state is restored before it returns. `owner` is the compute whose
-  // pack/unpack_reverse_comm call reverse_pack/reverse_unpack (newton_pair on).
-  const double *run(Compute *owner);
+  // pack/unpack_reverse_comm call reverse_pack/reverse_unpack (newton_pair on). `at_moved`
+  // (if set) runs on the moved positions, after the K steps (K may be 0), before the restore.
+  const double *run(Compute *owner, const std::function<void()> &at_moved = {});
 
   int reverse_pack(int n, int first, double *buf) const;
   void reverse_unpack(int n, const int *list, const double *buf);

@@ -19,7 +19,7 @@ inline constexpr const char *kMetadataKeys[] = {"symgnn_format", "r_max",       
 // module also exports readout_std (mean and standard deviation, [2, N]); `relax` (a JSON
 // object {"steps", "alpha", "cap", "potential", "pair_style"}) is the relax protocol the
 // model predicts with (docs/contracts.md; absent: no relax); `node_inputs` declares per-atom
-// inputs from the simulation's potential, which this plugin does not supply (refused at load)
+// inputs from the simulation's potential, which the compute gets from the pair style
 inline constexpr char kEnsembleSizeKey[] = "ensemble_size";
 inline constexpr char kRelaxKey[] = "relax";
 inline constexpr char kNodeInputsKey[] = "node_inputs";

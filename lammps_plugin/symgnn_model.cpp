@@ -240,12 +240,7 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
   info.dtype = extra["dtype"];
   info.info = extra["info"];
   info.relax = extra[format::kRelaxKey];
-  if (!extra[format::kNodeInputsKey].empty())
-    throw ModelError("`" + path + "` takes per-atom inputs from the simulation's potential " +
-                     "(metadata `" + format::kNodeInputsKey +
-                     "` = " + first_line(extra[format::kNodeInputsKey]).substr(0, 200) +
-                     "), which compute symgnn does not supply; use the model from Python " +
-                     "(SymGNNCalculator, symgnn predict)");
+  info.node_inputs = extra[format::kNodeInputsKey];
   static_assert(sizeof(format::kDtypes) / sizeof(format::kDtypes[0]) == 2,
                 "one torch dtype per format::kDtypes entry");
   if (info.dtype == format::kDtypes[0])
@@ -278,6 +273,20 @@ Model::Model(const std::string &path, const std::string &device) : impl_(new Imp
     if (!impl_->module.find_method(method))
       throw ModelError("`" + path + "` is not a symgnn model: it has no `" + method +
                        "` method (the exported contract has embed, interact, readout)");
+  {
+    // embed(self, species, edge_index, edge_vec[, node_inputs]): the 5th argument exactly
+    // when the file declares node inputs
+    const size_t n_args =
+        impl_->module.get_method("embed").function().getSchema().arguments().size();
+    const bool declared = !info.node_inputs.empty();
+    if (declared != (n_args == 5))
+      throw ModelError("`" + path + "`: " +
+                       (declared ? "metadata `node_inputs` declares per-atom inputs, but the "
+                                   "module's `embed` takes none"
+                                 : "the module's `embed` takes per-atom inputs, but the file "
+                                   "declares none (metadata `node_inputs`)") +
+                       "; re-export the model");
+  }
   if (!extra[format::kEnsembleSizeKey].empty()) {
     info.ensemble_size =
         parse_positive_int(path, format::kEnsembleSizeKey, extra[format::kEnsembleSizeKey]);
@@ -304,7 +313,7 @@ const GraphStats &Model::graph_stats() const { return impl_->stats; }
 double Model::neighbor_seconds() const { return impl_->neighbor_seconds; }
 
 void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const int64_t *species,
-                  int n_threads) {
+                  int n_threads, const double *node_inputs, int n_inputs) {
   Impl &m = *impl_;
   m.clear();
   m.n_edges = 0;
@@ -369,7 +378,14 @@ void Model::begin(const double *positions, int64_t n_all, int64_t n_local, const
   m.n_local = n_local;
   m.n_edges = n_edges;
 
-  auto out = m.module.get_method("embed")({species_t, m.edge_index, edge_vec});
+  std::vector<c10::IValue> args{species_t, m.edge_index, edge_vec};
+  if (!m.info.node_inputs.empty()) {
+    if (node_inputs == nullptr || n_inputs <= 0)
+      throw ModelError("the model takes per-atom inputs (metadata node_inputs), none given");
+    args.emplace_back(torch::from_blob(const_cast<double *>(node_inputs), {n_all, n_inputs}, f64)
+                          .to(device, torch::kFloat64, false, /*copy=*/true));
+  }
+  auto out = m.module.get_method("embed")(std::move(args));
   std::tie(m.h, m.e) = two_tensors(out, "embed");
   m.check_h("embed");
 }

@@ -32,10 +32,12 @@ struct ModelInfo {
   std::string output;
   std::string unit;
   std::string dtype;
-  std::string info;      // JSON text
-  int ensemble_size = 1; // optional `ensemble_size`: members of an ensemble file
-  std::string relax;     // optional `relax`: JSON text of the relax protocol ("" = none),
-                         // parsed and checked by the LAMMPS side (relax.cpp)
+  std::string info;        // JSON text
+  int ensemble_size = 1;   // optional `ensemble_size`: members of an ensemble file
+  std::string relax;       // optional `relax`: JSON text of the relax protocol ("" = none),
+                           // parsed and checked by the LAMMPS side (relax.cpp)
+  std::string node_inputs; // optional `node_inputs`: JSON text of the per-atom inputs `embed`
+                           // takes ("" = none), parsed by the LAMMPS side (node_inputs.cpp)
 };
 
 // What the last graph says about the structure, for the compute's checks of
@@ -65,9 +67,10 @@ public:
   // explicit images) of n_all atoms whose first n_local receive edges, and
   // runs `embed`. positions: host [n_all*3]; species: host [n_all], indices
   // into type_names. n_threads: CPU threads for the neighbor list (<= 0:
-  // default).
+  // default). node_inputs: host [n_all*n_inputs] float64 (row-major), the per-atom inputs
+  // of a model whose file declares them (nullptr, 0 for one that does not).
   void begin(const double *positions, int64_t n_all, int64_t n_local, const int64_t *species,
-             int n_threads);
+             int n_threads, const double *node_inputs = nullptr, int n_inputs = 0);
   // Runs `interact(layer, ...)`.
   void interact(int layer);
   // Copies the node features of the first n_local atoms to dst

@@ -1,0 +1,188 @@
+"""`compute symgnn` with a model that takes per-atom inputs from the potential (metadata
+`node_inputs`, issue 27): the pair style's per-atom energy (`pe`) on the positions the model
+sees (after the relax protocol's steps, or the step's positions without it).
+
+- 1, 2 and 4 ranks (newton on and off) give the ASE calculator (`SymGNNCalculator(model)`, the
+  file's potential in-process) within 1e-5 eV, relax on and off;
+- the simulation is exactly as without the compute: dumps (x, v, f, pe/atom, stress/atom) and
+  thermo bit for bit;
+- an input the plugin cannot compute, a file whose metadata and module disagree, no pair style:
+  refused with an error naming it; inputs far from the training data are warned about once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ..python.potential.node_inputs_helpers import fit_pe_ridge, with_metadata
+from .helpers import glass, read_dump, write_data, write_model_metadata
+from .test_compute_relax import _header, _md_input, _pair_lines, _thermo_rows
+
+TOL = 1e-5  # eV, LAMMPS vs the ASE calculator
+PROTOCOL = {"steps": 2, "alpha": 0.12, "cap": 0.3}
+
+
+@pytest.fixture(scope="module")
+def pe_models(tmp_path_factory) -> dict[str, Path]:
+    """A tiny ridge with the per-atom energy as input ("pe", no relax) and the same with the
+    relax protocol PROTOCOL ("relax")."""
+    from symgnn_ase.potential.relax import RelaxProtocol, write_relax_metadata
+
+    folder = tmp_path_factory.mktemp("pe_models")
+    pe = fit_pe_ridge(folder)
+    relax = write_relax_metadata(
+        pe,
+        folder / "pe_relax.pt",
+        RelaxProtocol(**PROTOCOL, potential="CuZr_mm.eam.fs", pair_style="eam/fs"),
+    )
+    return {"pe": pe, "relax": relax}
+
+
+def _ase_barriers(model: Path, frame) -> np.ndarray:
+    from ase import Atoms
+
+    from symgnn_ase.calculator import BARRIERS, SymGNNCalculator
+
+    c = frame.columns
+    atoms = Atoms(
+        symbols=["Cu" if t == 1 else "Zr" for t in c["type"]],
+        positions=np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin,
+        cell=frame.cell,
+        pbc=True,
+    )
+    calc = SymGNNCalculator(str(model))
+    try:
+        return np.asarray(calc.get_property(BARRIERS, atoms), dtype=np.float64)
+    finally:
+        calc.close()
+
+
+@pytest.mark.parametrize(
+    ("nprocs", "newton", "tilt"),
+    [
+        (1, "on", (0.0, 0.0, 0.0)),
+        (2, "on", (0.0, 0.0, 0.0)),
+        (4, "on", (0.0, 0.0, 0.0)),
+        (2, "off", (1.3, -0.7, 0.4)),
+    ],
+)
+def test_ranks_agree_with_ase(lammps, pe_models, tmp_path, nprocs, newton, tilt):
+    positions, types, cell = glass(300, seed=21, tilt=tilt)
+    write_data(tmp_path / "glass.data", positions, types, cell, triclinic=any(tilt))
+    text = _header("glass.data", _pair_lines("eam/fs"), newton=newton)
+    text += f"compute pe all symgnn {pe_models['pe']} Cu Zr\n"
+    text += f"compute rl all symgnn {pe_models['relax']} Cu Zr\n"
+    text += "compute pea all pe/atom\n"
+    text += "dump d all custom 1 dump.txt id type x y z c_pe c_rl c_pea\n"
+    text += "dump_modify d format float %.17g sort id\nrun 0\n"
+    res = lammps.run(text, tmp_path, np=nprocs).check()
+    assert "node inputs: pe" in res.output
+    frame = read_dump(tmp_path / "dump.txt")[0]
+    c = frame.columns
+    errors = {}
+    refs = {}
+    for name in ("pe", "rl"):
+        refs[name] = _ase_barriers(pe_models["pe" if name == "pe" else "relax"], frame)
+        errors[name] = float(np.max(np.abs(c[f"c_{name}"] - refs[name])))
+    moved = float(np.max(np.abs(refs["rl"] - refs["pe"])))
+    print(
+        f"{nprocs} rank(s), newton {newton}: |LAMMPS - ASE| relax off {errors['pe']:.3g} eV, "
+        f"relax on {errors['rl']:.3g} eV; the relax moves barriers by up to {moved:.3g} eV"
+    )
+    assert moved > 100 * TOL  # the relaxed copy's energies matter, so the comparison can fail
+    assert errors["pe"] <= TOL and errors["rl"] <= TOL
+    # the inputs are the pair's per-atom energies: pe/atom of the step is finite and unchanged
+    assert np.all(np.isfinite(c["c_pea"]))
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_trajectory_is_bit_for_bit(lammps, pe_models, tmp_path, nprocs):
+    positions, types, cell = glass(250, seed=22)
+    compute = (
+        f"compute sg all symgnn {pe_models['relax']} Cu Zr\n"
+        f"compute s0 all symgnn {pe_models['pe']} Cu Zr\n"
+        "compute red all reduce sum c_sg c_s0\n"
+        "fix avg all ave/time 10 1 10 c_red[1] c_red[2] file avg.txt\n"
+    )
+    runs = {}
+    for name, extra in (("with", compute), ("without", "")):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        write_data(run_dir / "glass.data", positions, types, cell)
+        res = lammps.run(_md_input(_pair_lines("eam/fs"), extra), run_dir, np=nprocs).check()
+        runs[name] = (res, run_dir)
+    res_with, dir_with = runs["with"]
+    assert "node inputs: pe" in res_with.output
+    avg = [line.split() for line in (dir_with / "avg.txt").read_text().splitlines()]
+    rows = [row for row in avg if row and not row[0].startswith("#")]
+    assert len(rows) == 11 and all(np.isfinite(float(v)) for row in rows for v in row[1:])
+    dumps = {name: (d / "dump.txt").read_text() for name, (_, d) in runs.items()}
+    assert dumps["with"].count("ITEM: TIMESTEP") == 11
+    assert "c_pea" in dumps["with"].splitlines()[8]
+    assert dumps["with"] == dumps["without"], "the compute changed the trajectory or pe/atom"
+    thermo = {name: _thermo_rows(r.output) for name, (r, _) in runs.items()}
+    assert thermo["with"] == thermo["without"], "the compute changed pe, ke, press or pair/local"
+
+
+def _run_one(lammps, tmp_path: Path, model: Path, pair: str | None = None):
+    positions, types, cell = glass(200, seed=23)
+    write_data(tmp_path / "glass.data", positions, types, cell)
+    text = _header("glass.data", _pair_lines("eam/fs") if pair is None else pair)
+    text += f"compute sg all symgnn {model} Cu Zr\n"
+    text += "dump d all custom 1 dump.txt id c_sg\nrun 0\n"
+    return lammps.run(text, tmp_path)
+
+
+def test_unknown_input_is_refused(lammps, pe_models, tmp_path):
+    value = '{"names": ["stress"], "stats": {"stress": {"Cu": [0, 1]}}}'
+    bad = write_model_metadata(pe_models["pe"], tmp_path / "stress.pt", "node_inputs", value)
+    out = _run_one(lammps, tmp_path, bad).check_error(
+        "takes the per-atom input `stress`", "cannot compute", "supplies only: pe"
+    )
+    assert "stress.pt" in out
+
+
+def test_metadata_and_module_must_agree(lammps, pe_models, tmp_path):
+    undeclared = with_metadata(pe_models["pe"], tmp_path / "undeclared.pt", node_inputs=None)
+    _run_one(lammps, tmp_path, undeclared).check_error(
+        "undeclared.pt", "`embed` takes per-atom inputs, but the file declares none"
+    )
+    from symgnn_ase.testing import make_tiny_model
+
+    plain = tmp_path / "plain.pt"
+    make_tiny_model(plain, kind="symgnn", seed=1)
+    spec = '{"names": ["pe"], "stats": {"pe": {"Cu": [-3.5, 0.2]}}}'
+    declared = write_model_metadata(plain, tmp_path / "declared.pt", "node_inputs", spec)
+    _run_one(lammps, tmp_path, declared).check_error(
+        "declared.pt", "declares per-atom inputs, but the module's `embed` takes none"
+    )
+
+
+def test_no_pair_style_is_refused(lammps, pe_models, tmp_path):
+    _run_one(lammps, tmp_path, pe_models["pe"], pair="").check_error(
+        "takes per-atom energies from the pair style", "no pair style is defined"
+    )
+
+
+def test_inputs_far_from_training_are_warned_once(lammps, pe_models, tmp_path):
+    from symgnn_ase.export import load_model
+
+    spec = json.loads(load_model(pe_models["pe"]).node_inputs.to_json())
+    spec["stats"]["pe"]["Cu"] = [2.0, 0.01]  # nowhere near an EAM energy
+    far = write_model_metadata(
+        pe_models["pe"], tmp_path / "far.pt", "node_inputs", json.dumps(spec)
+    )
+    positions, types, cell = glass(200, seed=24)
+    write_data(tmp_path / "glass.data", positions, types, cell)
+    text = _header("glass.data", _pair_lines("eam/fs"))
+    text += f"compute sg all symgnn {far} Cu Zr\n"
+    text += "compute red all reduce sum c_sg\nthermo_style custom step c_red\nthermo 1\n"
+    text += "velocity all create 300 7 loop geom\nfix nve all nve\nrun 3\n"
+    out = lammps.run(text, tmp_path, np=2).check().output
+    assert out.count("far from the model's training data") == 1, out[-3000:]
+    assert "node input `pe` of Cu" in out and "trained on 2.0000" in out
+    assert "node input `pe` of Zr" not in out
