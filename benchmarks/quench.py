@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--atoms", type=int, default=2000, help="random glass size (no --glass)")
     args = parser.parse_args()
 
-    from symgnn_ase.data.thermal import lammps_potential_path
+    from symgnn_ase.potential.eam import lammps_potential_path
 
     potential = lammps_potential_path("CuZr_mm.eam.fs")
     with tempfile.TemporaryDirectory(prefix="symgnn_quench_bench_") as tmp:

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from symgnn_ase.data.thermal import file_sha256, lammps_potential_path, open_lammps
+from symgnn_ase.data.io import file_sha256
 from symgnn_ase.outputs import write_text
+from symgnn_ase.potential.eam import lammps_potential_path
+from symgnn_ase.potential.lammps import open_lammps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_thermal import write_frames_gz  # noqa: E402

@@ -32,13 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from symgnn_ase.data.thermal import (
-    attach_labels,
-    file_sha256,
-    lammps_potential_path,
-    run_thermal,
-)
+from symgnn_ase.data.io import file_sha256
+from symgnn_ase.data.thermal import attach_labels, run_thermal
 from symgnn_ase.outputs import write_bytes, write_text
+from symgnn_ase.potential.eam import lammps_potential_path
 
 logger = logging.getLogger("make_thermal")
 

@@ -32,7 +32,8 @@ import numpy as np
 from symgnn_ase.label.artn import Search, SearchFailed, SearchTask, _Fire, run_search
 from symgnn_ase.label.carve import carve_region, region_around
 from symgnn_ase.label.config import LabelConfig
-from symgnn_ase.label.engine import ForceEngine, load_potential
+from symgnn_ase.label.engine import ForceEngine
+from symgnn_ase.potential.eam import load_potential
 
 HERE = Path(__file__).resolve().parent
 RUN = HERE / "train0"

@@ -28,7 +28,7 @@ def main() -> None:
     from symgnn_ase.label.artn import SearchTask, run_search
     from symgnn_ase.label.carve import region_around
     from symgnn_ase.label.config import LabelConfig
-    from symgnn_ase.label.engine import load_potential
+    from symgnn_ase.potential.eam import load_potential
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")

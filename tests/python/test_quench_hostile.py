@@ -12,7 +12,7 @@ import pytest
 from ase.calculators.emt import EMT
 
 from symgnn_ase.cli import main
-from symgnn_ase.data.thermal import lammps_potential_path
+from symgnn_ase.potential.eam import lammps_potential_path
 from symgnn_ase.quench import (
     MIN_SEPARATION,
     QuenchSettings,

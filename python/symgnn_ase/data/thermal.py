@@ -4,7 +4,7 @@ The barrier is a property of the inherent structure, so a snapshot of a glass at
 keeps the relaxed glass's label for every atom. Atoms are matched by identity (LAMMPS atom id =
 index + 1 in the source structure), never by position: :func:`attach_labels` takes the ids in
 whatever order a snapshot lists them. The LAMMPS engine itself is :mod:`symgnn_ase.potential`
-(``open_lammps``, ``minimize``, ... are re-exported here for existing callers).
+(``potential.lammps``: ``open_lammps``, ``minimize``, ...; ``potential.eam``: the file lookup).
 """
 
 from __future__ import annotations
@@ -15,30 +15,16 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..potential.eam import lammps_potential_path, potential_elements
 from ..potential.lammps import (
     gather,
-    import_lammps,
-    lammps_box,
     minimize,
     open_lammps,
     scatter_positions,
 )
-from .io import file_sha256
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "attach_labels",
-    "file_sha256",
-    "lammps_potential_path",
-    "potential_elements",
-    "run_thermal",
-    "lammps_box",
-    "import_lammps",
-    "open_lammps",
-    "minimize",
-]
+__all__ = ["attach_labels", "run_thermal"]
 
 
 def run_thermal(

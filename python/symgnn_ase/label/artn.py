@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data.thermal import file_sha256
+from ..data.io import file_sha256
+from ..potential.eam import Potential
 from .carve import Region
 from .config import RECORD_VERSION, LabelConfig
-from .engine import ForceEngine, Potential
+from .engine import ForceEngine
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .engine import Potential
+from ..potential.eam import Potential
 
 if TYPE_CHECKING:
     from .config import LabelConfig

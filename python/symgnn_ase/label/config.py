@@ -44,7 +44,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import Potential
+    from ..potential.eam import Potential
 
 __all__ = ["LabelConfig", "RECORD_VERSION"]
 

@@ -5,7 +5,7 @@
 :func:`symgnn_ase.potential.lammps.open_evaluator` and returns the energy and the forces on the
 moving atoms for any positions of them, counting the calls. The potential file itself (checked
 before any work, with the ranges of its tables that give the exact frozen-shell width) is
-:func:`symgnn_ase.potential.eam.load_potential`; the names are re-exported here for callers.
+:func:`symgnn_ase.potential.eam.load_potential`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..potential.eam import Potential, load_potential, resolve_potential
+from ..potential.eam import Potential
 from ..potential.lammps import (
-    ensure_libmpi,
     gather,
     minimize_atoms,
     open_evaluator,
@@ -29,17 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ForceEngine",
-    "Potential",
-    "ensure_libmpi",
-    "gather",
-    "load_potential",
-    "open_engine_lammps",
-    "relax_glass",
-    "resolve_potential",
-    "scatter_positions",
-]
+__all__ = ["ForceEngine", "open_engine_lammps", "relax_glass"]
 
 
 def open_engine_lammps(atoms, potential: Potential, inert_from: int | None = None):

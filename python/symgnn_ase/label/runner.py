@@ -41,12 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from ..data.thermal import file_sha256, lammps_box
+from ..data.io import file_sha256
 from ..outputs import atomic_output, atomic_path
+from ..potential.eam import Potential, load_potential
+from ..potential.lammps import lammps_box
 from .artn import SearchTask, run_search
 from .carve import Region, check_box, region_around
 from .config import RECORD_VERSION, LabelConfig
-from .engine import Potential, load_potential, relax_glass
+from .engine import relax_glass
 from .folder import check_folder, lock_folder
 from .records import RecordLog, check_manifest, duplicate_of, write_json_atomic
 from .selection import parse_selection

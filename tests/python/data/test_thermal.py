@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symgnn_ase.data.thermal import (
-    attach_labels,
-    lammps_box,
-    lammps_potential_path,
-    potential_elements,
-    run_thermal,
-)
+from symgnn_ase.data.thermal import attach_labels, run_thermal
+from symgnn_ase.potential.eam import lammps_potential_path, potential_elements
+from symgnn_ase.potential.lammps import lammps_box
 from symgnn_ase.testing import random_glass
 
 

@@ -41,7 +41,7 @@ def random_cuzr(n: int, seed: int) -> tuple[np.ndarray, list[str], float]:
 
 @pytest.fixture(scope="session")
 def potential_path() -> Path:
-    from symgnn_ase.data.thermal import lammps_potential_path
+    from symgnn_ase.potential.eam import lammps_potential_path
 
     return lammps_potential_path("CuZr_mm.eam.fs")
 
@@ -52,7 +52,8 @@ def small_glass(tmp_path_factory, potential_path) -> Path:
     import ase.io
     from ase import Atoms
 
-    from symgnn_ase.label.engine import load_potential, relax_glass
+    from symgnn_ase.label.engine import relax_glass
+    from symgnn_ase.potential.eam import load_potential
 
     pos, symbols, side = random_cuzr(N_ATOMS, seed=3)
     atoms = Atoms(symbols, positions=pos, cell=[side] * 3, pbc=True)

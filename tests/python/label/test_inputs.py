@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from symgnn_ase.label import LabelConfig, label_glass
-from symgnn_ase.label.engine import load_potential
 from symgnn_ase.label.selection import parse_selection
+from symgnn_ase.potential.eam import load_potential
 
 
 def test_potential_ranges_give_the_exact_shell(potential_path):

@@ -10,7 +10,7 @@ import pytest
 from symgnn_ase.label.artn import Search, SearchTask, exchanged_atoms, run_search
 from symgnn_ase.label.carve import carve_region, region_around
 from symgnn_ase.label.config import RECORD_VERSION, LabelConfig
-from symgnn_ase.label.engine import ForceEngine, load_potential
+from symgnn_ase.label.engine import ForceEngine
 from symgnn_ase.label.records import (
     RecordLog,
     check_manifest,
@@ -18,6 +18,7 @@ from symgnn_ase.label.records import (
     duplicate_of,
     write_json_atomic,
 )
+from symgnn_ase.potential.eam import load_potential
 
 STATUSES = {"accepted", "failed", "negative_barrier", "no_event", "disconnected"}
 
