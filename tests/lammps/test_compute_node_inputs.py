@@ -19,8 +19,17 @@ import numpy as np
 import pytest
 
 from ..python.potential.node_inputs_helpers import fit_pe_ridge, with_metadata
-from .helpers import glass, read_dump, write_data, write_model_metadata
-from .test_compute_relax import _header, _md_input, _pair_lines, _thermo_rows
+from .helpers import (
+    eam_header,
+    frame_atoms,
+    glass,
+    md_input,
+    pair_lines,
+    read_dump,
+    thermo_rows,
+    write_data,
+    write_model_metadata,
+)
 
 TOL = 1e-5  # eV, LAMMPS vs the ASE calculator
 PROTOCOL = {"steps": 2, "alpha": 0.12, "cap": 0.3}
@@ -43,17 +52,9 @@ def pe_models(tmp_path_factory) -> dict[str, Path]:
 
 
 def _ase_barriers(model: Path, frame) -> np.ndarray:
-    from ase import Atoms
-
     from symgnn_ase.calculator import BARRIERS, SymGNNCalculator
 
-    c = frame.columns
-    atoms = Atoms(
-        symbols=["Cu" if t == 1 else "Zr" for t in c["type"]],
-        positions=np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin,
-        cell=frame.cell,
-        pbc=True,
-    )
+    atoms = frame_atoms(frame)
     calc = SymGNNCalculator(str(model))
     try:
         return np.asarray(calc.get_property(BARRIERS, atoms), dtype=np.float64)
@@ -73,7 +74,7 @@ def _ase_barriers(model: Path, frame) -> np.ndarray:
 def test_ranks_agree_with_ase(lammps, pe_models, tmp_path, nprocs, newton, tilt):
     positions, types, cell = glass(300, seed=21, tilt=tilt)
     write_data(tmp_path / "glass.data", positions, types, cell, triclinic=any(tilt))
-    text = _header("glass.data", _pair_lines("eam/fs"), newton=newton)
+    text = eam_header("glass.data", pair_lines("eam/fs"), newton=newton)
     text += f"compute pe all symgnn {pe_models['pe']} Cu Zr\n"
     text += f"compute rl all symgnn {pe_models['relax']} Cu Zr\n"
     text += "compute pea all pe/atom\n"
@@ -113,7 +114,7 @@ def test_trajectory_is_bit_for_bit(lammps, pe_models, tmp_path, nprocs):
         run_dir = tmp_path / name
         run_dir.mkdir()
         write_data(run_dir / "glass.data", positions, types, cell)
-        res = lammps.run(_md_input(_pair_lines("eam/fs"), extra), run_dir, np=nprocs).check()
+        res = lammps.run(md_input(pair_lines("eam/fs"), extra), run_dir, np=nprocs).check()
         runs[name] = (res, run_dir)
     res_with, dir_with = runs["with"]
     assert "node inputs: pe" in res_with.output
@@ -124,14 +125,14 @@ def test_trajectory_is_bit_for_bit(lammps, pe_models, tmp_path, nprocs):
     assert dumps["with"].count("ITEM: TIMESTEP") == 11
     assert "c_pea" in dumps["with"].splitlines()[8]
     assert dumps["with"] == dumps["without"], "the compute changed the trajectory or pe/atom"
-    thermo = {name: _thermo_rows(r.output) for name, (r, _) in runs.items()}
+    thermo = {name: thermo_rows(r.output) for name, (r, _) in runs.items()}
     assert thermo["with"] == thermo["without"], "the compute changed pe, ke, press or pair/local"
 
 
 def _run_one(lammps, tmp_path: Path, model: Path, pair: str | None = None):
     positions, types, cell = glass(200, seed=23)
     write_data(tmp_path / "glass.data", positions, types, cell)
-    text = _header("glass.data", _pair_lines("eam/fs") if pair is None else pair)
+    text = eam_header("glass.data", pair_lines("eam/fs") if pair is None else pair)
     text += f"compute sg all symgnn {model} Cu Zr\n"
     text += "dump d all custom 1 dump.txt id c_sg\nrun 0\n"
     return lammps.run(text, tmp_path)
@@ -178,7 +179,7 @@ def test_inputs_far_from_training_are_warned_once(lammps, pe_models, tmp_path):
     )
     positions, types, cell = glass(200, seed=24)
     write_data(tmp_path / "glass.data", positions, types, cell)
-    text = _header("glass.data", _pair_lines("eam/fs"))
+    text = eam_header("glass.data", pair_lines("eam/fs"))
     text += f"compute sg all symgnn {far} Cu Zr\n"
     text += "compute red all reduce sum c_sg\nthermo_style custom step c_red\nthermo 1\n"
     text += "velocity all create 300 7 loop geom\nfix nve all nve\nrun 3\n"

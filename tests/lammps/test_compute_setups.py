@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import frame_reference, glass, input_header, read_dump, write_data
+from .helpers import frame_atoms, frame_reference, glass, input_header, read_dump, write_data
 
 TOL = 1e-5  # eV, LAMMPS against the model evaluated in Python on the whole periodic structure
 
@@ -84,20 +84,12 @@ def test_type_order_with_the_default_model(lammps, tmp_path):
     write_data(tmp_path / "glass.data", positions, 3 - types, cell, masses=(91.224, 63.546))
     pair = f"pair_style eam/fs\npair_coeff * * {lammps_potential_path('CuZr_mm.eam.fs')} Zr Cu"
     # LAMMPS's default skin for metal units: the unrelaxed random glass moves the full cap
-    text = input_header("glass.data", pair).replace("neighbor 1.0 bin", "neighbor 2.0 bin")
+    text = input_header("glass.data", pair, skin=2.0)
     text += _dump("compute b all symgnn default Zr Cu")
     lammps.run(text, tmp_path).check()
     (frame,) = read_dump(tmp_path / "dump.txt")
-    from ase import Atoms
-
-    c = frame.columns
-    symbols = ["Zr" if t == 1 else "Cu" for t in c["type"]]
-    atoms = Atoms(
-        symbols, positions=np.stack([c["x"], c["y"], c["z"]], 1) - frame.origin, cell=frame.cell
-    )
-    atoms.pbc = True
-    ref = get_energy_barriers(atoms, model="default")
-    assert np.max(np.abs(c["c_b"] - ref)) <= TOL
+    ref = get_energy_barriers(frame_atoms(frame, ("Zr", "Cu")), model="default")
+    assert np.max(np.abs(frame.columns["c_b"] - ref)) <= TOL
 
 
 def test_several_types_one_element(lammps, tiny_models, tmp_path):

@@ -70,7 +70,7 @@ def test_real_glass_matches_calculator(lammps, real_glass, tmp_path, nprocs):
     folder, potential, model_arg, model_path, n_atoms = real_glass
     (tmp_path / "glass.data").symlink_to(folder / "glass.data")
     pair = f"pair_style eam/fs\npair_coeff * * {potential} Cu Zr"
-    text = input_header("glass.data", pair).replace("neighbor 1.0 bin", "neighbor 2.0 bin")
+    text = input_header("glass.data", pair, skin=2.0)
     text += f"""compute b all symgnn {model_arg} Cu Zr
 compute s all reduce ave c_b
 thermo_style custom step pe c_s
