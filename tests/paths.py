@@ -2,7 +2,7 @@
 machine): the repository root and the CuZr data set beside it (``../shared/data/cuzr64``).
 
 Tests that need the data set call :func:`require_data`: where it is missing they skip, saying
-where it was looked for, unless ``SYMGNN_REQUIRE_DATA=1`` (set by ``.ci/run``), under which a
+where it was looked for, unless ``SYMGNN_REQUIRE_DATA=1`` (set by ``.ci/run`` when ``CI=true``), under which a
 missing data set is a failure: CI cannot pass with those tests silently skipped."""
 
 from __future__ import annotations

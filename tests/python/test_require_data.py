@@ -1,5 +1,5 @@
 """tests/paths.require_data: a missing data set skips a test, saying where it was looked for,
-and fails it under SYMGNN_REQUIRE_DATA=1 (set by .ci/run), so CI cannot pass with the tests that
+and fails it under SYMGNN_REQUIRE_DATA=1 (set by .ci/run when CI=true), so CI cannot pass with the tests that
 need the data set skipped."""
 
 from __future__ import annotations
