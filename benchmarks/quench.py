@@ -77,7 +77,7 @@ def glass(args: argparse.Namespace, folder: Path, potential: Path) -> tuple[Path
         atoms = read(source)
         write_data(atoms, path)
         return path, len(atoms), str(source)
-    from symgnn_ase.quench import QuenchSettings, quench_lammps
+    from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
     from symgnn_ase.testing import random_glass
 
     print(f"{GLASS} not found: a random glass of {args.atoms} atoms, minimized", flush=True)

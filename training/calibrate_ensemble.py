@@ -134,7 +134,7 @@ def minimized(atoms, potential: str, cache: Path | None, name: str):
     """``atoms`` minimized with the EAM ``potential`` (kept in ``cache`` when given)."""
     import ase.io
 
-    from symgnn_ase.quench import QuenchSettings, quench_lammps
+    from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
 
     path = cache / f"{name}.extxyz.gz" if cache is not None else None
     if path is not None and path.exists():

@@ -51,7 +51,7 @@ def frames(view: str, name: str, cache: Path, moved: Path = RELAXED4) -> list:
     path = cache / f"valid_T{name}_quenched.extxyz"
     if not path.exists():
         from symgnn_ase.potential.eam import lammps_potential_path
-        from symgnn_ase.quench import QuenchSettings, quench_lammps
+        from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
 
         pot = lammps_potential_path("CuZr_mm.eam.fs")
         done = [

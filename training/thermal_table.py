@@ -42,7 +42,7 @@ def frames(name: str):
 def evaluate(model_path: str, quenched: dict) -> dict[str, dict[str, float]]:
     from symgnn_ase.calculator import SymGNNCalculator
     from symgnn_ase.potential.eam import lammps_potential_path
-    from symgnn_ase.quench import QuenchSettings, quench_lammps
+    from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
     from symgnn_ase.train.metrics import regression_metrics
 
     calc = SymGNNCalculator(model_path)

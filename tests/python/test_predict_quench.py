@@ -17,7 +17,7 @@ from ase import Atoms
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase.cli import main
 from symgnn_ase.potential.eam import lammps_potential_path
-from symgnn_ase.quench import QuenchSettings, quench_lammps
+from symgnn_ase.potential.quench import QuenchSettings, quench_lammps
 from symgnn_ase.testing import random_glass
 
 B = "energy_barriers"

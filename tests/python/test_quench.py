@@ -7,7 +7,7 @@ import pytest
 
 from symgnn_ase.potential.eam import lammps_potential_path
 from symgnn_ase.potential.lammps import open_lammps
-from symgnn_ase.quench import QuenchSettings, quench_ase, quench_lammps
+from symgnn_ase.potential.quench import QuenchSettings, quench_ase, quench_lammps
 from symgnn_ase.testing import random_glass
 
 

@@ -13,7 +13,7 @@ from ase.calculators.emt import EMT
 
 from symgnn_ase.cli import main
 from symgnn_ase.potential.eam import lammps_potential_path
-from symgnn_ase.quench import (
+from symgnn_ase.potential.quench import (
     MIN_SEPARATION,
     QuenchSettings,
     quench_ase,
@@ -68,10 +68,10 @@ def test_a_folder_or_a_missing_name_is_named(tiny_model, tmp_path, capsys):
 
 def test_an_unconverged_quench_is_reported(caplog):
     hot = random_glass(60, seed=2)
-    with caplog.at_level(logging.WARNING, logger="symgnn_ase.quench"):
+    with caplog.at_level(logging.WARNING, logger="symgnn_ase.potential.quench"):
         quench_lammps(hot, WHEEL_NAME, QuenchSettings(fmax=1e-3, max_steps=3000))
     assert not [r for r in caplog.records if "not converged" in r.getMessage()]
-    with caplog.at_level(logging.WARNING, logger="symgnn_ase.quench"):
+    with caplog.at_level(logging.WARNING, logger="symgnn_ase.potential.quench"):
         quench_lammps(hot, WHEEL_NAME, QuenchSettings(fmax=1e-4, max_steps=3))
     warned = [r.getMessage() for r in caplog.records if "not converged" in r.getMessage()]
     assert len(warned) == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from symgnn_ase.runtime import torch_threads
 from symgnn_ase.testing import make_tiny_model, random_glass
-from symgnn_ase.threads import torch_threads
 
 
 def test_plots_leave_matplotlib_alone(tmp_path: Path) -> None:

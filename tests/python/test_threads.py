@@ -6,7 +6,7 @@ that each thread's chunk of an element-wise kernel ends in a scalar tail:
 - the same thread count twice: bit-identical;
 - 1 and 4 threads: within 1e-5 eV (measured: up to 1.7e-6 eV with the default model on an AVX-512
   CPU, where ATen's vectorized kernels and MKL round differently per chunk);
-- ``SYMGNN_REPRODUCIBLE=1`` (symgnn_ase/reproducible.py): 1 and 4 threads bit-identical.
+- ``SYMGNN_REPRODUCIBLE=1`` (symgnn_ase/runtime.py): 1 and 4 threads bit-identical.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from ase.build import bulk
 
 from symgnn_ase import SymGNNCalculator
-from symgnn_ase.reproducible import ENV, SETTINGS, apply_from_environment, requested
+from symgnn_ase.runtime import ENV, SETTINGS, apply_from_environment, requested
 from symgnn_ase.testing import make_tiny_model
 
 B = "energy_barriers"

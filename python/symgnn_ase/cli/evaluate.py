@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--rotations must be >= 0, got {args.rotations}")
     from ..export import load_model
     from ..outputs import check_output, write_text
-    from ..threads import torch_threads
+    from ..runtime import torch_threads
     from ..train.evaluate import evaluate_files
 
     if args.json:  # refused before any work: not a folder, link, device; not an input

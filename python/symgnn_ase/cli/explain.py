@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
     )
     from ..explain.structure import explain_structure
-    from ..threads import torch_threads
+    from ..runtime import torch_threads
 
     with torch_threads(threads):
         explain_structure(

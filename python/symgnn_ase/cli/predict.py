@@ -76,7 +76,7 @@ def _add_relax(parser: argparse.ArgumentParser) -> None:
 
 def _add_quench(parser: argparse.ArgumentParser) -> None:
     """``--quench POTENTIAL``, ``--quench-fmax F``, ``--quench-steps N``."""
-    from ..quench import QuenchSettings
+    from ..potential.quench import QuenchSettings
 
     default = QuenchSettings()
     parser.add_argument(
@@ -107,7 +107,7 @@ def _add_quench(parser: argparse.ArgumentParser) -> None:
 
 def _quench_settings(args: argparse.Namespace):
     """QuenchSettings from the --quench-* options (None without --quench)."""
-    from ..quench import QuenchSettings
+    from ..potential.quench import QuenchSettings
 
     tuning = {"--quench-fmax": args.quench_fmax, "--quench-steps": args.quench_steps}
     if args.quench is None:
@@ -127,7 +127,7 @@ def _quench_settings(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..predict import predict_files
-    from ..threads import torch_threads
+    from ..runtime import torch_threads
 
     quench_settings = _quench_settings(args)
     with torch_threads(check_threads(args)):

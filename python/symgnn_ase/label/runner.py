@@ -92,7 +92,7 @@ def load_glass(path: str | os.PathLike, potential: Potential, frame: int = 0):
             f"{path}: element(s) {missing} are not in the potential {potential.path.name} "
             f"(it has {list(potential.elements)})"
         )
-    from ..quench import check_separation
+    from ..potential.quench import check_separation
 
     check_separation(atoms, str(path))  # overlapping atoms would be relaxed at ~1e13 eV
     return atoms

