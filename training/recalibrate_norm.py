@@ -24,7 +24,7 @@ from symgnn_ase.nn.config import ModelConfig
 from symgnn_ase.train.checkpoints import atomic_save
 from symgnn_ase.train.datasets import load_train_groups, load_valid_sets
 from symgnn_ase.train.evaluate import evaluate_graphs
-from symgnn_ase.train.export import model_from_checkpoint
+from symgnn_ase.compose.load import model_from_checkpoint
 from symgnn_ase.train.steps import recalibrate_batchnorm as _recalibrate_batchnorm
 
 

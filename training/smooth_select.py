@@ -4,7 +4,7 @@ validation glass only.
     .venv/bin/python training/smooth_select.py --base symgnn_md_dn --json training/results/smooth_select.json
 
 Predicts once with ``--base`` (a model file or bundled name) on ``valid.extxyz``, then applies
-the smoothing of :mod:`symgnn_ase.nn.smooth` (``s_i = (p_i + sum_j w_ij p_j) / (1 + sum_j
+the smoothing of :mod:`symgnn_ase.compose.smooth` (``s_i = (p_i + sum_j w_ij p_j) / (1 + sum_j
 w_ij)``, ``w = exp(-r / L) f_c(r)``, pairs of the model's neighbor list, ``f_c`` reaching 0 at
 the model's ``r_max``) in float64 for every L and cutoff form, and prints the validation
 Pearson. The pick is the highest Pearson over the grid (MODEL_CARD "Which one is the default");
@@ -26,12 +26,12 @@ LENGTHS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0]
 
 
 def smooth(p: np.ndarray, i, j, r, n: int, length: float, r_cut: float, form: str) -> np.ndarray:
-    """The model's smoothing (:func:`symgnn_ase.nn.smooth.smoothing_weight`, in float64) on
+    """The model's smoothing (:func:`symgnn_ase.compose.smooth.smoothing_weight`, in float64) on
     receivers ``i`` and senders ``j`` at distances ``r``; ``plain``: a hard cut at ``r_cut``."""
     if form == "plain":
         w = np.exp(-r / length) * (r < r_cut)
     else:
-        from symgnn_ase.nn.smooth import smoothing_weight
+        from symgnn_ase.compose.smooth import smoothing_weight
 
         w = smoothing_weight(
             torch.from_numpy(r),

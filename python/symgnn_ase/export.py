@@ -47,8 +47,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "LoadedModel",
     "export_model",
-    "export_wrapper",
     "load_model",
+    "rewrite_metadata",
     "script_error_line",
     "torchscript_allowed",
     "wrapped_kinds",
@@ -169,47 +169,33 @@ def export_model(
     return path
 
 
-def export_wrapper(
-    model: nn.Module,
-    output: str | os.PathLike,
-    base: str | os.PathLike,
-    loaded: LoadedModel,
-    info: dict[str, Any],
-    ensemble_info: dict[str, Any] | None = None,
+def rewrite_metadata(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    changes: dict[str, str],
     inputs: Iterable[str | os.PathLike | None] = (),
+    what: str = "output",
 ) -> Path:
-    """Write ``model``, a wrapper around the loaded ``base`` model (e.g. smoothed), with
-    ``info`` (its kind and parameters) plus ``base`` (the base's file name, sha256 and info
-    without its date) and ``n_parameters``; an ensemble base adds ``ensemble_size``, then
-    ``ensemble_info``, to the info and the ``ensemble_size`` metadata. ``inputs``: the other
-    files read, never overwritten."""
-    from .data.io import file_sha256
-
-    info = {
-        **info,
-        "base": {
-            "source": os.path.basename(os.path.normpath(str(base))),
-            "sha256": file_sha256(loaded.path),
-            "info": {k: v for k, v in loaded.info.items() if k != "date"},
-        },
-        "n_parameters": sum(p.numel() for p in model.parameters()),
-    }
-    metadata = {}
-    if loaded.ensemble_size > 1:
-        info["ensemble_size"] = loaded.ensemble_size
-        info.update(ensemble_info or {})
-        metadata[ENSEMBLE_SIZE_KEY] = str(loaded.ensemble_size)
-    if loaded.relax != RelaxProtocol.off():  # the wrapped model predicts on relaxed positions
-        metadata[RELAX_KEY] = loaded.relax.to_json()
-    return export_model(
-        model,
-        output,
-        loaded.type_names,
-        loaded.r_max,
-        info=info,
-        inputs=[loaded.path, *inputs],
-        metadata=metadata,
-    )
+    """Write a copy of the model file ``src`` (checked with :func:`load_model` first) to
+    ``dst``, atomically, with the metadata entries ``changes`` set (``info`` or an optional
+    key; the module untouched). ``dst`` may be neither ``src`` nor one of ``inputs``."""
+    unknown = sorted(set(changes) - set(OPTIONAL_METADATA_KEYS) - {"info"})
+    if unknown:
+        raise ValueError(
+            f"metadata {unknown} cannot be rewritten: only info and {OPTIONAL_METADATA_KEYS}"
+        )
+    src = resolve_model_path(src)
+    inputs = [src, *inputs]
+    check_output(dst, inputs, what=what)
+    load_model(src)  # a readable symgnn model, checked before any writing
+    extra = dict.fromkeys(METADATA_KEYS + OPTIONAL_METADATA_KEYS, "")
+    with torchscript_allowed():
+        module = torch.jit.load(str(src), map_location="cpu", _extra_files=extra)
+    meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
+    meta = {k: v for k, v in meta.items() if k in METADATA_KEYS or v} | dict(changes)
+    with atomic_path(dst, inputs, what=what) as tmp, torchscript_allowed():
+        torch.jit.save(module, str(tmp), _extra_files=meta)
+    return Path(dst)
 
 
 def load_model(

@@ -314,7 +314,7 @@ def thermo_rows(output: str) -> list[str]:
 def tiny_ensemble(folder: Path, seed: int) -> Path:
     """``folder/ens.pt``: the ensemble of a tiny ``length`` and a tiny ``equivariant`` model
     (seeds ``seed``, ``seed + 1``) written to ``folder``."""
-    from symgnn_ase.ensemble import export_ensemble
+    from symgnn_ase.compose.ensemble import export_ensemble
     from symgnn_ase.testing import make_tiny_members
 
     ens = folder / "ens.pt"

@@ -16,7 +16,7 @@ TOL_ASE = 1e-5  # eV: LAMMPS vs the ASE calculator
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory):
     """Three tiny members of three kinds (the equivariant one has 3 layers, the others 4)."""
-    from symgnn_ase.ensemble import export_ensemble
+    from symgnn_ase.compose.ensemble import export_ensemble
     from symgnn_ase.testing import make_tiny_members
 
     folder = tmp_path_factory.mktemp("ensemble")

@@ -21,7 +21,7 @@ NET = {"kind": "length", "node_dim": 8, "edge_dim": 8, "heads": [2, 2, 1, 1], "d
 def residual(tmp_path_factory) -> tuple[Path, Path]:
     """(the residual file, its baseline): a tiny SchNet baseline and a tiny edge-length network
     trained for 3 epochs on its remainder (``data.baseline``)."""
-    from symgnn_ase.ensemble import export_residual
+    from symgnn_ase.compose.residual import export_residual
     from symgnn_ase.export import load_model
     from symgnn_ase.testing import make_tiny_model
     from symgnn_ase.train import train

@@ -12,7 +12,7 @@ from .helpers import check_std_ranks_and_ase, tiny_ensemble
 
 @pytest.fixture(scope="module")
 def smoothed(tmp_path_factory):
-    from symgnn_ase.smooth import export_smoothed
+    from symgnn_ase.compose.smooth import export_smoothed
 
     folder = tmp_path_factory.mktemp("smoothed")
     ens = tiny_ensemble(folder, seed=60)

@@ -23,7 +23,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from symgnn_ase.cli import main
 from symgnn_ase.data.io import file_sha256
-from symgnn_ase.ensemble import export_ensemble
+from symgnn_ase.compose.ensemble import export_ensemble
 from symgnn_ase.export import load_model, torchscript_allowed
 from symgnn_ase.format import METADATA_KEYS
 from symgnn_ase.nn.factory import build_model
@@ -232,8 +232,10 @@ def test_a_member_that_changes_its_state_width_is_refused(env, tmp_path) -> None
 def _broken_stack(env, tmp_path: Path) -> Path:
     """A residual over a member whose edge state changes width, as `symgnn residual` wrote
     it before the refusal (its layer-by-layer path fails)."""
-    from symgnn_ase.ensemble import _export_stack, load_member
-    from symgnn_ase.nn.ensemble import Residual, edge_width
+    from symgnn_ase.compose.load import load_member
+    from symgnn_ase.compose.record import export_stack
+    from symgnn_ase.compose.residual import Residual
+    from symgnn_ase.compose.stack import edge_width
 
     members = [load_member(_widening(env, tmp_path / "wide.pt")), load_member(env["single"])]
     module = Residual(
@@ -242,7 +244,7 @@ def _broken_stack(env, tmp_path: Path) -> Path:
         [m.feature_dim for m in members],
         [edge_width(m.module, m.dtype) for m in members],
     )
-    return _export_stack(module, members, tmp_path / "broken.pt", {})
+    return export_stack(module, members, tmp_path / "broken.pt", {})
 
 
 def test_explain_reports_a_broken_layer_by_layer_model_in_one_line(env, tmp_path) -> None:
@@ -349,7 +351,7 @@ def test_type_names_must_be_elements(env, tmp_path) -> None:
 
 
 def test_wrapping_twice_and_duplicate_members_warn(env, tmp_path, caplog) -> None:
-    from symgnn_ase.smooth import export_smoothed
+    from symgnn_ase.compose.smooth import export_smoothed
 
     caplog.set_level(logging.WARNING)
     export_ensemble([str(env["single"]), str(env["single"])], tmp_path / "twice.pt")

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ensemble import export_ensemble
+    from ..compose.ensemble import export_ensemble
 
     path = export_ensemble(list(args.models), args.output, std_scale=args.std_scale)
     print(f"wrote {path} ({len(args.models)} members)")

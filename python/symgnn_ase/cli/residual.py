@@ -27,7 +27,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ensemble import export_residual
+    from ..compose.residual import export_residual
 
     path = export_residual(args.base, list(args.nets), args.output, args.any_baseline)
     print(f"wrote {path} ({args.base} + {' + '.join(args.nets)})")

@@ -13,7 +13,7 @@ import argparse
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
-    from ..nn.smooth import CUTOFFS
+    from ..compose.smooth import CUTOFFS
 
     p.add_argument("model", metavar="MODEL", help="exported model file or bundled name")
     p.add_argument("-o", "--output", required=True, help="model file to write")
@@ -27,7 +27,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..smooth import export_smoothed
+    from ..compose.smooth import export_smoothed
 
     path = export_smoothed(args.model, args.output, args.length, args.cutoff)
     print(f"wrote {path} ({args.model} smoothed over L = {args.length:g} Å, {args.cutoff} cutoff)")

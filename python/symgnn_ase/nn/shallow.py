@@ -7,7 +7,7 @@ Gaussian negative log-likelihood on that mean and spread (``train/shallow_loss.p
 learns where the mean errs. The cost is that of one network.
 
 :class:`ShallowSymGNN` keeps the ensemble contract of ``docs/contracts.md`` exactly as
-:class:`symgnn_ase.nn.ensemble.Ensemble` does, so everything that runs an ensemble file (the
+:class:`symgnn_ase.compose.ensemble.Ensemble` does, so everything that runs an ensemble file (the
 LAMMPS compute's ``std yes``, the ASE calculator's ``energy_barrier_std``, ``symgnn predict``)
 runs it unchanged: ``forward``/``readout`` return the mean over the heads, ``forward_std`` /
 ``readout_std`` ``[2, N]`` the mean and the sample standard deviation (M - 1 in the denominator)
@@ -18,9 +18,9 @@ times the buffer ``std_scale`` (1 until calibrated), ``forward_members`` / ``rea
 import torch
 from torch import Tensor
 
+from ..compose.spread import MeanAndSpread
 from .base import OptTensor
 from .config import ModelConfig
-from .ensemble import MeanAndSpread
 from .symgnn import SymGNN
 
 __all__ = ["ShallowSymGNN", "widen_readout"]

@@ -219,27 +219,11 @@ def write_relax_metadata(
     """Write a copy of the exported model ``src_model`` with the ``relax`` metadata set to
     ``protocol`` (an existing entry is replaced) to ``dst``, atomically; ``dst`` may not be
     ``src_model`` (the model read stays untouched)."""
-    import torch
-
-    from ..export import load_model, torchscript_allowed
-    from ..format import METADATA_KEYS, OPTIONAL_METADATA_KEYS, resolve_model_path
-    from ..outputs import atomic_path, check_output
+    from ..export import rewrite_metadata
 
     if not isinstance(protocol, RelaxProtocol):
         raise TypeError(f"protocol must be a RelaxProtocol, got {type(protocol).__name__}")
-    src = resolve_model_path(src_model)
-    dst = Path(dst)
-    check_output(dst, [src], what="relax output")
-    load_model(src)  # a readable symgnn model, checked before any writing
-    extra = dict.fromkeys(METADATA_KEYS + OPTIONAL_METADATA_KEYS, "")
-    with torchscript_allowed():
-        module = torch.jit.load(str(src), map_location="cpu", _extra_files=extra)
-    meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-    meta = {k: v for k, v in meta.items() if k in METADATA_KEYS or v}
-    meta[RELAX_KEY] = protocol.to_json()
-    with atomic_path(dst, [src], what="relax output") as tmp, torchscript_allowed():
-        torch.jit.save(module, str(tmp), _extra_files=meta)
-    return dst
+    return rewrite_metadata(src_model, dst, {RELAX_KEY: protocol.to_json()}, what="relax output")
 
 
 def stamp_relax(

@@ -7,34 +7,17 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
 
-import torch
-
+from ..compose.load import model_from_checkpoint
+from ..compose.residual import export_residual
 from ..export import export_model
 from ..format import ENSEMBLE_SIZE_KEY, NODE_INPUTS_KEY
-from ..nn.config import ModelConfig
-from ..nn.factory import build_model
 from ..outputs import check_output
-from .checkpoints import load_checkpoint
 from .datasets import run_baseline
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["model_from_checkpoint", "export_run"]
-
-
-def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The eager model of a run folder (its best.pt) or of a checkpoint file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    ckpt = load_checkpoint(path)
-    if "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not a symgnn training checkpoint (no model/config entries)")
-    model = build_model(ModelConfig.from_dict(ckpt["config"]["model"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
 
 
 def export_run(
@@ -50,9 +33,9 @@ def export_run(
     inference (default: the training config's ``n_samples_eval``), drawn with
     ``seed_override`` (default: the config's ``sample_seed``). A run trained with
     ``data.baseline`` is exported with its baseline, as one model that sums them
-    (:func:`symgnn_ase.ensemble.export_residual`). A shallow ensemble (``readout_heads`` > 1)
-    is written as an ensemble file (metadata ``ensemble_size``) with its spread times
-    ``std_scale`` (default: the checkpoint's, 1 unless calibrated).
+    (:func:`symgnn_ase.compose.residual.export_residual`). A shallow ensemble
+    (``readout_heads`` > 1) is written as an ensemble file (metadata ``ensemble_size``) with
+    its spread times ``std_scale`` (default: the checkpoint's, 1 unless calibrated).
     """
     source = Path(checkpoint)
     if source.is_dir():
@@ -65,8 +48,6 @@ def export_run(
     if baseline:
         if transforms is not None:
             raise ValueError("--transforms is not available for a run trained with data.baseline")
-        from ..ensemble import export_residual
-
         logger.info("%s learned the residual of %s: exporting their sum", source, baseline)
         return export_residual(baseline, [source], output)
     if transforms is not None:

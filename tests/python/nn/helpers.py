@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from symgnn_ase.ensemble import export_ensemble
+from symgnn_ase.compose.ensemble import export_ensemble
 from symgnn_ase.testing import make_tiny_members, make_tiny_model
 
 INVARIANT_KINDS = ("length", "equivariant", "schnet")  # exactly invariant kinds

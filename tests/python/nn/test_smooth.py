@@ -1,4 +1,4 @@
-"""Spatial smoothing (``symgnn smooth``, ``symgnn_ase.nn.smooth``): the exported file gives the
+"""Spatial smoothing (``symgnn smooth``, ``symgnn_ase.compose.smooth``): the exported file gives the
 formula's numbers behind any model file (single, ensemble with its std), stays
 exactly invariant, is continuous when atoms cross the cutoff, and refuses a bad length."""
 
@@ -16,8 +16,8 @@ from symgnn_ase.calculator import BARRIER_STD, BARRIERS
 from symgnn_ase.cli import main
 from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.export import load_model
-from symgnn_ase.nn.smooth import smoothing_weight
-from symgnn_ase.smooth import build_smoothed, export_smoothed
+from symgnn_ase.compose.smooth import smoothing_weight
+from symgnn_ase.compose.smooth import build_smoothed, export_smoothed
 from symgnn_ase.testing import random_glass
 
 from .helpers import assert_rotation_and_reflection_invariant, single_and_ensemble

@@ -145,7 +145,7 @@ def test_init_from_a_run_and_from_an_exported_file(data, tmp_path):
             progress=False,
         )
     # an ensemble file (the bundled default is one) is named as such
-    from symgnn_ase.ensemble import export_ensemble
+    from symgnn_ase.compose.ensemble import export_ensemble
 
     export_ensemble([str(tmp_path / "m.pt"), str(tmp_path / "m.pt")], tmp_path / "ens.pt")
     cfg5 = _cfg(data, tmp_path / "ft5", init=str(tmp_path / "ens.pt"))
