@@ -29,6 +29,17 @@ class Graph:
     # (training with ``data.baseline``: the network learns the rest; label + baseline is the
     # barrier)
     baseline: Tensor | None = None
+    # [N, n] float64: per-atom inputs from the potential of a model with ``model.node_inputs``
+    # (training: train/node_inputs.py); passed as the model's 5th argument
+    node_inputs: Tensor | None = None
+
+    def run(self, model, edge_vec: Tensor | None = None) -> Tensor:
+        """``model`` on this graph (``edge_vec``: the graph's own, or e.g. a jittered copy),
+        with the node inputs when the graph carries them."""
+        vec = self.edge_vec if edge_vec is None else edge_vec
+        if self.node_inputs is not None:
+            return model(self.species, self.edge_index, vec, None, self.node_inputs)
+        return model(self.species, self.edge_index, vec)
 
     @property
     def n_atoms(self) -> int:

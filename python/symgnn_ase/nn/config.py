@@ -60,8 +60,9 @@ class ModelConfig:
     # EGAT kinds: M > 1 makes a shallow ensemble (nn/shallow.py): the decoder's last layer has M
     # outputs; the barrier is their mean, its uncertainty their spread
     readout_heads: int = 1
-    # ridge: per-atom inputs from the simulation's potential (issue 27; potential/inputs.py),
-    # e.g. ["pe"]: extra density channels, averaged over the neighbours like the densities
+    # ridge and EGAT kinds: per-atom inputs from the simulation's potential (issue 27;
+    # potential/inputs.py), e.g. ["pe"]: ridge, extra density channels averaged over the
+    # neighbours like the densities; EGAT kinds, added to the species embedding (nn/inputs.py)
     node_inputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -90,11 +91,8 @@ class ModelConfig:
             raise ValueError(
                 f"model.agg_norm must be one of {list(AGG_NORMS)}, got {self.agg_norm!r}"
             )
-        if self.node_inputs and self.kind != "ridge":
-            raise ValueError(
-                f"model.node_inputs (per-atom inputs from the potential) is an option of kind "
-                f"'ridge', got node_inputs {self.node_inputs} for kind {self.kind!r}"
-            )
+        if self.node_inputs:
+            self._check_node_inputs()
         if self.kind == "ridge":
             self._check_descriptor()
         elif self.dtype is not None:
@@ -130,15 +128,24 @@ class ModelConfig:
             )
         if not self.smooth_lengths:
             raise ValueError("model.smooth_lengths must list at least one length (Å)")
-        if self.node_inputs:
-            from ..potential.inputs import NODE_INPUT_KINDS
 
-            unknown = [n for n in self.node_inputs if n not in NODE_INPUT_KINDS]
-            if unknown or len(set(self.node_inputs)) != len(self.node_inputs):
-                raise ValueError(
-                    f"model.node_inputs must list distinct inputs of {sorted(NODE_INPUT_KINDS)}, "
-                    f"got {self.node_inputs}"
-                )
+    def _check_node_inputs(self) -> None:
+        """``node_inputs``: kinds ridge and the EGAT kinds with one readout head, known names."""
+        if self.kind not in ("ridge",) + ATTENTION_KINDS or self.readout_heads > 1:
+            raise ValueError(
+                f"model.node_inputs (per-atom inputs from the potential) is an option of kinds "
+                f"{['ridge', *ATTENTION_KINDS]} with one readout head, got node_inputs "
+                f"{self.node_inputs} for kind {self.kind!r} with readout_heads "
+                f"{self.readout_heads}"
+            )
+        from ..potential.inputs import NODE_INPUT_KINDS
+
+        unknown = [n for n in self.node_inputs if n not in NODE_INPUT_KINDS]
+        if unknown or len(set(self.node_inputs)) != len(self.node_inputs):
+            raise ValueError(
+                f"model.node_inputs must list distinct inputs of {sorted(NODE_INPUT_KINDS)}, "
+                f"got {self.node_inputs}"
+            )
 
     def _check_types(self) -> None:
         """Every option has its annotated type (a string where a number belongs is an error)."""

@@ -28,6 +28,10 @@ def build_model(cfg: ModelConfig | dict[str, Any]) -> nn.Module:
         from .descriptor import DescriptorRidge, DescriptorRidgeInputs
 
         return DescriptorRidgeInputs(cfg) if cfg.node_inputs else DescriptorRidge(cfg)
+    if cfg.node_inputs:
+        from .inputs import SymGNNInputs
+
+        return SymGNNInputs(cfg)
     if cfg.readout_heads > 1:
         from .shallow import ShallowSymGNN
 

@@ -299,6 +299,11 @@ class SymGNN(BarrierModel):
 
     @torch.jit.export
     def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        return self._embed(species, edge_vec)
+
+    def _embed(self, species: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        """The species embedding and the encoded, normalized edges (TorchScript has no
+        ``super()``: kinds that extend ``embed`` call this)."""
         h = self.embedding(species)
         if inference_on_cpu(self.training, edge_vec):
             # edge by edge anyway: in chunks, the encoder's intermediates stay in cache

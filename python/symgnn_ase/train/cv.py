@@ -16,9 +16,12 @@ the summary gives the mean and the spread (standard deviation) over folds.
 A fold's folder holds its config, its run folder, the exported model and ``score.json``
 (written atomically last): a fold with ``score.json`` is done, a fold whose run has
 ``last.pt`` resumes, so the command can be killed and rerun, and folds can be run one at a
-time (``--folds``), e.g. in separate processes. ``init`` and ``data.baseline``
-are refused: a model trained on every glass would leak the held-out glass
-into its own fold.
+time (``--folds``), e.g. in separate processes. ``data.baseline`` is refused, and so is an
+``init`` naming one model: a model trained on every glass would leak the held-out glass into
+its own fold. An ``init`` holding ``{fold}`` names each fold's own starting model (``{fold}``
+becomes the fold's folder name, ``fold3_train3``: e.g. ``training/cv/length_budget/{fold}/run``,
+the folds of an earlier study); its checkpoint's data hashes must not include a file of the
+held-out glass.
 
     symgnn cv CONFIG -o DIR [--folds train0 valid ...]
 """
@@ -122,6 +125,36 @@ def fold_plan(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return plan
 
 
+def fold_init(cfg: dict[str, Any], fold: dict[str, Any], folder: Path) -> str | None:
+    """The fold's ``init`` (``{fold}`` replaced by its folder name), refused when the
+    checkpoint there was trained on a file of the held-out glass (by name or content)."""
+    if cfg["init"] is None:
+        return None
+    path = Path(str(cfg["init"]).replace("{fold}", folder.name))
+    ckpt_path = path / "best.pt" if path.is_dir() or path.suffix != ".pt" else path
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(
+            f"init {cfg['init']}: fold {fold['held_out']} starts from {ckpt_path}, which does "
+            "not exist (run the study it names first)"
+        )
+    from ..data.io import file_sha256
+    from .checkpoints import load_checkpoint
+
+    seen = load_checkpoint(ckpt_path).get("data_sha256") or {}
+    held = {file_sha256(f) for f in fold["test"]}
+    leaked = sorted(
+        name
+        for name, digest in seen.items()
+        if digest in held or glass_key(name) == fold["held_out"]
+    )
+    if leaked:
+        raise ValueError(
+            f"init {ckpt_path}: it was trained on {leaked}, of glass {fold['held_out']}, which "
+            "this fold holds out: its score would not be held out"
+        )
+    return str(path)
+
+
 def _fold_config(cfg: dict[str, Any], fold: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     groups = []
     for g in fold["train_groups"]:
@@ -131,7 +164,7 @@ def _fold_config(cfg: dict[str, Any], fold: dict[str, Any], run_dir: Path) -> di
         groups.append(entry)
     data = {k: v for k, v in cfg["data"].items() if k != "baseline"}
     data.update(train=groups, valid=fold["valid"])
-    return {
+    out = {
         "run_dir": str(run_dir),
         "seed": cfg["seed"],
         "threads": cfg["threads"],
@@ -139,6 +172,10 @@ def _fold_config(cfg: dict[str, Any], fold: dict[str, Any], run_dir: Path) -> di
         "model": cfg["model"],
         "optim": cfg["optim"],
     }
+    init = fold_init(cfg, fold, run_dir.parent)
+    if init is not None:
+        out["init"] = init
+    return out
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -228,7 +265,7 @@ def run_cv(
     every finished fold (also written to ``output/cv.json``)."""
     cfg = load_config(config_path)
     for key, value in (
-        ("init", cfg["init"]),
+        ("init", cfg["init"] if "{fold}" not in str(cfg["init"] or "") else None),
         ("data.baseline", cfg["data"]["baseline"]),
     ):
         if value is not None:

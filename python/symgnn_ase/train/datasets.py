@@ -164,25 +164,34 @@ def subtract_baseline(g: Graph, baseline: LoadedModel) -> None:
 
 
 def _load(
-    files: list[str], mcfg, data: dict[str, Any], baseline: LoadedModel | None = None
+    files: list[str],
+    mcfg,
+    data: dict[str, Any],
+    baseline: LoadedModel | None = None,
+    inputs: Any = None,
 ) -> list[Graph]:
     graphs = named_graphs(files, mcfg.r_max, mcfg.type_names, data["label"])
-    for g in graphs:
+    values = [v for f in files for v, _ in inputs.frames(f)] if inputs is not None else None
+    for k, g in enumerate(graphs):
         check_labels(g, data["label"], data["partial_labels"], data["label_range"])
         if baseline is not None:
             subtract_baseline(g, baseline)
+        if values is not None:  # model.node_inputs: the potential's values of this frame
+            g.node_inputs = torch.from_numpy(values[k])
     return graphs
 
 
 def load_train_groups(
-    data: dict[str, Any], mcfg, baseline: LoadedModel | None = None
+    data: dict[str, Any], mcfg, baseline: LoadedModel | None = None, inputs: Any = None
 ) -> list[TrainGroup]:
+    """The training frames by group; ``inputs`` (:class:`~.node_inputs.TrainingInputs`) gives
+    every frame its node inputs."""
     groups = []
     for spec in data["train"]:
         files = expand_files(spec["files"])
         group = TrainGroup(
             files=files,
-            graphs=_load(files, mcfg, data, baseline),
+            graphs=_load(files, mcfg, data, baseline, inputs),
             weight=float(spec["weight"]),
             frames_per_epoch=spec["frames_per_epoch"],
         )
@@ -191,7 +200,7 @@ def load_train_groups(
 
 
 def load_valid_sets(
-    data: dict[str, Any], mcfg, baseline: LoadedModel | None = None
+    data: dict[str, Any], mcfg, baseline: LoadedModel | None = None, inputs: Any = None
 ) -> list[tuple[str, list[Graph]]]:
     """One validation set per file (its frames pooled), in config order."""
     files = expand_files(data["valid"])
@@ -201,7 +210,7 @@ def load_valid_sets(
     for f in files:
         if os.path.realpath(f) in train_files:
             logger.warning("validation file %s is also a training file: selection is biased", f)
-    return [(os.path.basename(f), _load([f], mcfg, data, baseline)) for f in files]
+    return [(os.path.basename(f), _load([f], mcfg, data, baseline, inputs)) for f in files]
 
 
 def data_hashes(data: dict[str, Any]) -> dict[str, str]:

@@ -173,7 +173,7 @@ def evaluate_graphs(model: torch.nn.Module, graphs: list[Graph]) -> tuple[dict, 
     model.eval()
     preds, trues = [], []
     for g in graphs:
-        p = model(g.species, g.edge_index, g.edge_vec)
+        p = g.run(model)
         if g.baseline is not None:
             p = p + g.baseline
         preds.append(p.numpy())

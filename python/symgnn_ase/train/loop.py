@@ -36,6 +36,7 @@ import torch
 from ..data.graph import Graph
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
+from ..nn.inputs import INPUT_STATE_KEYS
 from ..nn.shallow import widen_readout
 from ..outputs import write_text
 from ..threads import torch_threads
@@ -53,6 +54,7 @@ from .datasets import (
 from .distributed import SINGLE, BatchNormReplay, Dist
 from .distributed import setup as setup_distributed
 from .evaluate import evaluate_graphs
+from .node_inputs import training_inputs
 from .resume import RESUMABLE_CHANGES as RESUMABLE_CHANGES
 from .resume import git_commit as _git_commit
 from .resume import resume_config as _resume_config
@@ -151,7 +153,7 @@ def _train(
             write_text(out / "git_commit.txt", _git_commit() + "\n")
     dist.barrier()
     with torch_threads(cfg["threads"]):
-        return _run(cfg, out, saved, init_state, hashes, progress, max_epochs, dist)
+        return _run(cfg, out, saved, init_state, hashes, progress, max_epochs, dist, config_path)
 
 
 def _run(
@@ -163,6 +165,7 @@ def _run(
     progress: bool,
     max_epochs: int | None,
     dist: Dist = SINGLE,
+    config_path: str | os.PathLike = "config",
 ) -> Path:
     last_path = out / "last.pt"
     mcfg = ModelConfig.from_dict(cfg["model"])
@@ -172,8 +175,12 @@ def _run(
     if data.get("baseline") is not None:
         baseline = load_baseline(data["baseline"], mcfg)
         logger.info("labels less the predictions of the baseline %s", baseline.path)
-    groups = load_train_groups(data, mcfg, baseline)
-    valid_sets = load_valid_sets(data, mcfg, baseline)
+    inputs = training_inputs(mcfg, data, config_path)  # model.node_inputs, else None
+    groups = load_train_groups(data, mcfg, baseline, inputs)
+    valid_sets = load_valid_sets(data, mcfg, baseline, inputs)
+    spec = None
+    if inputs is not None:  # their standardization and per-species stats: the training frames
+        spec, in_mean, in_std = inputs.spec([f for group in groups for f in group.files])
     logger.info(
         "graphs: %d train in %d group(s), %d valid file(s), built in %.1f s",
         sum(len(gr.graphs) for gr in groups),
@@ -183,9 +190,16 @@ def _run(
     )
     torch.manual_seed(cfg["seed"])
     model = build_model(mcfg)
+    scale_inputs = spec is not None
     if init_state is not None:
         if mcfg.readout_heads > 1:
             init_state = widen_readout(init_state, model, 0.3, cfg["seed"])
+        if spec is not None and INPUT_STATE_KEYS[0] not in init_state:
+            # an init model without inputs: their weights start at zero (nn/inputs.py)
+            own = model.state_dict()
+            init_state = {**init_state, **{k: own[k] for k in INPUT_STATE_KEYS}}
+        else:
+            scale_inputs = False  # the init model's own standardization of its inputs
         model.load_state_dict(init_state)
         logger.info("weights and label standardization from %s", cfg["init"])
     else:
@@ -193,6 +207,8 @@ def _run(
         with torch.no_grad():
             model.label_mean.fill_(mean0)
             model.label_std.fill_(std0)
+    if scale_inputs:
+        model.set_input_scale(torch.from_numpy(in_mean), torch.from_numpy(in_std))
     opt_cfg = cfg["optim"]
     if cfg["optim"].get("recalibrate_norm", False) and saved is None:
         _recalibrate_batchnorm(model, [g for group in groups for g in group.graphs])
@@ -275,7 +291,7 @@ def _run(
         else:  # one optimizer step per frame
             for gi, k in epoch_order(groups, gen):
                 g = groups[gi].graphs[k]
-                pred = run_model(g.species, g.edge_index, _jitter(g, noise, gen))
+                pred = g.run(run_model, _jitter(g, noise, gen))
                 loss = _loss(pred, g, std, opt_cfg) * groups[gi].weight
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
@@ -333,6 +349,8 @@ def _run(
                     "label_mean": mean,
                     "label_std": std,
                     "elapsed": elapsed,
+                    # model.node_inputs: the file's `node_inputs` metadata (train/export.py)
+                    **({"node_inputs": spec.to_json()} if spec is not None else {}),
                 },
                 out / "best.pt",
             )
@@ -413,7 +431,7 @@ def _multi_frame_epoch(
             if slot % dist.world != dist.rank:
                 continue
             torch.manual_seed(seeds[slot])  # the model's own sampling (SymGNN's transforms)
-            pred = run_model(g.species, g.edge_index, edge_vec)
+            pred = g.run(run_model, edge_vec)
             loss = _loss(pred, g, std, opt_cfg) * groups[gi].weight
             loss.backward()
             norms.frame(slot)

@@ -69,7 +69,7 @@ class TrainingInputs:
 
 
 def training_inputs(mcfg: Any, data: dict[str, Any], config_path: str | os.PathLike) -> Any:
-    """The :class:`TrainingInputs` of a ridge config with ``model.node_inputs``, else None;
+    """The :class:`TrainingInputs` of a config with ``model.node_inputs``, else None;
     a missing ``data.node_inputs_potential``, a potential not found or lacking one of the
     model's species is refused before any work."""
     if not mcfg.node_inputs:

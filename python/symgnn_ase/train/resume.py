@@ -34,11 +34,16 @@ def git_commit() -> str:
 
 
 def single_head(model: dict[str, Any], init_model: dict[str, Any]) -> dict[str, Any]:
-    """The config's model section as the init model's when only readout_heads differ and the
-    init model has one head (its decoder is widened to the heads, nn/shallow.py)."""
+    """The config's model section as the init model's would be when only what ``init`` can
+    extend differs: readout_heads, from an init model with one head (its decoder is widened to
+    the heads, nn/shallow.py); node_inputs, from an init model without inputs (their weights
+    start at zero, nn/inputs.py)."""
+    out = dict(model)
     if int(init_model.get("readout_heads", 1)) == 1:
-        return {k: v for k, v in model.items() if k != "readout_heads"}
-    return model
+        out.pop("readout_heads", None)
+    if not init_model.get("node_inputs"):
+        out.pop("node_inputs", None)
+    return out
 
 
 # config keys a resumed run may change: they extend or stop it, they do not alter the model

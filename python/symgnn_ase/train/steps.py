@@ -64,7 +64,7 @@ def recalibrate_batchnorm(model: torch.nn.Module, graphs: list[Graph]) -> None:
         m.momentum = None  # cumulative average
     model.train()
     for g in graphs:
-        model(g.species, g.edge_index, g.edge_vec)
+        g.run(model)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     logger.info("batch-norm statistics recomputed over %d training frames", len(graphs))

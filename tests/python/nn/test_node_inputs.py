@@ -44,8 +44,10 @@ def _switch(r: np.ndarray, cutoff: float, width: float = 0.5) -> np.ndarray:
 
 
 def test_the_option_is_checked() -> None:
-    with pytest.raises(ValueError, match="node_inputs.*kind 'ridge'"):
-        tiny_config("length", node_inputs=["pe"])
+    with pytest.raises(ValueError, match="node_inputs.*kinds.*got node_inputs.*'equivariant'"):
+        tiny_config("equivariant", node_inputs=["pe"])
+    with pytest.raises(ValueError, match="one readout head.*readout_heads 4"):
+        tiny_config("length", node_inputs=["pe"], readout_heads=4)
     with pytest.raises(ValueError, match="node_inputs must list distinct inputs"):
         tiny_config("ridge", node_inputs=["stress"])
     with pytest.raises(ValueError, match="node_inputs must be a list"):

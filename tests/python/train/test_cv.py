@@ -108,3 +108,39 @@ def test_cv_runs_scores_and_resumes(tmp_path):
     values = list(summary["per_fold"].values())
     assert summary["pearson_mean"] == pytest.approx(sum(values) / 3)
     assert json.loads((out / "cv.json").read_text())["folds"] == 3
+
+
+def test_each_fold_starts_from_its_own_model_and_never_its_glass(tmp_path):
+    """``init: .../{fold}/run``: each fold continues the same fold of an earlier study; a
+    checkpoint trained on the held-out glass is refused before the fold trains."""
+    write_labelled_glasses(tmp_path, 3, 80, seed=13)
+    files = {
+        "train": [str(tmp_path / "g0.extxyz"), str(tmp_path / "g1.extxyz")],
+        "extra": [str(tmp_path / "g0.extxyz")],
+        "valid": [str(tmp_path / "g2.extxyz")],
+    }
+    model = {"kind": "length", "node_dim": 8, "edge_dim": 8, "heads": [2, 1], "n_layers": 2}
+    path = _config(tmp_path, files, model)
+    first = tmp_path / "first"
+    run_cv(path, first, folds=["g1"], progress=False)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["init"] = str(first / "{fold}" / "run")
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(FileNotFoundError, match=r"fold g0 starts from .*fold0_g0/run/best.pt"):
+        run_cv(path, tmp_path / "second", folds=["g0"], progress=False)
+    summary = run_cv(path, tmp_path / "second", folds=["g1"], progress=False)
+    assert summary["folds"] == 1
+    fold_cfg = yaml.safe_load((tmp_path / "second" / "fold1_g1" / "config.yaml").read_text())
+    assert fold_cfg["init"] == str(first / "fold1_g1" / "run")
+    # a starting model that saw the held-out glass: fold g1 from fold g0's model (trained on g1)
+    import shutil
+
+    shutil.copytree(first / "fold1_g1", first / "fold0_g0")
+    ckpt = first / "fold0_g0" / "run" / "best.pt"
+    import torch
+
+    state = torch.load(ckpt, weights_only=False)
+    state["data_sha256"] = {"g0.extxyz": "0" * 64}
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match=r"trained on \['g0.extxyz'\], of glass g0"):
+        run_cv(path, tmp_path / "third", folds=["g0"], progress=False)
