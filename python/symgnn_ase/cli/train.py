@@ -1,7 +1,8 @@
 """train a model from a YAML/TOML config
 
 Train a model; everything is in the config file. The run folder gets the config, the git commit,
-metrics.csv, last.pt/best.pt and plots.
+metrics.csv, last.pt/best.pt and plots. The same command fits the ridge kind (closed form) and,
+with ``freeze: body``, the readout alone on the frozen network of ``init``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from ..train.config import load_config
     from ..train.loop import train
 
-    model = load_config(args.config)["model"]
+    cfg = load_config(args.config)
+    model = cfg["model"]
+    if cfg["freeze"] == "body":  # the readout alone, on the frozen network of `init`
+        from ..train.readout import fit_readout
+
+        out = fit_readout(
+            args.config, run_dir=args.run_dir, resume=args.resume, allow_changes=args.allow_changes
+        )
+        print(f"run folder: {out}")
+        return 0
     if model is not None and model["kind"] == "ridge":  # a closed-form fit, no epochs
         if args.resume:
             raise ValueError("--resume: a ridge fit (model.kind: ridge) has nothing to resume")

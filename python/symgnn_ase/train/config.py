@@ -24,6 +24,10 @@ Data section::
 
 ``init:`` (top level) starts from an exported model file, a run folder (its best.pt) or a
 checkpoint: its weights and label standardization; the model section then defaults to its own.
+
+``freeze: body`` (top level, with ``init``) trains the readout alone: the network up to the
+decoder stays that of ``init`` and the decoder is trained on its node states, computed once
+(``train/readout.py``; e.g. the 8 heads of the bundled default on symgnn_length's network).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 
 from ..nn.config import ModelConfig
 
-__all__ = ["OPTIM_DEFAULTS", "TOP_KEYS", "check_run_dir", "load_config", "expand_files"]
+__all__ = ["FREEZE", "OPTIM_DEFAULTS", "TOP_KEYS", "check_run_dir", "load_config", "expand_files"]
 
 OPTIM_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -74,7 +78,9 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "nll_weight": 0.5,
     "nll_var_floor": 1e-4,
 }
-TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init"}
+TOP_KEYS = {"run_dir", "seed", "threads", "data", "model", "optim", "init", "freeze"}
+#: what `freeze` may hold: the part of the `init` model that is not trained
+FREEZE = ("body",)
 DATA_KEYS = {
     "train",
     "valid",
@@ -248,6 +254,11 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     init = cfg.get("init")
     if init is not None and not isinstance(init, str):
         raise _fail(path, "init", init, "a model file, run folder or checkpoint path")
+    freeze = cfg.get("freeze")
+    if freeze is not None and freeze not in FREEZE:
+        raise _fail(path, "freeze", freeze, f"one of {list(FREEZE)} (or left out)")
+    if freeze is not None and init is None:
+        raise ValueError(f"{path}: `freeze: {freeze}` needs `init` (the model whose body is kept)")
 
     data = cfg.get("data")
     if not isinstance(data, dict):
@@ -325,6 +336,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         "seed": int(cfg.get("seed", 0)),
         "threads": int(cfg.get("threads", 0)),
         "init": init,
+        "freeze": freeze,
         "data": data,
         "model": model,
         "optim": optim,
