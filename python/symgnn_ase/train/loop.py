@@ -39,7 +39,7 @@ from ..nn.factory import build_model
 from ..nn.inputs import INPUT_STATE_KEYS
 from ..nn.shallow import widen_readout
 from ..outputs import write_text
-from ..threads import torch_threads
+from ..runtime import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
 from .config import check_run_dir, load_config
 from .datasets import (
