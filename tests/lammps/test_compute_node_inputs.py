@@ -3,7 +3,7 @@
 sees (after the relax protocol's steps, or the step's positions without it).
 
 - 1, 2 and 4 ranks (newton on and off) give the ASE calculator (`SymGNNCalculator(model)`, the
-  file's potential in-process) within 1e-5 eV, relax on and off;
+  file's potential in-process) within 1e-5 eV, relax on and off, ridge and network;
 - the simulation is exactly as without the compute: dumps (x, v, f, pe/atom, stress/atom) and
   thermo bit for bit;
 - an input the plugin cannot compute, a file whose metadata and module disagree, no pair style:
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..python.potential.node_inputs_helpers import fit_pe_ridge, with_metadata
+from ..python.potential.node_inputs_helpers import fit_pe_ridge, pe_config, with_metadata
 from .helpers import (
     eam_header,
     frame_atoms,
@@ -37,9 +37,15 @@ PROTOCOL = {"steps": 2, "alpha": 0.12, "cap": 0.3}
 
 @pytest.fixture(scope="module")
 def pe_models(tmp_path_factory) -> dict[str, Path]:
-    """A tiny ridge with the per-atom energy as input ("pe", no relax) and the same with the
-    relax protocol PROTOCOL ("relax")."""
+    """A tiny ridge with the per-atom energy as input ("pe", no relax), the same with the
+    relax protocol PROTOCOL ("relax"), and a tiny `length` network with the same input trained
+    two epochs ("net", nn/inputs.py)."""
+    import yaml
+
     from symgnn_ase.potential.relax import RelaxProtocol, write_relax_metadata
+    from symgnn_ase.testing import tiny_config
+    from symgnn_ase.train import train
+    from symgnn_ase.train.export import export_run
 
     folder = tmp_path_factory.mktemp("pe_models")
     pe = fit_pe_ridge(folder)
@@ -48,7 +54,13 @@ def pe_models(tmp_path_factory) -> dict[str, Path]:
         folder / "pe_relax.pt",
         RelaxProtocol(**PROTOCOL, potential="CuZr_mm.eam.fs", pair_style="eam/fs"),
     )
-    return {"pe": pe, "relax": relax}
+    net_model = {**tiny_config("length").to_dict(), "node_inputs": ["pe"]}
+    cfg_path = pe_config(folder, folder / "net_run", model=net_model)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["optim"] = {"epochs": 2, "lr": 3.0e-3, "compile": False}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    net = export_run(train(cfg_path, progress=False), folder / "net.pt")
+    return {"pe": pe, "relax": relax, "net": net}
 
 
 def _ase_barriers(model: Path, frame) -> np.ndarray:
@@ -77,8 +89,9 @@ def test_ranks_agree_with_ase(lammps, pe_models, tmp_path, nprocs, newton, tilt)
     text = eam_header("glass.data", pair_lines("eam/fs"), newton=newton)
     text += f"compute pe all symgnn {pe_models['pe']} Cu Zr\n"
     text += f"compute rl all symgnn {pe_models['relax']} Cu Zr\n"
+    text += f"compute nt all symgnn {pe_models['net']} Cu Zr\n"
     text += "compute pea all pe/atom\n"
-    text += "dump d all custom 1 dump.txt id type x y z c_pe c_rl c_pea\n"
+    text += "dump d all custom 1 dump.txt id type x y z c_pe c_rl c_nt c_pea\n"
     text += "dump_modify d format float %.17g sort id\nrun 0\n"
     res = lammps.run(text, tmp_path, np=nprocs).check()
     assert "node inputs: pe" in res.output
@@ -86,16 +99,17 @@ def test_ranks_agree_with_ase(lammps, pe_models, tmp_path, nprocs, newton, tilt)
     c = frame.columns
     errors = {}
     refs = {}
-    for name in ("pe", "rl"):
-        refs[name] = _ase_barriers(pe_models["pe" if name == "pe" else "relax"], frame)
+    for name, model in (("pe", "pe"), ("rl", "relax"), ("nt", "net")):
+        refs[name] = _ase_barriers(pe_models[model], frame)
         errors[name] = float(np.max(np.abs(c[f"c_{name}"] - refs[name])))
     moved = float(np.max(np.abs(refs["rl"] - refs["pe"])))
     print(
         f"{nprocs} rank(s), newton {newton}: |LAMMPS - ASE| relax off {errors['pe']:.3g} eV, "
-        f"relax on {errors['rl']:.3g} eV; the relax moves barriers by up to {moved:.3g} eV"
+        f"relax on {errors['rl']:.3g} eV, network {errors['nt']:.3g} eV; the relax moves "
+        f"barriers by up to {moved:.3g} eV"
     )
     assert moved > 100 * TOL  # the relaxed copy's energies matter, so the comparison can fail
-    assert errors["pe"] <= TOL and errors["rl"] <= TOL
+    assert errors["pe"] <= TOL and errors["rl"] <= TOL and errors["nt"] <= TOL
     # the inputs are the pair's per-atom energies: pe/atom of the step is finite and unchanged
     assert np.all(np.isfinite(c["c_pea"]))
 
