@@ -175,6 +175,8 @@ def _fold_config(cfg: dict[str, Any], fold: dict[str, Any], run_dir: Path) -> di
     init = fold_init(cfg, fold, run_dir.parent)
     if init is not None:
         out["init"] = init
+    if cfg["freeze"] is not None:
+        out["freeze"] = cfg["freeze"]
     return out
 
 
@@ -209,6 +211,10 @@ def _run_fold(cfg: dict[str, Any], fold: dict[str, Any], folder: Path, progress:
         from .ridge import fit_ridge
 
         fit_ridge(config_path)
+    elif cfg["freeze"] == "body" and not (run_dir / "summary.json").exists():
+        from .readout import fit_readout  # the readout alone on the frozen network of init
+
+        fit_readout(config_path, resume=(run_dir / "last.pt").exists())
     elif not (run_dir / "summary.json").exists():
         from .loop import train
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -114,3 +115,21 @@ def test_refusals_before_any_work(data, init, tmp_path, capsys, changes, message
     assert cli(["train", str(cfg)]) != 0
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
+
+
+def test_cv_folds_train_the_readout_alone(data, init, tmp_path):
+    """`symgnn cv` of a `freeze: body` config: each fold fits the heads on the frozen body of
+    its own starting model (`init: .../{fold}`, as cross-validation requires)."""
+    import shutil
+
+    from symgnn_ase.train.cv import run_cv
+
+    shutil.copytree(init, tmp_path / "inits" / "fold1_g1")
+    cfg = _config(data, init, tmp_path / "unused", {"init": str(tmp_path / "inits" / "{fold}")})
+    summary = run_cv(cfg, tmp_path / "cv", folds=["g1"], progress=False)
+    assert summary["folds"] == 1
+    run = tmp_path / "cv" / "fold1_g1" / "run"
+    assert json.loads((run / "summary.json").read_text())["freeze"] == "body"
+    start = load_checkpoint(init / "best.pt")["model"]
+    best = load_checkpoint(run / "best.pt")["model"]
+    assert torch.equal(best["encoder.mlp.0.weight"], start["encoder.mlp.0.weight"])
