@@ -15,8 +15,8 @@ import torch
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase.calculator import BARRIER_STD, BARRIERS
 from symgnn_ase.cli import main
-from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.compose.ensemble import build_ensemble, export_ensemble
+from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.export import export_model, load_model, torchscript_allowed
 from symgnn_ase.format import ENSEMBLE_SIZE_KEY, METADATA_KEYS
 from symgnn_ase.nn.factory import build_model

@@ -22,8 +22,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from symgnn_ase.cli import main
-from symgnn_ase.data.io import file_sha256
 from symgnn_ase.compose.ensemble import export_ensemble
+from symgnn_ase.data.io import file_sha256
 from symgnn_ase.export import load_model, torchscript_allowed
 from symgnn_ase.format import METADATA_KEYS
 from symgnn_ase.nn.factory import build_model

@@ -22,10 +22,12 @@ _COMMANDS = {
     "ensemble": ".ensemble",
     "residual": ".residual",
     "smooth": ".smooth",
+    "compose": ".compose",
     "relax": ".relax",
     "predict": ".predict",
     "explain": ".explain",
     "doctor": ".doctor",
+    "info": ".info",
     "label": ".label",
     "demo": ".demo",
 }

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=1.0,
         help="factor on the members' standard deviation so that it reads as an error bar "
-        "(default 1; training/calibrate_ensemble.py measures it on validation data)",
+        "(default 1; training/studies/calibrate_ensemble.py measures it on validation data)",
     )
     p.set_defaults(func=run)
 

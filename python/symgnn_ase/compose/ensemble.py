@@ -7,7 +7,7 @@ an ordinary symgnn model (``forward`` returns the mean, so every reader of the c
 it) with the metadata ``ensemble_size`` and the methods ``forward_std``, ``forward_members``,
 ``readout_std`` and ``readout_members`` (``docs/contracts.md``). :class:`Ensemble` lays its
 members out as :class:`~.stack.Stack` does; ``std_scale`` (a buffer, 1 unless the ensemble was
-calibrated; ``training/calibrate_ensemble.py`` measures it) multiplies the spread so that it
+calibrated; ``training/studies/calibrate_ensemble.py`` measures it) multiplies the spread so that it
 reads as an error bar in eV.
 """
 

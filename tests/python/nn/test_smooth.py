@@ -14,10 +14,9 @@ from ase.neighborlist import neighbor_list
 from symgnn_ase import SymGNNCalculator
 from symgnn_ase.calculator import BARRIER_STD, BARRIERS
 from symgnn_ase.cli import main
+from symgnn_ase.compose.smooth import build_smoothed, export_smoothed, smoothing_weight
 from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.export import load_model
-from symgnn_ase.compose.smooth import smoothing_weight
-from symgnn_ase.compose.smooth import build_smoothed, export_smoothed
 from symgnn_ase.testing import random_glass
 
 from .helpers import assert_rotation_and_reflection_invariant, single_and_ensemble

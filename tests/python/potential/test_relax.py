@@ -206,8 +206,8 @@ def test_doctor_row(tiny_model: str, tmp_path: Path) -> None:
 
 
 def test_a_wrapped_model_keeps_the_protocol(tiny_model: str, tmp_path: Path) -> None:
-    from symgnn_ase.export import load_model
     from symgnn_ase.compose.smooth import export_smoothed
+    from symgnn_ase.export import load_model
 
     relaxed = write_relax_metadata(tiny_model, tmp_path / "r.pt", PROTOCOL)
     smoothed = export_smoothed(str(relaxed), tmp_path / "s.pt", 2.0, "cosine")

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from symgnn_ase.cli import main as cli
-from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.compose.ensemble import export_ensemble
 from symgnn_ase.compose.residual import export_residual
+from symgnn_ase.data.graph import graph_from_atoms
 from symgnn_ase.export import load_model
 from symgnn_ase.testing import make_nan_model, make_tiny_model
 from symgnn_ase.train import load_checkpoint, train
