@@ -1,5 +1,5 @@
 """The recorded ensembles (training/runs/*/calibration.json, written by
-training/calibrate_ensemble.py with its calibration.md): the research log
+training/studies/calibrate_ensemble.py with its calibration.md): the research log
 (docs/model_selection.md, where these ensembles were studied) shows every calibration table that
 was written, and every committed ensemble file (``ensemble.pt`` beside a
 calibration.json) still gives that JSON's numbers on the validation glass. Expected values come

@@ -1,7 +1,7 @@
 """Pick the smoothing length L and the cutoff form of ``symgnn smooth`` on the relaxed
 validation glass only.
 
-    .venv/bin/python training/smooth_select.py --base symgnn_md_dn --json training/results/smooth_select.json
+    .venv/bin/python training/studies/smooth_select.py --base symgnn_md_dn --json training/results/smooth_select.json
 
 Predicts once with ``--base`` (a model file or bundled name) on ``valid.extxyz``, then applies
 the smoothing of :mod:`symgnn_ase.compose.smooth` (``s_i = (p_i + sum_j w_ij p_j) / (1 + sum_j

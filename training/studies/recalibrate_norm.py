@@ -1,6 +1,6 @@
 """Batch-norm statistics of a finished run recomputed over all its training frames.
 
-    .venv/bin/python training/recalibrate_norm.py training/runs/length_md_bn [-o best_recal.pt]
+    .venv/bin/python training/studies/recalibrate_norm.py training/runs/length_md_bn [-o best_recal.pt]
 
 During training the running statistics of the batch-norm layers are an exponential average over
 the last few frames (momentum 0.1), in the epoch's random order of relaxed and thermal frames, so
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
+from symgnn_ase.compose.load import model_from_checkpoint
 from symgnn_ase.nn.config import ModelConfig
 from symgnn_ase.train.checkpoints import atomic_save
 from symgnn_ase.train.datasets import load_train_groups, load_valid_sets
 from symgnn_ase.train.evaluate import evaluate_graphs
-from symgnn_ase.compose.load import model_from_checkpoint
 from symgnn_ase.train.steps import recalibrate_batchnorm as _recalibrate_batchnorm
 
 

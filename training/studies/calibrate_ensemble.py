@@ -1,6 +1,6 @@
 """Calibration of an ensemble's per-atom standard deviation (issue 14, item 3).
 
-    .venv/bin/python training/calibrate_ensemble.py --model training/runs/ensemble_length/ensemble.pt
+    .venv/bin/python training/studies/calibrate_ensemble.py --model training/runs/ensemble_length/ensemble.pt
 
 On the validation glass (relaxed) it reports the error against the predicted std in bins of std
 (table and plot), the fraction of atoms whose error is within 1 and 2 standard deviations, with
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "cuzr64"
 THERMAL = ROOT / "training" / "data" / "thermal"
 N_BINS = 10

@@ -1,7 +1,7 @@
 """Validation Pearson and prediction spread against temperature, for every bundled model.
 
-    .venv/bin/python training/thermal_table.py                       # bundled models
-    .venv/bin/python training/thermal_table.py --models runs/x/model.pt --tag x
+    .venv/bin/python training/studies/thermal_table.py                       # bundled models
+    .venv/bin/python training/studies/thermal_table.py --models runs/x/model.pt --tag x
 
 For each model: the relaxed validation glass (``valid.extxyz``), its LAMMPS-minimized copy
 (T = 0, ``CuZr_mm.eam.fs``), NVT snapshots at 300/500/600/700 K (``training/data/thermal``,
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "cuzr64"
 THERMAL = ROOT / "training" / "data" / "thermal"
 OUT = ROOT / "training" / "results"

@@ -1,6 +1,6 @@
 """Which blocks of the descriptor carry the ridge baseline: refit on subsets of the features.
 
-    .venv/bin/python training/ridge_ablation.py [--json training/results/ridge_ablation.json]
+    .venv/bin/python training/studies/ridge_ablation.py [--json training/results/ridge_ablation.json]
 
 Features of examples/train/ridge.yaml (raw radial densities + their averages with L = 1, 2,
 4 Å) for train0-5 and valid, then for each subset of blocks the same fit as
@@ -24,7 +24,7 @@ from symgnn_ase.train.config import load_config
 from symgnn_ase.train.metrics import pearson
 from symgnn_ase.train.ridge import DEFAULT_ALPHAS, ridge_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "cuzr64"
 SUBSETS = {
     "raw densities only": ["raw"],
