@@ -147,3 +147,18 @@ def test_never_overwrites_an_input(folder, tmp_path) -> None:
         with pytest.raises(ValueError):
             compose_recipe(folder / "ens.toml", output)
     assert file_sha256(member) == before and (folder / "ens.toml").read_text() == ENSEMBLE
+
+
+def test_the_default_recipe_makes_the_bundled_default(tmp_path) -> None:
+    """training/recipes/default.toml: the module, metadata and numbers of models/default.pt."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "training/runs/default_shallow_readout/best.pt").is_file():
+        pytest.skip("training/runs/default_shallow_readout/best.pt is not in this checkout")
+    made = load_model(compose_recipe(root / "training/recipes/default.toml", tmp_path / "d.pt"))
+    shipped = load_model("default")
+    assert made.relax == shipped.relax and made.ensemble_size == shipped.ensemble_size
+    assert made.info["std_scale"] == shipped.info["std_scale"]
+    mine, theirs = made.module.state_dict(), shipped.module.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert torch.equal(_outputs(made.path), _outputs(shipped.path))

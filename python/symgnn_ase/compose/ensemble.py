@@ -14,9 +14,9 @@ reads as an error bar in eV.
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
 
 from ..format import ENSEMBLE_SIZE_KEY
 from ..outputs import check_output
@@ -33,17 +33,12 @@ __all__ = ["Ensemble", "build_ensemble", "export_ensemble"]
 class Ensemble(MeanAndSpread, Stack):
     """K models as one: the mean barrier and its per-atom spread."""
 
-    def __init__(
-        self,
-        members: list[nn.Module],
-        n_layers: list[int],
-        feature_dims: list[int],
-        edge_dims: list[int],
-        std_scale: float = 1.0,
-    ) -> None:
+    def __init__(self, *stack: Any, std_scale: float = 1.0) -> None:
+        """:class:`~.stack.Stack`'s arguments (members, their layer counts, node and edge
+        widths), and the factor on the spread."""
         check_std_scale(std_scale)
-        super().__init__(members, n_layers, feature_dims, edge_dims)
-        self.ensemble_size = len(members)
+        super().__init__(*stack)
+        self.ensemble_size = len(self.members)
         dtype = next(iter(self.members.parameters())).dtype
         self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
 
