@@ -41,7 +41,15 @@ from typing import Any
 
 from ..nn.config import ModelConfig
 
-__all__ = ["FREEZE", "OPTIM_DEFAULTS", "TOP_KEYS", "check_run_dir", "load_config", "expand_files"]
+__all__ = [
+    "FREEZE",
+    "OPTIM_DEFAULTS",
+    "TOP_KEYS",
+    "check_run_dir",
+    "load_config",
+    "expand_files",
+    "optimizer",
+]
 
 OPTIM_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -382,3 +390,18 @@ def check_run_dir(config_path: str | os.PathLike, run_dir: str | os.PathLike) ->
             "run_dir"
         )
     return out
+
+
+def optimizer(params: Any, optim: dict[str, Any]) -> tuple[Any, Any]:
+    """The optimizer an ``optim`` section describes (Adam: lr, amsgrad, weight_decay) and its
+    schedule (the learning rate times lr_factor when the validation score has not risen for
+    lr_patience epochs, down to min_lr), for ``params``."""
+    import torch
+
+    adam = {"lr": optim["lr"], "amsgrad": bool(optim["amsgrad"])}
+    adam = torch.optim.Adam(params, weight_decay=optim["weight_decay"], **adam)
+    plateau = {"factor": optim["lr_factor"], "patience": optim["lr_patience"]}
+    schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        adam, mode="max", min_lr=optim["min_lr"], **plateau
+    )
+    return adam, schedule

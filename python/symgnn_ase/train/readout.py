@@ -47,10 +47,18 @@ from ..nn.shallow import widen_readout
 from ..outputs import write_text
 from ..runtime import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
-from .config import OPTIM_DEFAULTS, check_run_dir, load_config
+from .config import OPTIM_DEFAULTS, check_run_dir, load_config, optimizer
 from .datasets import data_hashes, epoch_order, load_init, load_train_groups, load_valid_sets
 from .metrics import regression_metrics
-from .resume import git_commit, resume_config, single_head, write_csv
+from .resume import (
+    epoch_row,
+    git_commit,
+    restore,
+    resume_config,
+    run_checkpoint,
+    single_head,
+    write_csv,
+)
 from .shallow_loss import frame_loss
 
 logger = logging.getLogger(__name__)
@@ -230,30 +238,13 @@ def _run(
     for p in dec.parameters():
         p.requires_grad_(True)
     opt = cfg["optim"]
-    optim = torch.optim.Adam(
-        dec.parameters(),
-        lr=opt["lr"],
-        amsgrad=bool(opt["amsgrad"]),
-        weight_decay=opt["weight_decay"],
-    )
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optim,
-        mode="max",
-        factor=opt["lr_factor"],
-        patience=opt["lr_patience"],
-        min_lr=opt["min_lr"],
-    )
+    optim, sched = optimizer(dec.parameters(), opt)  # the trainer's, for the decoder
     gen = torch.Generator().manual_seed(cfg["seed"])
     heads = _heads(model)
     history: list[dict[str, Any]] = []
     epoch, best, best_epoch, elapsed = 0, -math.inf, -1, 0.0
     if saved is not None:
-        optim.load_state_dict(saved["optim"])
-        sched.load_state_dict(saved["sched"])
-        gen.set_state(saved["gen"])
-        history = list(saved["history"])
-        epoch, best, best_epoch = saved["epoch"], saved["best"], saved["best_epoch"]
-        elapsed = saved["elapsed"]
+        history, epoch, best, best_epoch, elapsed = restore(saved, optim, sched, gen)
         logger.info("resumed %s at epoch %d (best valid score %.4f)", out, epoch, best)
 
     n_epochs = opt["epochs"] if max_epochs is None else min(opt["epochs"], max_epochs)
@@ -295,58 +286,19 @@ def _run(
         epoch += 1
         dt = time.perf_counter() - t_epoch
         elapsed += dt
-        first = metrics["sets"][valid[0][0]]
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.average(losses, weights=weights)),
-            "valid_pearson": score,
-            "valid_mae": first["mae"],
-            "valid_rmse": first["rmse"],
-            "lr": optim.param_groups[0]["lr"],
-            "epoch_seconds": dt,
-            "elapsed_seconds": elapsed,
-        }
-        for name, m in metrics["sets"].items():
-            if len(valid) > 1:
-                row[f"pearson:{name}"] = m["pearson"]
-                row[f"pred_std:{name}"] = m["pred_std"]
-            if "mean_std" in m:
-                row[f"mean_std:{name}"] = m["mean_std"]
-                row[f"mean_z2:{name}"] = m["mean_z2"]
-        history.append(row)
+        lr = optim.param_groups[0]["lr"]
+        history.append(epoch_row(epoch, losses, weights, metrics, lr, dt, elapsed))
+        info = {"label_mean": float(model.label_mean), "label_std": std, "elapsed": elapsed}
         if math.isfinite(score) and score > best:
             best, best_epoch = score, epoch
-            atomic_save(
-                {
-                    "model": model.state_dict(),
-                    "config": cfg,
-                    "epoch": epoch,
-                    "metrics": metrics,
-                    "data_sha256": hashes,
-                    "label_mean": float(model.label_mean),
-                    "label_std": std,
-                    "elapsed": elapsed,
-                },
-                out / "best.pt",
-            )
-        atomic_save(
-            {
-                "model": model.state_dict(),
-                "optim": optim.state_dict(),
-                "sched": sched.state_dict(),
-                "gen": gen.get_state(),
-                "config": cfg,
-                "data_sha256": hashes,
-                "history": history,
-                "epoch": epoch,
-                "best": best,
-                "best_epoch": best_epoch,
-                "elapsed": elapsed,
-            },
-            out / "last.pt",
-        )
+            ckpt = run_checkpoint(model.state_dict(), cfg, epoch, hashes, metrics=metrics, **info)
+            atomic_save(ckpt, out / "best.pt")
+        resume_state = {"optim": optim.state_dict(), "sched": sched.state_dict()}
+        resume_state.update(gen=gen.get_state(), history=history, best=best, best_epoch=best_epoch)
+        ckpt = run_checkpoint(model.state_dict(), cfg, epoch, hashes, **info, **resume_state)
+        atomic_save(ckpt, out / "last.pt")
         write_csv(out / "metrics.csv", history)
-        logger.info("epoch %d: %s", epoch, json.dumps(row))
+        logger.info("epoch %d: %s", epoch, json.dumps(history[-1]))
     if best_epoch < 0 and epoch > 0:
         raise ValueError(
             f"no epoch gave a finite validation score (last: {history[-1]['valid_pearson']}); "

@@ -12,7 +12,16 @@ from typing import Any
 from ..outputs import write_text
 from .config import OPTIM_DEFAULTS
 
-__all__ = ["git_commit", "single_head", "resume_config", "write_csv", "RESUMABLE_CHANGES"]
+__all__ = [
+    "git_commit",
+    "single_head",
+    "resume_config",
+    "write_csv",
+    "epoch_row",
+    "run_checkpoint",
+    "restore",
+    "RESUMABLE_CHANGES",
+]
 
 
 def git_commit() -> str:
@@ -112,3 +121,52 @@ def write_csv(path: Path, history: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(history)
     write_text(path, buf.getvalue())
+
+
+def epoch_row(
+    epoch: int,
+    losses: list[float],
+    weights: list[float],
+    metrics: dict[str, Any],
+    lr: float,
+    seconds: float,
+    elapsed: float,
+) -> dict[str, Any]:
+    """One row of ``metrics.csv`` after an epoch: the weighted training loss, the validation
+    score and the first set's errors, the learning rate and times; with several validation
+    files, each file's Pearson and prediction spread (and a shallow ensemble's heads' spread,
+    ``mean_std``/``mean_z2``, where the metrics hold them)."""
+    import numpy as np
+
+    row = dict(
+        epoch=epoch,
+        train_loss=float(np.average(losses, weights=weights)),
+        valid_pearson=metrics["score"],
+        valid_mae=metrics["pooled"]["mae"],
+        valid_rmse=metrics["pooled"]["rmse"],
+        lr=lr,
+        epoch_seconds=seconds,
+        elapsed_seconds=elapsed,
+    )
+    for name, m in metrics["sets"].items():
+        columns = ["pearson", "pred_std"] if len(metrics["sets"]) > 1 else []
+        row.update({f"{c}:{name}": m[c] for c in columns + ["mean_std", "mean_z2"] if c in m})
+    return row
+
+
+def run_checkpoint(
+    state: dict[str, Any], cfg: dict[str, Any], epoch: int, hashes: dict[str, str], **extra: Any
+) -> dict[str, Any]:
+    """What a run's best.pt holds (``state``: the model's; ``extra``: metrics, label_mean,
+    label_std, elapsed, ...); last.pt adds what resuming needs."""
+    return {"model": state, "config": cfg, "epoch": epoch, "data_sha256": hashes, **extra}
+
+
+def restore(saved: dict[str, Any], optim: Any, sched: Any, gen: Any) -> tuple:
+    """Put the optimizer, schedule and generator of a run's last.pt (``saved``) back; returns
+    its (history, epoch, best score, best epoch, elapsed seconds)."""
+    for part, key in ((optim, "optim"), (sched, "sched")):
+        part.load_state_dict(saved[key])
+    gen.set_state(saved["gen"])
+    progress = [saved[key] for key in ("epoch", "best", "best_epoch", "elapsed")]
+    return (list(saved["history"]), *progress)

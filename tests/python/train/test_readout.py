@@ -23,26 +23,31 @@ HEADS = 4
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    write_labelled_glasses(folder, 3, 90, seed=30)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def init(tmp_path_factory) -> Path:
-    """A one-head `length` checkpoint, as a run folder holds it."""
+def setup(tmp_path_factory) -> tuple[Path, Path]:
+    """Tiny labelled glasses ``g0``..``g2`` and, in ``init/``, a one-head `length` checkpoint as
+    a run folder holds it."""
+    root = tmp_path_factory.mktemp("readout")
+    write_labelled_glasses(root, 3, 90, seed=30)
     cfg = tiny_config("length")
     torch.manual_seed(2)
     model = build_model(cfg)
     with torch.no_grad():
         model.label_mean.fill_(1.6)
         model.label_std.fill_(0.2)
-    folder = tmp_path_factory.mktemp("init")
-    atomic_save(
-        {"model": model.state_dict(), "config": {"model": cfg.to_dict()}}, folder / "best.pt"
-    )
-    return folder
+    (root / "init").mkdir()
+    ckpt = {"model": model.state_dict(), "config": {"model": cfg.to_dict()}}
+    atomic_save(ckpt, root / "init" / "best.pt")
+    return root, root / "init"
+
+
+@pytest.fixture(scope="module")
+def data(setup) -> Path:
+    return setup[0]
+
+
+@pytest.fixture(scope="module")
+def init(setup) -> Path:
+    return setup[1]
 
 
 def _config(data: Path, init: Path, run_dir: Path, changes: dict | None = None) -> Path:
