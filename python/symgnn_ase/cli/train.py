@@ -27,26 +27,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.config import load_config
     from ..train.loop import train
 
-    cfg = load_config(args.config)
-    model = cfg["model"]
-    if cfg["freeze"] == "body":  # the readout alone, on the frozen network of `init`
-        from ..train.readout import fit_readout
-
-        out = fit_readout(
-            args.config, run_dir=args.run_dir, resume=args.resume, allow_changes=args.allow_changes
-        )
-        print(f"run folder: {out}")
-        return 0
-    if model is not None and model["kind"] == "ridge":  # a closed-form fit, no epochs
-        if args.resume:
-            raise ValueError("--resume: a ridge fit (model.kind: ridge) has nothing to resume")
-        from ..train.ridge import fit_ridge
-
-        print(f"run folder: {fit_ridge(args.config, run_dir=args.run_dir)}")
-        return 0
     out = train(
         args.config,
         resume=args.resume,

@@ -207,19 +207,10 @@ def _run_fold(cfg: dict[str, Any], fold: dict[str, Any], folder: Path, progress:
         )
     with atomic_path(config_path) as tmp:
         Path(tmp).write_text(text)
-    if cfg["model"]["kind"] == "ridge":
-        from .ridge import fit_ridge
-
-        fit_ridge(config_path)
-    elif cfg["freeze"] == "body" and not (run_dir / "summary.json").exists():
-        from .readout import fit_readout  # the readout alone on the frozen network of init
-
-        fit_readout(config_path, resume=(run_dir / "last.pt").exists())
-    elif not (run_dir / "summary.json").exists():
+    if not (run_dir / "summary.json").exists():  # any kind (ridge, freeze: body, networks)
         from .loop import train
 
-        resume = (run_dir / "last.pt").exists()
-        train(config_path, resume=resume, progress=progress)
+        train(config_path, resume=(run_dir / "last.pt").exists(), progress=progress)
     model_path = folder / "model.pt"
     if not model_path.exists():
         export_run(run_dir, model_path)

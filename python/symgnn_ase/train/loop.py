@@ -86,10 +86,30 @@ def train(
     max_epochs: int | None = None,
     allow_changes: bool = False,
 ) -> Path:
-    """Train per the config; returns the run folder. See module docstring.
+    """Train per the config; returns the run folder. See module docstring. The one entry for
+    every trainable kind: a ``freeze: body`` config trains the readout alone
+    (:func:`~.readout.fit_readout`), kind ``ridge`` is fitted in closed form
+    (:func:`~.ridge.fit_ridge`), everything else trains here.
 
     Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 writes the folder.
     """
+    cfg = load_config(config_path)
+    if cfg["freeze"] == "body":  # the readout alone, on the frozen network of `init`
+        from .readout import fit_readout
+
+        return fit_readout(
+            config_path,
+            run_dir=run_dir,
+            resume=resume,
+            allow_changes=allow_changes,
+            max_epochs=max_epochs,
+        )
+    if cfg["model"] is not None and cfg["model"]["kind"] == "ridge":  # closed form, no epochs
+        if resume:
+            raise ValueError("--resume: a ridge fit (model.kind: ridge) has nothing to resume")
+        from .ridge import fit_ridge
+
+        return fit_ridge(config_path, run_dir=run_dir)
     dist = setup_distributed()
     try:
         return _train(dist, config_path, resume, run_dir, progress, max_epochs, allow_changes)
