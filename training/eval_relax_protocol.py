@@ -66,16 +66,29 @@ def frames(view: str, name: str, cache: Path, moved: Path = RELAXED4) -> list:
 
 
 def predict(loaded, atoms) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model on the frame as given (already moved, or quenched); a model with per-atom
+    inputs (metadata node_inputs) gets them from its potential on that same frame."""
     import torch
 
     from symgnn_ase.data.graph import graph_from_atoms
 
     g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names, loaded.dtype)
+    args = [g.species, g.edge_index, g.edge_vec]
+    if loaded.node_inputs is not None:
+        from symgnn_ase.potential.inputs import NodeInputSource
+
+        source = NodeInputSource(
+            loaded.node_inputs, model_path=loaded.path, type_names=loaded.type_names
+        )
+        try:
+            args += [None, torch.from_numpy(source.values(atoms))]
+        finally:
+            source.close()
     with torch.inference_mode():
         if loaded.is_ensemble:
-            out = loaded.module.forward_std(g.species, g.edge_index, g.edge_vec).double()
+            out = loaded.module.forward_std(*args).double()
             return out[0].numpy(), out[1].numpy()
-        return loaded.module(g.species, g.edge_index, g.edge_vec).double().numpy(), None
+        return loaded.module(*args).double().numpy(), None
 
 
 def evaluate(path: str, views: list[str], cache: Path, moved: Path = RELAXED4) -> dict:
