@@ -193,3 +193,15 @@ def test_explain_and_a_baseline_refuse_it_before_calling_the_module(fitted: Path
         Explainer.from_model(str(fitted), random_glass(60, seed=2))
     with pytest.raises(ValueError, match="data.baseline: .*takes per-atom inputs"):
         load_on_graph(str(fitted), "data.baseline", 5.0, ["Cu", "Zr"], "model", "same graph")
+
+
+def test_the_python_train_fits_a_ridge_config_too(tmp_path: Path) -> None:
+    """``symgnn_ase.train.train`` is the one entry for every kind, as the command is."""
+    from symgnn_ase.train import train
+
+    write_pe_glasses(tmp_path, n_atoms=60)
+    cfg = pe_config(tmp_path, tmp_path / "run")
+    out = train(cfg, progress=False)
+    assert (out / "summary.json").exists() and (out / "best.pt").exists()
+    with pytest.raises(ValueError, match="a ridge fit .* has nothing to resume"):
+        train(cfg, resume=True)

@@ -84,15 +84,20 @@ def test_cv_refuses_a_model_trained_on_every_glass(tmp_path):
         run_cv(path, tmp_path / "cv")
 
 
-def test_cv_runs_scores_and_resumes(tmp_path):
-    write_labelled_glasses(tmp_path, 3, 80, seed=11)
+def _small_study(tmp_path: Path, seed: int) -> Path:
+    """Three glasses g0, g1, g2 and a config of a tiny `length` network on them."""
+    write_labelled_glasses(tmp_path, 3, 80, seed=seed)
     files = {
         "train": [str(tmp_path / "g0.extxyz"), str(tmp_path / "g1.extxyz")],
         "extra": [str(tmp_path / "g0.extxyz")],
         "valid": [str(tmp_path / "g2.extxyz")],
     }
     model = {"kind": "length", "node_dim": 8, "edge_dim": 8, "heads": [2, 1], "n_layers": 2}
-    path = _config(tmp_path, files, model)
+    return _config(tmp_path, files, model)
+
+
+def test_cv_runs_scores_and_resumes(tmp_path):
+    path = _small_study(tmp_path, seed=11)
     out = tmp_path / "cv"
     with pytest.raises(ValueError, match=r"--folds: unknown glass\(es\) \['g9'\]"):
         run_cv(path, out, folds=["g9"], progress=False)
@@ -113,14 +118,7 @@ def test_cv_runs_scores_and_resumes(tmp_path):
 def test_each_fold_starts_from_its_own_model_and_never_its_glass(tmp_path):
     """``init: .../{fold}/run``: each fold continues the same fold of an earlier study; a
     checkpoint trained on the held-out glass is refused before the fold trains."""
-    write_labelled_glasses(tmp_path, 3, 80, seed=13)
-    files = {
-        "train": [str(tmp_path / "g0.extxyz"), str(tmp_path / "g1.extxyz")],
-        "extra": [str(tmp_path / "g0.extxyz")],
-        "valid": [str(tmp_path / "g2.extxyz")],
-    }
-    model = {"kind": "length", "node_dim": 8, "edge_dim": 8, "heads": [2, 1], "n_layers": 2}
-    path = _config(tmp_path, files, model)
+    path = _small_study(tmp_path, seed=13)
     first = tmp_path / "first"
     run_cv(path, first, folds=["g1"], progress=False)
     cfg = yaml.safe_load(path.read_text())
