@@ -135,7 +135,8 @@ def export_model(
         raise ValueError(
             f"the model takes {n_inputs} per-atom node input(s) from the potential, which "
             f"only a model file of its own can declare (metadata `{NODE_INPUTS_KEY}`, written "
-            "by `symgnn export RUN`); it cannot be wrapped (ensemble, residual, smoothed)"
+            "by `symgnn export RUN`); it cannot be wrapped (residual, smoothed; an ensemble "
+            "can hold it: `symgnn ensemble`)"
         )
     if declared and NodeInputSpec.from_json(declared).n_inputs != n_inputs:
         raise ValueError(
@@ -234,26 +235,24 @@ def load_model(
     if missing:
         raise ValueError(f"{path}: symgnn model metadata lacks {missing}")
     meta = parse_metadata(path, extra)
-    lacking = [m for m in CONTRACT_METHODS if not hasattr(module, m)]
-    if lacking:
-        raise ValueError(
-            f"{path}: its metadata says symgnn model but the module has no "
-            f"{', '.join(lacking)}: not a symgnn barrier model (`symgnn export RUN -o "
-            "model.pt` makes one)"
-        )
+    _require_methods(
+        module,
+        CONTRACT_METHODS,
+        f"{path}: its metadata says symgnn model",
+        "not a symgnn barrier model (`symgnn export RUN -o model.pt` makes one)",
+    )
     if next(iter(module.parameters()), None) is None:
         raise ValueError(
             f"{path}: the module has no parameters: not a trained symgnn barrier model "
             "(`symgnn export RUN -o model.pt` makes one)"
         )
     if meta["ensemble_size"] > 1:
-        lacking = [m for m in ENSEMBLE_METHODS if not hasattr(module, m)]
-        if lacking:
-            raise ValueError(
-                f"{path}: metadata `{ENSEMBLE_SIZE_KEY}` says {meta['ensemble_size']} members "
-                f"but the module has no {', '.join(lacking)}: not a symgnn ensemble file "
-                "(`symgnn ensemble MODEL... -o ens.pt` makes one)"
-            )
+        _require_methods(
+            module,
+            ENSEMBLE_METHODS,
+            f"{path}: metadata `{ENSEMBLE_SIZE_KEY}` says {meta['ensemble_size']} members",
+            "not a symgnn ensemble file (`symgnn ensemble MODEL... -o ens.pt` makes one)",
+        )
     takes = int(getattr(module, "n_inputs", 0) or 0)
     declared = meta["node_inputs"].n_inputs if meta["node_inputs"] is not None else 0
     if takes != declared:
@@ -263,6 +262,14 @@ def load_model(
         )
     module.eval()
     return LoadedModel(module=module, path=path, **meta)
+
+
+def _require_methods(module: Any, methods: Iterable[str], claim: str, what: str) -> None:
+    """A ValueError "``claim`` but the module has no <the methods it lacks>: ``what``" unless
+    ``module`` has every one of ``methods``."""
+    lacking = [m for m in methods if not hasattr(module, m)]
+    if lacking:
+        raise ValueError(f"{claim} but the module has no {', '.join(lacking)}: {what}")
 
 
 def wrapped_kinds(info: dict[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ from ..data.io import file_sha256
 from ..export import load_model, script_error_line
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
+from ..potential.inputs import NodeInputSpec
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ __all__ = [
     "layer_widths",
     "load_member",
     "model_from_checkpoint",
+    "probe_graph",
     "refuse_node_inputs",
     "same_files",
+    "shared_node_inputs",
 ]
 
 
@@ -56,6 +59,8 @@ class Member:
     baseline: str | None = None
     baseline_sha256: str | None = None
     from_checkpoint: bool = False  # a run folder or training checkpoint (not an exported file)
+    #: the per-atom inputs from the potential the model takes (metadata ``node_inputs``)
+    node_inputs: NodeInputSpec | None = None
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -89,11 +94,14 @@ def _score(metrics: dict[str, Any]) -> float | None:
     return (metrics.get("pooled") or {}).get("pearson")
 
 
-def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
+def load_member(
+    source: str | os.PathLike, residual_ok: bool = False, inputs_ok: bool = False
+) -> Member:
     """An exported model file or bundled name, a run folder (``best.pt``) or a checkpoint.
 
     A run trained with ``data.baseline`` predicts only what its baseline leaves: it is refused
-    unless ``residual_ok`` (the networks of a residual model)."""
+    unless ``residual_ok`` (the networks of a residual model). A model with per-atom inputs
+    from the potential (``node_inputs``) is refused unless ``inputs_ok`` (an ensemble)."""
     text = str(source)
     path = Path(text)
     if path.is_dir() or (path.is_file() and not is_torchscript(path)):
@@ -109,7 +117,15 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
                 f"BASE {text}`"
             )
         mcfg = ckpt["config"]["model"]
-        refuse_node_inputs(text, mcfg.get("node_inputs"))
+        spec = ckpt.get("node_inputs")  # the file's metadata, as `symgnn export` writes it
+        spec = NodeInputSpec.from_json(spec, source=text) if spec else None
+        if not inputs_ok:
+            refuse_node_inputs(text, mcfg.get("node_inputs"))
+        elif mcfg.get("node_inputs") and spec is None:
+            raise ValueError(
+                f"{text} takes per-atom inputs {mcfg['node_inputs']} but its checkpoint does "
+                "not record their potential and stats (node_inputs): retrain it, or export it"
+            )
         info = {
             "kind": mcfg["kind"],
             "model": mcfg,
@@ -130,6 +146,7 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
             baseline=baseline,
             baseline_sha256=(ckpt.get("data_sha256") or {}).get("data.baseline"),
             from_checkpoint=True,
+            node_inputs=spec,
         )
     loaded = load_model(text)
     if loaded.ensemble_size > 1:
@@ -137,7 +154,8 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
             f"{loaded.path} is itself an ensemble ({loaded.ensemble_size} members): give its "
             "members instead"
         )
-    refuse_node_inputs(text, loaded.node_inputs and list(loaded.node_inputs.names))
+    if not inputs_ok:
+        refuse_node_inputs(text, loaded.node_inputs and list(loaded.node_inputs.names))
     return Member(
         module=loaded.module,
         source=text,
@@ -148,18 +166,42 @@ def load_member(source: str | os.PathLike, residual_ok: bool = False) -> Member:
         feature_dim=loaded.feature_dim,
         info=dict(loaded.info),
         file=loaded.path,
+        node_inputs=loaded.node_inputs,
     )
 
 
 def refuse_node_inputs(source: str, names: list[str] | None, what: str = "") -> None:
-    """Compositions take the structure only: a model with per-atom inputs from the potential
-    (``node_inputs``) is refused by name."""
+    """Compositions other than an ensemble take the structure only: a model with per-atom
+    inputs from the potential (``node_inputs``) is refused by name."""
     if names:
-        role = what or "a member of an ensemble or residual model"
+        role = what or "a member of a residual model"
         raise ValueError(
             f"{source} takes per-atom inputs {names} from the potential (metadata node_inputs): "
-            f"it cannot be {role}; use it on its own"
+            f"it cannot be {role}; use it on its own or in an ensemble (`symgnn ensemble`)"
         )
+
+
+def shared_node_inputs(members: list[Member], what: str) -> NodeInputSpec | None:
+    """The per-atom inputs of the members that take them (None: none does), which must agree
+    on names, potential and pair style; else a ValueError naming both members and what
+    differs. The stats are the first such member's."""
+    first = None
+    for m in members:
+        if m.node_inputs is None:
+            continue
+        if first is None:
+            first = m
+            continue
+        for key in ("names", "potential", "pair_style"):
+            a, b = getattr(first.node_inputs, key), getattr(m.node_inputs, key)
+            if a != b:
+                a, b = (list(v) if isinstance(v, tuple) else v for v in (a, b))
+                raise ValueError(
+                    f"{what} members {first.source} and {m.source} take different per-atom "
+                    f"inputs (metadata node_inputs): {key} {a!r} and {b!r}; members with "
+                    "inputs must share names, potential and pair_style"
+                )
+    return None if first is None else first.node_inputs
 
 
 def check_shared(members: list[Member], what: str) -> None:
@@ -180,18 +222,33 @@ def check_shared(members: list[Member], what: str) -> None:
             raise ValueError(
                 f"{what} members must share the dtype: {first.source} is "
                 f"{str(first.dtype).replace('torch.', '')}, {m.source} is "
-                f"{str(m.dtype).replace('torch.', '')}"
+                f"{str(m.dtype).replace('torch.', '')} (a ridge fits in either: model.dtype)"
             )
+
+
+def probe_graph(
+    module: torch.nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, ...]:
+    """``module.embed``'s arguments on a two-atom graph: species, edge_index, edge_vec, and
+    zero node inputs when the module takes them (``n_inputs``)."""
+    species = torch.zeros(2, dtype=torch.int64, device=device)
+    edge_index = torch.tensor([[0, 1], [1, 0]], dtype=torch.int64, device=device)
+    edge_vec = torch.tensor([[2.5, 0.0, 0.0], [-2.5, 0.0, 0.0]], dtype=dtype, device=device)
+    n_inputs = int(getattr(module, "n_inputs", 0) or 0)
+    if not n_inputs:
+        return species, edge_index, edge_vec
+    return species, edge_index, edge_vec, torch.zeros(
+        2, n_inputs, dtype=torch.float64, device=device
+    )
 
 
 def _state_widths(module: torch.nn.Module, n_layers: int, dtype: torch.dtype) -> list[tuple]:
     """The widths (node state, edge state) of ``module`` after ``embed`` and after each of its
     ``n_layers`` layers, run on a two-atom graph."""
-    species = torch.zeros(2, dtype=torch.int64)
-    edge_index = torch.tensor([[0, 1], [1, 0]], dtype=torch.int64)
-    edge_vec = torch.tensor([[2.5, 0.0, 0.0], [-2.5, 0.0, 0.0]], dtype=dtype)
+    args = probe_graph(module, dtype)
+    edge_index = args[1]
     with torch.no_grad():
-        h, e = module.embed(species, edge_index, edge_vec)
+        h, e = module.embed(*args)
         widths = [(int(h.shape[1]), int(e.shape[1]))]
         for layer in range(n_layers):
             h, e = module.interact(layer, h, e, edge_index, None)

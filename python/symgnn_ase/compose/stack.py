@@ -12,18 +12,16 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.base import BarrierModel, OptTensor
+from .load import probe_graph
 
 __all__ = ["Stack", "edge_width"]
 
 
 def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu") -> int:
     """The width of ``member``'s edge state ``e`` (``embed``'s second output), measured on a
-    two-atom graph."""
-    species = torch.zeros(2, dtype=torch.int64, device=device)
-    edge_index = torch.tensor([[0, 1], [1, 0]], dtype=torch.int64, device=device)
-    edge_vec = torch.tensor([[2.5, 0.0, 0.0], [-2.5, 0.0, 0.0]], dtype=dtype, device=device)
+    two-atom graph (with zero node inputs for a member that takes them)."""
     with torch.no_grad():
-        h, e = member.embed(species, edge_index, edge_vec)
+        h, e = member.embed(*probe_graph(member, dtype, device))
     if h.dim() != 2 or e.dim() != 2 or e.shape[0] != 2:
         raise ValueError(
             f"an ensemble member's embed must return h [N, F] and e [E, Fe], got "

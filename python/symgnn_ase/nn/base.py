@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BarrierModel", "OptTensor", "add_label_scale"]
+__all__ = ["BarrierModel", "OptTensor", "TakesNodeInputs", "add_label_scale", "check_node_inputs"]
 
 # the optional per-edge weight of the contract's methods (TorchScript reads the alias)
 OptTensor = Optional[Tensor]
@@ -68,6 +68,48 @@ class BarrierModel(nn.Module):
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
     ) -> Tensor:
         h, e = self.embed(species, edge_index, edge_vec)
+        for layer in range(self.n_layers):
+            h, e = self.interact(layer, h, e, edge_index, edge_weight)
+        return self.readout(h)
+
+
+def check_node_inputs(node_inputs: Tensor, species: Tensor, n_inputs: int) -> None:
+    """A ValueError unless ``node_inputs`` is ``[n_atoms, n_inputs]``."""
+    if (
+        node_inputs.dim() != 2
+        or node_inputs.shape[0] != species.shape[0]
+        or node_inputs.shape[1] != n_inputs
+    ):
+        raise ValueError("node_inputs must be [n_atoms, n_inputs] (metadata node_inputs)")
+
+
+def require_node_inputs(node_inputs: OptTensor) -> Tensor:
+    """``node_inputs``; None is a ValueError saying how to call a model that needs them."""
+    if node_inputs is None:
+        raise ValueError(
+            "this model takes per-atom node inputs (metadata node_inputs): "
+            "forward(species, edge_index, edge_vec, edge_weight, node_inputs)"
+        )
+    return node_inputs
+
+
+class TakesNodeInputs:
+    """The ``forward`` of a model whose ``embed`` takes per-atom node inputs from the potential
+    as its 4th argument (metadata ``node_inputs``): ``forward(species, edge_index, edge_vec,
+    edge_weight=None, node_inputs=None)`` requires them, then runs ``embed``, the layers and
+    ``readout``. Listed before the model base (whose ``forward`` it replaces):
+    ``nn/descriptor.py``'s and ``nn/inputs.py``'s kinds with inputs, and an ensemble whose
+    members take them (``compose/ensemble.py``)."""
+
+    def forward(
+        self,
+        species: Tensor,
+        edge_index: Tensor,
+        edge_vec: Tensor,
+        edge_weight: OptTensor = None,
+        node_inputs: OptTensor = None,
+    ) -> Tensor:
+        h, e = self.embed(species, edge_index, edge_vec, require_node_inputs(node_inputs))
         for layer in range(self.n_layers):
             h, e = self.interact(layer, h, e, edge_index, edge_weight)
         return self.readout(h)

@@ -47,7 +47,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import BarrierModel, OptTensor, add_label_scale
+from .base import BarrierModel, OptTensor, TakesNodeInputs, add_label_scale, check_node_inputs
 from .config import ModelConfig
 
 __all__ = ["DescriptorRidge", "DescriptorRidgeInputs", "switch"]
@@ -216,7 +216,7 @@ class DescriptorRidge(BarrierModel):
         return self.linear(z).squeeze(-1) * self.label_std + self.label_mean
 
 
-class DescriptorRidgeInputs(DescriptorRidge):
+class DescriptorRidgeInputs(TakesNodeInputs, DescriptorRidge):
     """Kind ``ridge`` with per-atom inputs from the simulation's potential (``model.node_inputs``,
     issue 27; the file's ``node_inputs`` metadata names them, :mod:`symgnn_ase.potential.inputs`).
 
@@ -250,12 +250,7 @@ class DescriptorRidgeInputs(DescriptorRidge):
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, node_inputs: Tensor
     ) -> tuple[Tensor, Tensor]:
         """h = [onehot(species) | 0 | standardized node inputs | 0 ...], e as without inputs."""
-        if (
-            node_inputs.dim() != 2
-            or node_inputs.shape[0] != species.shape[0]
-            or node_inputs.shape[1] != self.n_inputs
-        ):
-            raise ValueError("node_inputs must be [n_atoms, n_inputs] (metadata node_inputs)")
+        check_node_inputs(node_inputs, species, self.n_inputs)
         edge_vec = edge_vec.to(self.centers.dtype)
         n = species.shape[0]
         onehot = torch.nn.functional.one_hot(species, self.n_species).to(edge_vec.dtype)
@@ -273,21 +268,3 @@ class DescriptorRidgeInputs(DescriptorRidge):
     @torch.jit.export
     def readout(self, h: Tensor) -> Tensor:
         return self.linear_readout(self.readout_features(h))
-
-    def forward(  # type: ignore[override]
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: OptTensor = None,
-        node_inputs: OptTensor = None,
-    ) -> Tensor:
-        if node_inputs is None:
-            raise ValueError(
-                "this model takes per-atom node inputs (metadata node_inputs): "
-                "forward(species, edge_index, edge_vec, edge_weight, node_inputs)"
-            )
-        h, e = self.embed(species, edge_index, edge_vec, node_inputs)
-        for layer in range(self.n_layers):
-            h, e = self.interact(layer, h, e, edge_index, edge_weight)
-        return self.readout(h)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import OptTensor
+from .base import TakesNodeInputs, check_node_inputs
 from .config import ModelConfig
 from .symgnn import SymGNN
 
@@ -31,7 +31,7 @@ __all__ = ["SymGNNInputs", "INPUT_STATE_KEYS"]
 INPUT_STATE_KEYS = ("input_proj.weight", "input_mean", "input_std")
 
 
-class SymGNNInputs(SymGNN):
+class SymGNNInputs(TakesNodeInputs, SymGNN):
     """A SymGNN kind (``symgnn``, ``raw``, ``length``) whose embedding adds the node inputs."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -50,35 +50,12 @@ class SymGNNInputs(SymGNN):
         self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, node_inputs: Tensor
     ) -> tuple[Tensor, Tensor]:
         """h = embedding(species) + input_proj(standardized inputs x species indicator)."""
-        if (
-            node_inputs.dim() != 2
-            or node_inputs.shape[0] != species.shape[0]
-            or node_inputs.shape[1] != self.n_inputs
-        ):
-            raise ValueError("node_inputs must be [n_atoms, n_inputs] (metadata node_inputs)")
+        check_node_inputs(node_inputs, species, self.n_inputs)
         h, e = self._embed(species, edge_vec)
         x = (node_inputs.to(torch.float64) - self.input_mean) / self.input_std
         onehot = torch.nn.functional.one_hot(species, self.n_species).to(torch.float64)
         cols = (onehot.unsqueeze(2) * x.unsqueeze(1)).reshape(species.shape[0], -1)
         return h + self.input_proj(cols.to(h.dtype)), e
-
-    def forward(  # type: ignore[override]
-        self,
-        species: Tensor,
-        edge_index: Tensor,
-        edge_vec: Tensor,
-        edge_weight: OptTensor = None,
-        node_inputs: OptTensor = None,
-    ) -> Tensor:
-        if node_inputs is None:
-            raise ValueError(
-                "this model takes per-atom node inputs (metadata node_inputs): "
-                "forward(species, edge_index, edge_vec, edge_weight, node_inputs)"
-            )
-        h, e = self.embed(species, edge_index, edge_vec, node_inputs)
-        for layer in range(self.n_layers):
-            h, e = self.interact(layer, h, e, edge_index, edge_weight)
-        return self.readout(h)
 
     def set_input_scale(self, mean: Tensor, std: Tensor) -> None:
         """The standardization of the inputs (their mean and std over the training atoms)."""

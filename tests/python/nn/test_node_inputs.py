@@ -174,14 +174,17 @@ def test_symgnn_train_fits_a_ridge_config(tmp_path: Path, capsys) -> None:
 
 
 def test_wrappers_refuse_it(fitted: Path, tmp_path: Path, capsys) -> None:
-    for args in (
-        ["ensemble", str(fitted), str(fitted), "-o", str(tmp_path / "e.pt")],
-        ["ensemble", str(fitted.parent / "run"), str(fitted), "-o", str(tmp_path / "e.pt")],
-        ["smooth", str(fitted), "--length", "2", "-o", str(tmp_path / "s.pt")],
+    """A residual model or a smoothed one takes the structure only (an ensemble may hold a
+    model with inputs: tests/python/potential/test_ensemble_inputs.py)."""
+    for args, role in (
+        (["residual", str(fitted), str(fitted), "-o", str(tmp_path / "r.pt")], "residual"),
+        (["residual", str(fitted.parent / "run"), str(fitted), "-o", str(tmp_path / "r.pt")], ""),
+        (["smooth", str(fitted), "--length", "2", "-o", str(tmp_path / "s.pt")], "smoothed"),
     ):
         assert main(args) != 0
         err = capsys.readouterr().err
         assert "cannot be a member" in err or "cannot be wrapped" in err, err
+        assert role in err and "in an ensemble" in err, err
     assert not list(tmp_path.iterdir())
 
 

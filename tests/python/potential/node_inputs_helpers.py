@@ -62,13 +62,15 @@ def pe_config(folder: Path, run_dir: Path, model: dict | None = None, **data) ->
     return path
 
 
-def fit_pe_ridge(folder: Path) -> Path:
-    """The exported model file of a ridge fit with ``node_inputs: [pe]`` on ``folder``."""
+def fit_pe_ridge(folder: Path, **model) -> Path:
+    """The exported model file of a ridge fit with ``node_inputs: [pe]`` on ``folder``;
+    ``model``: entries changed in :data:`MODEL` (e.g. ``dtype="float32"``, the networks')."""
     from symgnn_ase.train.export import export_run
     from symgnn_ase.train.ridge import fit_ridge
 
     write_pe_glasses(folder)
-    run = fit_ridge(pe_config(folder, folder / "run"), alphas=(0.001, 0.1, 10.0))
+    cfg = pe_config(folder, folder / "run", model={**MODEL, **model})
+    run = fit_ridge(cfg, alphas=(0.001, 0.1, 10.0))
     return export_run(run, folder / "pe.pt")
 
 
