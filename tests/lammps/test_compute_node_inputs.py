@@ -3,7 +3,8 @@
 sees (after the relax protocol's steps, or the step's positions without it).
 
 - 1, 2 and 4 ranks (newton on and off) give the ASE calculator (`SymGNNCalculator(model)`, the
-  file's potential in-process) within 1e-5 eV, relax on and off, ridge and network;
+  file's potential in-process) within 1e-5 eV, relax on and off, ridge, network and an ensemble
+  of a network without inputs and a ridge with them (mean and, `std yes`, spread);
 - the simulation is exactly as without the compute: dumps (x, v, f, pe/atom, stress/atom) and
   thermo bit for bit;
 - an input the plugin cannot compute, a file whose metadata and module disagree, no pair style:
@@ -20,6 +21,7 @@ import pytest
 
 from ..python.potential.node_inputs_helpers import fit_pe_ridge, pe_config, with_metadata
 from .helpers import (
+    check_std_ranks_and_ase,
     eam_header,
     frame_atoms,
     glass,
@@ -38,12 +40,14 @@ PROTOCOL = {"steps": 2, "alpha": 0.12, "cap": 0.3}
 @pytest.fixture(scope="module")
 def pe_models(tmp_path_factory) -> dict[str, Path]:
     """A tiny ridge with the per-atom energy as input ("pe", no relax), the same with the
-    relax protocol PROTOCOL ("relax"), and a tiny `length` network with the same input trained
-    two epochs ("net", nn/inputs.py)."""
+    relax protocol PROTOCOL ("relax"), a tiny `length` network with the same input trained
+    two epochs ("net", nn/inputs.py), and the ensemble of a tiny `length` network without
+    inputs and a float32 copy of the ridge ("ens", compose/ensemble.EnsembleInputs)."""
     import yaml
 
+    from symgnn_ase.compose.ensemble import export_ensemble
     from symgnn_ase.potential.relax import RelaxProtocol, write_relax_metadata
-    from symgnn_ase.testing import tiny_config
+    from symgnn_ase.testing import make_tiny_model, tiny_config
     from symgnn_ase.train import train
     from symgnn_ase.train.export import export_run
 
@@ -60,7 +64,11 @@ def pe_models(tmp_path_factory) -> dict[str, Path]:
     cfg["optim"] = {"epochs": 2, "lr": 3.0e-3, "compile": False}
     cfg_path.write_text(yaml.safe_dump(cfg))
     net = export_run(train(cfg_path, progress=False), folder / "net.pt")
-    return {"pe": pe, "relax": relax, "net": net}
+    (folder / "f32").mkdir()
+    pe32 = fit_pe_ridge(folder / "f32", dtype="float32")  # the networks' dtype
+    make_tiny_model(folder / "plain.pt", kind="length", seed=5)
+    ens = export_ensemble([str(folder / "plain.pt"), str(pe32)], folder / "ens.pt")
+    return {"pe": pe, "relax": relax, "net": net, "ens": ens}
 
 
 def _ase_barriers(model: Path, frame) -> np.ndarray:
@@ -90,8 +98,9 @@ def test_ranks_agree_with_ase(lammps, pe_models, tmp_path, nprocs, newton, tilt)
     text += f"compute pe all symgnn {pe_models['pe']} Cu Zr\n"
     text += f"compute rl all symgnn {pe_models['relax']} Cu Zr\n"
     text += f"compute nt all symgnn {pe_models['net']} Cu Zr\n"
+    text += f"compute en all symgnn {pe_models['ens']} Cu Zr\n"
     text += "compute pea all pe/atom\n"
-    text += "dump d all custom 1 dump.txt id type x y z c_pe c_rl c_nt c_pea\n"
+    text += "dump d all custom 1 dump.txt id type x y z c_pe c_rl c_nt c_en c_pea\n"
     text += "dump_modify d format float %.17g sort id\nrun 0\n"
     res = lammps.run(text, tmp_path, np=nprocs).check()
     assert "node inputs: pe" in res.output
@@ -99,19 +108,28 @@ def test_ranks_agree_with_ase(lammps, pe_models, tmp_path, nprocs, newton, tilt)
     c = frame.columns
     errors = {}
     refs = {}
-    for name, model in (("pe", "pe"), ("rl", "relax"), ("nt", "net")):
+    for name, model in (("pe", "pe"), ("rl", "relax"), ("nt", "net"), ("en", "ens")):
         refs[name] = _ase_barriers(pe_models[model], frame)
         errors[name] = float(np.max(np.abs(c[f"c_{name}"] - refs[name])))
     moved = float(np.max(np.abs(refs["rl"] - refs["pe"])))
     print(
         f"{nprocs} rank(s), newton {newton}: |LAMMPS - ASE| relax off {errors['pe']:.3g} eV, "
-        f"relax on {errors['rl']:.3g} eV, network {errors['nt']:.3g} eV; the relax moves "
-        f"barriers by up to {moved:.3g} eV"
+        f"relax on {errors['rl']:.3g} eV, network {errors['nt']:.3g} eV, ensemble "
+        f"{errors['en']:.3g} eV; the relax moves barriers by up to {moved:.3g} eV"
     )
     assert moved > 100 * TOL  # the relaxed copy's energies matter, so the comparison can fail
-    assert errors["pe"] <= TOL and errors["rl"] <= TOL and errors["nt"] <= TOL
+    assert max(errors.values()) <= TOL, errors
     # the inputs are the pair's per-atom energies: pe/atom of the step is finite and unchanged
     assert np.all(np.isfinite(c["c_pea"]))
+
+
+def test_ensemble_std_ranks_and_ase(lammps, pe_models, tmp_path):
+    """`std yes` with the ensemble of a network without inputs and the pe ridge: the plugin
+    passes the pair's energies to the ensemble's `embed`, which hands them to the ridge alone;
+    mean and spread on 1, 2 and 4 ranks agree with the ASE calculator."""
+    check_std_ranks_and_ase(
+        lammps, pe_models["ens"], tmp_path, seed=25, tol_ase=TOL, pair=pair_lines("eam/fs")
+    )
 
 
 @pytest.mark.parametrize("nprocs", [1, 2])
