@@ -473,14 +473,12 @@ class SymGNNCalculator(Calculator):
         edge_index = torch.from_numpy(np.stack([j, i])).to(device=dev, dtype=torch.int64)
         edge_vec = torch.from_numpy(vec).to(device=dev, dtype=model.dtype)  # formed in float64
         std = None
-        args = [species_t, edge_index, edge_vec]
-        if node_inputs is not None:  # after edge_weight, an ensemble's methods as a model's
-            args += [None, node_inputs]
+        extra = [] if node_inputs is None else [None, node_inputs]  # after edge_weight
         with torch_threads(self.n_threads), torch.inference_mode():
             if model.is_ensemble:
-                out, std = model.module.forward_std(*args)
+                out, std = model.module.forward_std(species_t, edge_index, edge_vec, *extra)
             else:
-                out = model.module(*args)
+                out = model.module(species_t, edge_index, edge_vec, *extra)
         barriers = out.detach().to("cpu", torch.float64).numpy().copy()
         self.n_barrier_evaluations += 1
         if barriers.shape != (len(atoms),):
