@@ -237,9 +237,8 @@ def probe_graph(
     n_inputs = int(getattr(module, "n_inputs", 0) or 0)
     if not n_inputs:
         return species, edge_index, edge_vec
-    return species, edge_index, edge_vec, torch.zeros(
-        2, n_inputs, dtype=torch.float64, device=device
-    )
+    inputs = torch.zeros(2, n_inputs, dtype=torch.float64, device=device)
+    return species, edge_index, edge_vec, inputs
 
 
 def _state_widths(module: torch.nn.Module, n_layers: int, dtype: torch.dtype) -> list[tuple]:
