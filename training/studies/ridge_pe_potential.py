@@ -1,15 +1,16 @@
 """Study (issue 27, item 4): the ridge with per-atom energies as inputs when the user's potential
 differs from the training one.
 
-    .venv/bin/python training/studies/ridge_pe_potential.py [MODEL]
+    .venv/bin/python training/studies/ridge_pe_potential.py [MODEL [OUT.json]]
 
 MODEL (default training/runs/ridge_pe/ridge_pe.pt) predicts, as the ASE calculator runs it
 (its relax protocol moves a copy 4 steps along CuZr_mm.eam.fs's forces first), on the
 validation glass and its 300 K / 600 K snapshots (training/data/thermal), with the per-atom
-energies it takes as input changed: exact, shifted by +0.1 eV, scaled by 1.05, both; the relax
+energies it takes as input changed: exact, shifted by +0.1 eV, scaled by 1.05, both, shifted by
++0.5 eV, scaled by 1.2; the relax
 forces are the real potential's throughout, so only the inputs differ. Pooled Pearson per file;
-also the relax protocol off (exact energies of the unmoved frames). Writes
-training/results/ridge_pe_potential.json.
+also the relax protocol off (exact energies of the unmoved frames). Writes OUT.json (default
+training/results/ridge_pe_potential.json; symgnn_pe's: training/results/symgnn_pe_potential.json).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ VARIANTS = {
     "shift +0.1 eV": (0.1, 1.0),
     "scale 1.05": (0.0, 1.05),
     "scale 1.05, shift +0.1 eV": (0.1, 1.05),
+    "shift +0.5 eV": (0.5, 1.0),
+    "scale 1.2": (0.0, 1.2),
 }
 OUT = ROOT / "training" / "results" / "ridge_pe_potential.json"
 
@@ -81,7 +84,8 @@ def main() -> int:
         calc.close()
         results[label] = row
         print(f"{label:28s} " + "  ".join(f"{n} {v:.4f}" for n, v in row.items()), flush=True)
-    OUT.write_text(json.dumps({"model": model, "pearson": results}, indent=2) + "\n")
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else OUT
+    out.write_text(json.dumps({"model": model, "pearson": results}, indent=2) + "\n")
     return 0
 
 
