@@ -125,7 +125,9 @@ def export_model(
         raise ValueError(f"unknown optional metadata {unknown}; known: {OPTIONAL_METADATA_KEYS}")
     check_output(path, inputs, what="export output")
     model = model.eval()
-    dtype = next(model.parameters()).dtype
+    # the widest parameter dtype: a float64 ensemble may hold float32 networks (compose/stack)
+    dtypes = {p.dtype for p in model.parameters()}
+    dtype = torch.float64 if torch.float64 in dtypes else next(model.parameters()).dtype
     dtype_name = {v: k for k, v in _DTYPES.items()}.get(dtype)
     if dtype_name is None:
         raise ValueError(f"model dtype must be float32 or float64, got {dtype}")

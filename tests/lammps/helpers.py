@@ -334,12 +334,14 @@ def check_std_ranks_and_ase(
     tol_ranks: float = STD_TOL_RANKS,
     tol_ase: float = STD_TOL_ASE,
     pair: str | None = None,
+    skin: float = 1.0,
 ) -> None:
     """``compute symgnn <model> Cu Zr std yes`` on a tilted glass (``glass`` of ``seed``), on 1,
     2 and 4 MPI ranks in ``folder``: 1 rank gives the ASE calculator's mean and std within
     ``tol_ase``, 2 and 4 ranks give 1 rank's within ``tol_ranks`` (eV); the differences are
     printed. ``pair``: the pair style lines (default ``pair_style zero``; a model with node
-    inputs needs the potential its file names, e.g. ``pair_lines("eam/fs")``)."""
+    inputs needs the potential its file names, e.g. ``pair_lines("eam/fs")``); ``skin``: the
+    neighbor skin (Å; a model with relax steps on an unrelaxed glass needs more than 1)."""
 
     from symgnn_ase.calculator import BARRIER_STD, BARRIERS, SymGNNCalculator
 
@@ -349,7 +351,7 @@ def check_std_ranks_and_ase(
         run_dir = folder / f"np{nprocs}"
         run_dir.mkdir()
         write_data(run_dir / "glass.data", positions, types, cell)
-        text = input_header("glass.data", *([pair] if pair is not None else []))
+        text = input_header("glass.data", *([pair] if pair is not None else []), skin=skin)
         text += f"compute b all symgnn {model} Cu Zr std yes\n"
         text += "dump d all custom 1 dump.txt id type x y z c_b[1] c_b[2]\n"
         text += "dump_modify d format float %.17g sort id\nrun 0\n"

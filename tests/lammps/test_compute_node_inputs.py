@@ -132,6 +132,22 @@ def test_ensemble_std_ranks_and_ase(lammps, pe_models, tmp_path):
     )
 
 
+def test_bundled_symgnn_pe_std_ranks_and_ase(lammps, tmp_path):
+    """The bundled `symgnn_pe` (the default's network + the energy-input ridge, relax K = 2) as
+    a user runs it, `compute b all symgnn symgnn_pe Cu Zr std yes` under eam/fs: 1, 2 and 4
+    ranks agree with the ASE calculator."""
+    from symgnn_ase.format import bundled_models
+
+    model = bundled_models().get("symgnn_pe")
+    if model is None:
+        pytest.skip("symgnn_pe is not bundled in this installation")
+    # a random glass far from relaxed: the 2 capped steps move atoms up to 0.6 Å, so the skin
+    # must exceed that (the compute refuses otherwise)
+    check_std_ranks_and_ase(
+        lammps, model, tmp_path, seed=27, tol_ase=TOL, pair=pair_lines("eam/fs"), skin=2.0
+    )
+
+
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_trajectory_is_bit_for_bit(lammps, pe_models, tmp_path, nprocs):
     positions, types, cell = glass(250, seed=22)

@@ -159,3 +159,18 @@ def test_quickstart_with_the_real_bundled_model(tmp_path):
         float(f"{ref.max():.3f}"),
     )
     assert 0.3 < lo <= mean <= hi < 4.0  # barriers in eV, not a unit or scale slip
+
+
+def test_symgnn_pe_is_exactly_invariant():
+    """`symgnn_pe` (energy inputs on the relax-moved copy) on the validation glass rotated and
+    reflected: the same barriers up to float32 round-off."""
+    from symgnn_ase.train.evaluate import evaluate_files
+
+    if "symgnn_pe" not in BUNDLED:
+        pytest.skip("symgnn_pe is not bundled")
+    model = load_model(PACKAGE_MODELS_DIR / "symgnn_pe.pt")
+    res = evaluate_files(model, [str(require_data(VALID))], rotations=2)
+    print(
+        f"symgnn_pe: largest spread over 2 rotations/reflections {res['rotations']['spread_max_eV']:.3g} eV"
+    )
+    assert res["rotations"]["spread_max_eV"] < 1e-5

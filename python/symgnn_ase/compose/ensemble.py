@@ -2,7 +2,9 @@
 deviation (``symgnn ensemble MODEL1 MODEL2 ... -o ens.pt``).
 
 The members (:func:`~.load.load_member`: exported files, bundled names, run folders or
-checkpoints) must share the cutoff, the species (in the same order) and the dtype. The file is
+checkpoints) must share the cutoff and the species (in the same order); float32 networks may
+sit beside a float64 ridge (the file is then float64, the networks computing in float32 behind
+:class:`~.stack.InFloat64`, bit for bit as alone). The file is
 an ordinary symgnn model (``forward`` returns the mean, so every reader of the contract reads
 it) with the metadata ``ensemble_size`` and the methods ``forward_std``, ``forward_members``,
 ``readout_std`` and ``readout_members`` (``docs/contracts.md``). :class:`Ensemble` lays its
@@ -33,6 +35,7 @@ from ..outputs import check_output
 from .load import (
     Member,
     check_layerwise,
+    check_mixed_dtype,
     check_shared,
     load_member,
     same_files,
@@ -40,7 +43,7 @@ from .load import (
 )
 from .record import export_stack
 from .spread import MeanAndSpread, check_std_scale
-from .stack import Stack, edge_width
+from .stack import InFloat64, Stack, edge_width, widest_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class Ensemble(MeanAndSpread, Stack):
         check_std_scale(std_scale)
         super().__init__(*stack)
         self.ensemble_size = len(self.members)
-        dtype = next(iter(self.members.parameters())).dtype
+        dtype = widest_dtype(list(self.members))
         self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
 
 
@@ -174,12 +177,15 @@ def build_ensemble(
     if len(sources) < 2:
         raise ValueError(f"an ensemble needs at least 2 models, got {len(sources)}")
     members = [load_member(s, inputs_ok=True) for s in sources]
-    check_shared(members, "ensemble")
+    check_shared(members, "ensemble", mixed_dtype=True)
+    check_mixed_dtype(members, "ensemble")
     spec = shared_node_inputs(members, "ensemble")
     check_layerwise(members, "ensemble")
     _warn_duplicates(members)
+    # float32 networks beside a float64 ridge run behind InFloat64: the file is float64
+    wide = widest_dtype([m.module for m in members])
     stack = (
-        [m.module for m in members],
+        [m.module if m.dtype == wide else InFloat64(m.module) for m in members],
         [m.n_layers for m in members],
         [m.feature_dim for m in members],
         [edge_width(m.module, m.dtype) for m in members],

@@ -204,8 +204,10 @@ def shared_node_inputs(members: list[Member], what: str) -> NodeInputSpec | None
     return None if first is None else first.node_inputs
 
 
-def check_shared(members: list[Member], what: str) -> None:
-    """The members share r_max, type_names (in order) and dtype; else a ValueError naming them."""
+def check_shared(members: list[Member], what: str, mixed_dtype: bool = False) -> None:
+    """The members share r_max, type_names (in order) and dtype (``mixed_dtype``: float32
+    members without node inputs may sit beside float64 ones, compose/stack.InFloat64); else a
+    ValueError naming them."""
     first = members[0]
     for m in members[1:]:
         if m.r_max != first.r_max:
@@ -218,11 +220,26 @@ def check_shared(members: list[Member], what: str) -> None:
                 f"{what} members must share type_names (same order): {first.source} has "
                 f"[{', '.join(first.type_names)}], {m.source} has [{', '.join(m.type_names)}]"
             )
+        if mixed_dtype:
+            continue
         if m.dtype != first.dtype:
             raise ValueError(
                 f"{what} members must share the dtype: {first.source} is "
                 f"{str(first.dtype).replace('torch.', '')}, {m.source} is "
                 f"{str(m.dtype).replace('torch.', '')} (a ridge fits in either: model.dtype)"
+            )
+
+
+def check_mixed_dtype(members: list[Member], what: str) -> None:
+    """Beside a float64 member, a float32 member must take no node inputs (it runs behind
+    :class:`~.stack.InFloat64`)."""
+    if not any(m.dtype == torch.float64 for m in members):
+        return
+    for m in members:
+        if m.dtype != torch.float64 and m.node_inputs is not None:
+            raise ValueError(
+                f"{what} member {m.source} is float32 and takes per-atom inputs, beside a "
+                "float64 member: fit it in float64 (model.dtype) or the others in float32"
             )
 
 

@@ -14,7 +14,55 @@ from torch import Tensor, nn
 from ..nn.base import BarrierModel, OptTensor
 from .load import probe_graph
 
-__all__ = ["Stack", "edge_width"]
+__all__ = ["InFloat64", "Stack", "edge_width", "widest_dtype"]
+
+
+def widest_dtype(modules: list[nn.Module]) -> torch.dtype:
+    """float64 when any of ``modules`` holds a float64 parameter, else float32: the dtype of a
+    stack of them (its node and edge states, its file's ``dtype``)."""
+    for module in modules:
+        if any(p.dtype == torch.float64 for p in module.parameters()):
+            return torch.float64
+    return torch.float32
+
+
+class InFloat64(nn.Module):
+    """A float32 member (a network) inside a float64 stack (beside a float64 ridge): its
+    contract methods with float64 states and edge vectors outside, float32 inside. Edge vectors
+    are cast to float32 as the member's own file would receive them (formed in float64, then
+    cast), and float32 states pass through float64 exactly, so the member gives bit for bit
+    what it gives alone."""
+
+    def __init__(self, member: nn.Module) -> None:
+        super().__init__()
+        self.member = member
+
+    @torch.jit.export
+    def embed(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        h, e = self.member.embed(species, edge_index, edge_vec.float())
+        return h.double(), e.double()
+
+    @torch.jit.export
+    def interact(
+        self, layer: int, h: Tensor, e: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
+    ) -> tuple[Tensor, Tensor]:
+        weight = edge_weight
+        if weight is not None:
+            weight = weight.float()
+        h, e = self.member.interact(layer, h.float(), e.float(), edge_index, weight)
+        return h.double(), e.double()
+
+    @torch.jit.export
+    def readout(self, h: Tensor) -> Tensor:
+        return self.member.readout(h.float()).double()
+
+    def forward(
+        self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, edge_weight: OptTensor = None
+    ) -> Tensor:
+        weight = edge_weight
+        if weight is not None:
+            weight = weight.float()
+        return self.member(species, edge_index, edge_vec.float(), weight).double()
 
 
 def edge_width(member: nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu") -> int:
