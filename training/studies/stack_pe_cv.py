@@ -5,6 +5,7 @@ on that glass. Prints the per-fold Pearson of each and of their mean, and adds t
 training/results/stack_pe_cv.json under "NET+RIDGE".
 
     .venv/bin/python training/studies/stack_pe_cv.py [--net length_budget] [--ridge ridge_pe5]
+        [--also equivariant_budget]
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--net", default="length_budget", help="CV study of the network (training/cv)")
     p.add_argument("--ridge", default="ridge_pe", help="CV study of the ridge (training/cv)")
+    p.add_argument("--also", nargs="*", default=[], help="more CV studies in the mean")
     args = p.parse_args(argv)
+
+    def fold_model(study: str, fold: str, tmp: str):
+        path = CV / study / fold / "model.pt"
+        if not path.exists():
+            path = export_run(CV / study / fold / "run", Path(tmp) / f"{study}_{fold}.pt")
+        return load_model(path)
 
     from symgnn_ase.calculator import get_energy_barriers
     from symgnn_ase.export import load_model
@@ -43,15 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             glass = fold.split("_", 1)[1]
             atoms = ase.io.read(DATA / f"{glass}.extxyz")
             y = np.asarray(atoms.arrays["energy_barrier"], dtype=np.float64)
-            net_file = CV / args.net / fold / "model.pt"
-            if not net_file.exists():
-                net_file = export_run(CV / args.net / fold / "run", Path(tmp) / f"{fold}.pt")
-            net = get_energy_barriers(atoms, load_model(net_file))
-            ridge = get_energy_barriers(atoms, load_model(CV / args.ridge / fold / "model.pt"))
+            net = get_energy_barriers(atoms, fold_model(args.net, fold, tmp))
+            ridge = get_energy_barriers(atoms, fold_model(args.ridge, fold, tmp))
+            extra = [get_energy_barriers(atoms, fold_model(s, fold, tmp)) for s in args.also]
             r = {
                 "net": float(np.corrcoef(net, y)[0, 1]),
                 "ridge": float(np.corrcoef(ridge, y)[0, 1]),
-                "mean": float(np.corrcoef(0.5 * (net + ridge), y)[0, 1]),
+                **{
+                    s: float(np.corrcoef(e, y)[0, 1]) for s, e in zip(args.also, extra, strict=True)
+                },
+                "mean": float(np.corrcoef(np.mean([net, ridge, *extra], axis=0), y)[0, 1]),
             }
             rows[glass] = r
             print(
@@ -60,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     summary = {}
-    for key in ("net", "ridge", "mean"):
+    for key in ("net", "ridge", *args.also, "mean"):
         v = np.array([r[key] for r in rows.values()])
         summary[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1))}
-    for other in ("net", "ridge"):
+    for other in ("net", "ridge", *args.also):
         gain = np.array([r["mean"] - r[other] for r in rows.values()])
         summary[f"mean_minus_{other}"] = {
             "mean": float(gain.mean()),
@@ -73,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=1))
     old = json.loads(OUT.read_text()) if OUT.exists() else {}
     old = {k: v for k, v in old.items() if "+" in k}  # studies by name
-    old[f"{args.net}+{args.ridge}"] = {"per_fold": rows, "summary": summary}
+    old["+".join([args.net, args.ridge, *args.also])] = {"per_fold": rows, "summary": summary}
     OUT.write_text(json.dumps(old, indent=1) + "\n")
     return 0
 
