@@ -17,12 +17,20 @@ included, against the subclass: ``self.embed`` in the inherited ``forward`` is t
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BarrierModel", "OptTensor", "TakesNodeInputs", "add_label_scale", "check_node_inputs"]
+__all__ = [
+    "BarrierModel",
+    "OptTensor",
+    "TakesNodeInputs",
+    "add_input_scale",
+    "add_label_scale",
+    "check_node_inputs",
+    "set_input_scale",
+]
 
 # the optional per-edge weight of the contract's methods (TorchScript reads the alias)
 OptTensor = Optional[Tensor]
@@ -71,6 +79,21 @@ class BarrierModel(nn.Module):
         for layer in range(self.n_layers):
             h, e = self.interact(layer, h, e, edge_index, edge_weight)
         return self.readout(h)
+
+
+def add_input_scale(module: nn.Module, n_inputs: int, dtype: torch.dtype) -> None:
+    """Buffers ``input_mean`` and ``input_std`` that standardize the node inputs (set from the
+    training atoms: :func:`set_input_scale`)."""
+    module.register_buffer("input_mean", torch.zeros(n_inputs, dtype=dtype))
+    module.register_buffer("input_std", torch.ones(n_inputs, dtype=dtype))
+
+
+def set_input_scale(module: nn.Module, mean: Any, std: Any) -> None:
+    """Set ``module``'s :func:`add_input_scale` buffers: the inputs' mean and std over the
+    training atoms (arrays or tensors, cast to the buffers' dtype)."""
+    with torch.no_grad():
+        module.input_mean.copy_(torch.as_tensor(mean))
+        module.input_std.copy_(torch.as_tensor(std))
 
 
 def check_node_inputs(node_inputs: Tensor, species: Tensor, n_inputs: int) -> None:

@@ -47,7 +47,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import BarrierModel, OptTensor, TakesNodeInputs, add_label_scale, check_node_inputs
+from .base import (
+    BarrierModel,
+    OptTensor,
+    TakesNodeInputs,
+    add_input_scale,
+    add_label_scale,
+    check_node_inputs,
+)
 from .config import ModelConfig
 
 __all__ = ["DescriptorRidge", "DescriptorRidgeInputs", "switch"]
@@ -234,8 +241,7 @@ class DescriptorRidgeInputs(TakesNodeInputs, DescriptorRidge):
             raise ValueError("DescriptorRidgeInputs needs model.node_inputs")
         super().__init__(cfg, dtype)
         dtype = self.centers.dtype
-        self.register_buffer("input_mean", torch.zeros(self.n_inputs, dtype=dtype))
-        self.register_buffer("input_std", torch.ones(self.n_inputs, dtype=dtype))
+        add_input_scale(self, self.n_inputs, dtype)
         n_blocks = self.feature_dim // self.base_dim
         # the input columns of every block: the inputs and each of their averages
         cols = [

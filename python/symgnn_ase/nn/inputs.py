@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import TakesNodeInputs, check_node_inputs
+from .base import TakesNodeInputs, add_input_scale, check_node_inputs
 from .config import ModelConfig
 from .symgnn import SymGNN
 
@@ -42,8 +42,7 @@ class SymGNNInputs(TakesNodeInputs, SymGNN):
         self.n_species = len(cfg.type_names)
         self.input_proj = nn.Linear(self.n_species * self.n_inputs, cfg.node_dim, bias=False)
         nn.init.zeros_(self.input_proj.weight)
-        self.register_buffer("input_mean", torch.zeros(self.n_inputs, dtype=torch.float64))
-        self.register_buffer("input_std", torch.ones(self.n_inputs, dtype=torch.float64))
+        add_input_scale(self, self.n_inputs, torch.float64)
 
     @torch.jit.export
     def embed(  # type: ignore[override]
@@ -56,9 +55,3 @@ class SymGNNInputs(TakesNodeInputs, SymGNN):
         onehot = torch.nn.functional.one_hot(species, self.n_species).to(torch.float64)
         cols = (onehot.unsqueeze(2) * x.unsqueeze(1)).reshape(species.shape[0], -1)
         return h + self.input_proj(cols.to(h.dtype)), e
-
-    def set_input_scale(self, mean: Tensor, std: Tensor) -> None:
-        """The standardization of the inputs (their mean and std over the training atoms)."""
-        with torch.no_grad():
-            self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float64))
-            self.input_std.copy_(torch.as_tensor(std, dtype=torch.float64))

@@ -23,7 +23,11 @@ from .base import OptTensor
 from .config import ModelConfig
 from .symgnn import SymGNN
 
-__all__ = ["ShallowSymGNN", "widen_readout"]
+__all__ = ["WIDEN_NOISE", "ShallowSymGNN", "widen_readout"]
+
+#: noise (standardized label units) added to each head widened from one (``init`` of a
+#: single-head model into a shallow ensemble: train/loop.py, train/readout.py)
+WIDEN_NOISE = 0.3
 
 
 class ShallowSymGNN(MeanAndSpread, SymGNN):

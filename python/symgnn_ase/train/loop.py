@@ -34,14 +34,15 @@ import numpy as np
 import torch
 
 from ..data.graph import Graph
+from ..nn.base import set_input_scale
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from ..nn.inputs import INPUT_STATE_KEYS
-from ..nn.shallow import widen_readout
+from ..nn.shallow import WIDEN_NOISE, widen_readout
 from ..outputs import write_text
 from ..runtime import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
-from .config import check_run_dir, load_config
+from .config import check_run_dir, load_config, optimizer
 from .datasets import (
     data_hashes,
     epoch_order,
@@ -56,6 +57,7 @@ from .distributed import setup as setup_distributed
 from .evaluate import evaluate_graphs
 from .node_inputs import training_inputs
 from .resume import RESUMABLE_CHANGES as RESUMABLE_CHANGES
+from .resume import epoch_row, restore, run_checkpoint
 from .resume import git_commit as _git_commit
 from .resume import resume_config as _resume_config
 from .resume import single_head as _single_head
@@ -213,7 +215,7 @@ def _run(
     scale_inputs = spec is not None
     if init_state is not None:
         if mcfg.readout_heads > 1:
-            init_state = widen_readout(init_state, model, 0.3, cfg["seed"])
+            init_state = widen_readout(init_state, model, WIDEN_NOISE, cfg["seed"])
         if spec is not None and INPUT_STATE_KEYS[0] not in init_state:
             # an init model without inputs: their weights start at zero (nn/inputs.py)
             own = model.state_dict()
@@ -228,23 +230,11 @@ def _run(
             model.label_mean.fill_(mean0)
             model.label_std.fill_(std0)
     if scale_inputs:
-        model.set_input_scale(torch.from_numpy(in_mean), torch.from_numpy(in_std))
+        set_input_scale(model, in_mean, in_std)
     opt_cfg = cfg["optim"]
     if cfg["optim"].get("recalibrate_norm", False) and saved is None:
         _recalibrate_batchnorm(model, [g for group in groups for g in group.graphs])
-    optim = torch.optim.Adam(
-        model.parameters(),
-        lr=opt_cfg["lr"],
-        amsgrad=bool(opt_cfg["amsgrad"]),
-        weight_decay=opt_cfg["weight_decay"],
-    )
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optim,
-        mode="max",
-        factor=opt_cfg["lr_factor"],
-        patience=opt_cfg["lr_patience"],
-        min_lr=opt_cfg["min_lr"],
-    )
+    optim, sched = optimizer(model.parameters(), opt_cfg)
     gen = torch.Generator().manual_seed(cfg["seed"])
     # `model` holds the parameters (checkpoints save its state); `run_model` may be compiled
     step_model = training_view(model)  # a shallow ensemble trains on its heads
@@ -259,13 +249,8 @@ def _run(
         model.load_state_dict(saved["model"])
         if ema_state is not None:
             ema_state = saved["ema"] if saved.get("ema") is not None else _copy_state(model)
-        optim.load_state_dict(saved["optim"])
-        sched.load_state_dict(saved["sched"])
-        gen.set_state(saved["gen"])
+        history, epoch, best, best_epoch, elapsed = restore(saved, optim, sched, gen)
         torch.set_rng_state(saved["rng"])
-        history = list(saved["history"])
-        epoch, best, best_epoch = saved["epoch"], saved["best"], saved["best_epoch"]
-        elapsed = saved["elapsed"]
         logger.info("resumed %s at epoch %d (best valid score %.4f)", out, epoch, best)
     dist.broadcast_state(model)  # the same weights everywhere (they are already: same seed)
 
@@ -340,60 +325,31 @@ def _run(
         epoch += 1
         dt = time.perf_counter() - t_epoch
         elapsed += dt
-        first = metrics["sets"][valid_sets[0][0]]
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.average(losses, weights=weights)),
-            "valid_pearson": score,
-            "valid_mae": first["mae"],
-            "valid_rmse": first["rmse"],
-            "lr": optim.param_groups[0]["lr"],
-            "epoch_seconds": dt,
-            "elapsed_seconds": elapsed,
-        }
-        if len(valid_sets) > 1:
-            for name, m in metrics["sets"].items():
-                row[f"pearson:{name}"] = m["pearson"]
-                row[f"pred_std:{name}"] = m["pred_std"]
+        lr = optim.param_groups[0]["lr"]
+        row = epoch_row(epoch, losses, weights, metrics, lr, dt, elapsed)
         history.append(row)
         if math.isfinite(score) and score > best:
             best, best_epoch = score, epoch
         if dist.main and best_epoch == epoch:
-            atomic_save(
-                {
-                    "model": eval_model.state_dict(),
-                    "config": cfg,
-                    "epoch": epoch,
-                    "metrics": metrics,
-                    "data_sha256": hashes,
-                    "label_mean": mean,
-                    "label_std": std,
-                    "elapsed": elapsed,
-                    # model.node_inputs: the file's `node_inputs` metadata (train/export.py)
-                    **({"node_inputs": spec.to_json()} if spec is not None else {}),
-                },
-                out / "best.pt",
-            )
+            info = {"metrics": metrics, "label_mean": mean, "label_std": std, "elapsed": elapsed}
+            if spec is not None:  # the file's `node_inputs` metadata (train/export.py)
+                info["node_inputs"] = spec.to_json()
+            ckpt = run_checkpoint(eval_model.state_dict(), cfg, epoch, hashes, **info)
+            atomic_save(ckpt, out / "best.pt")
         if dist.main:
-            atomic_save(
-                {
-                    "model": model.state_dict(),
-                    "ema": ema_state,
-                    "optim": optim.state_dict(),
-                    "sched": sched.state_dict(),
-                    "gen": gen.get_state(),
-                    "rng": torch.get_rng_state(),
-                    "config": cfg,
-                    "data_sha256": hashes,
-                    "history": history,
-                    "epoch": epoch,
-                    "best": best,
-                    "best_epoch": best_epoch,
-                    "elapsed": elapsed,
-                    "world_size": dist.world,
-                },
-                last_path,
+            resume_state = {"optim": optim.state_dict(), "sched": sched.state_dict()}
+            resume_state.update(gen=gen.get_state(), rng=torch.get_rng_state(), ema=ema_state)
+            resume_state.update(history=history, best=best, best_epoch=best_epoch)
+            ckpt = run_checkpoint(
+                model.state_dict(),
+                cfg,
+                epoch,
+                hashes,
+                elapsed=elapsed,
+                world_size=dist.world,
+                **resume_state,
             )
+            atomic_save(ckpt, last_path)
             _write_csv(out / "metrics.csv", history)
         if bar is not None:
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", r=f"{score:.4f}", best=f"{best:.4f}")

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
-from ..nn.shallow import widen_readout
+from ..nn.shallow import WIDEN_NOISE, widen_readout
 from ..outputs import write_text
 from ..runtime import torch_threads
 from .checkpoints import atomic_save, load_checkpoint
@@ -65,8 +65,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["WIDEN_NOISE", "fit_readout", "node_states"]
 
-#: noise (standardized label units) added to each head widened from one (as train/loop.py)
-WIDEN_NOISE = 0.3
 #: optim settings that act on the body's forward pass: only their defaults are accepted
 _BODY_OPTIM = ("position_noise", "ema", "recalibrate_norm", "frames_per_step", "compile")
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..data.descriptors import graph_features
+from ..nn.base import set_input_scale
 from ..nn.config import ModelConfig
 from ..nn.factory import build_model
 from .checkpoints import atomic_save
@@ -127,9 +128,7 @@ def fit_ridge(
         if inputs is not None:  # standardization and stats over the training frames
             train_files = [f for g in data["train"] for f in expand_files(g["files"])]
             spec, in_mean, in_std = inputs.spec(train_files)
-            with torch.no_grad():
-                model.input_mean.copy_(torch.from_numpy(in_mean))
-                model.input_std.copy_(torch.from_numpy(in_std))
+            set_input_scale(model, in_mean, in_std)
         xs, ys, ws = [], [], []
         for group in data["train"]:
             x, y = _features(model, expand_files(group["files"]), data, inputs)
