@@ -48,6 +48,7 @@ __all__ = [
     "LoadedModel",
     "export_model",
     "load_model",
+    "model_dtype",
     "rewrite_metadata",
     "script_error_line",
     "torchscript_allowed",
@@ -104,6 +105,16 @@ def torchscript_allowed() -> Iterator[None]:
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
+def model_dtype(*modules: nn.Module) -> torch.dtype:
+    """The dtype of a model file holding ``modules``: float64 when any of them has a float64
+    parameter (a float64 ensemble may hold float32 networks: compose/stack.InFloat64), else
+    the first parameter's."""
+    params = [p for module in modules for p in module.parameters()]
+    if any(p.dtype == torch.float64 for p in params):
+        return torch.float64
+    return params[0].dtype
+
+
 def export_model(
     model: nn.Module,
     path: str | os.PathLike,
@@ -125,9 +136,7 @@ def export_model(
         raise ValueError(f"unknown optional metadata {unknown}; known: {OPTIONAL_METADATA_KEYS}")
     check_output(path, inputs, what="export output")
     model = model.eval()
-    # the widest parameter dtype: a float64 ensemble may hold float32 networks (compose/stack)
-    dtypes = {p.dtype for p in model.parameters()}
-    dtype = torch.float64 if torch.float64 in dtypes else next(model.parameters()).dtype
+    dtype = model_dtype(model)
     dtype_name = {v: k for k, v in _DTYPES.items()}.get(dtype)
     if dtype_name is None:
         raise ValueError(f"model dtype must be float32 or float64, got {dtype}")

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..export import model_dtype
 from ..format import ENSEMBLE_SIZE_KEY, NODE_INPUTS_KEY
 from ..nn.base import OptTensor, TakesNodeInputs, require_node_inputs
 from ..outputs import check_output
@@ -43,7 +44,7 @@ from .load import (
 )
 from .record import export_stack
 from .spread import MeanAndSpread, check_std_scale
-from .stack import InFloat64, Stack, edge_width, widest_dtype
+from .stack import InFloat64, Stack, edge_width
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Ensemble(MeanAndSpread, Stack):
         check_std_scale(std_scale)
         super().__init__(*stack)
         self.ensemble_size = len(self.members)
-        dtype = widest_dtype(list(self.members))
+        dtype = model_dtype(self.members)
         self.register_buffer("std_scale", torch.tensor(float(std_scale), dtype=dtype))
 
 
@@ -183,7 +184,7 @@ def build_ensemble(
     check_layerwise(members, "ensemble")
     _warn_duplicates(members)
     # float32 networks beside a float64 ridge run behind InFloat64: the file is float64
-    wide = widest_dtype([m.module for m in members])
+    wide = model_dtype(*[m.module for m in members])
     stack = (
         [m.module if m.dtype == wide else InFloat64(m.module) for m in members],
         [m.n_layers for m in members],

@@ -14,16 +14,7 @@ from torch import Tensor, nn
 from ..nn.base import BarrierModel, OptTensor
 from .load import probe_graph
 
-__all__ = ["InFloat64", "Stack", "edge_width", "widest_dtype"]
-
-
-def widest_dtype(modules: list[nn.Module]) -> torch.dtype:
-    """float64 when any of ``modules`` holds a float64 parameter, else float32: the dtype of a
-    stack of them (its node and edge states, its file's ``dtype``)."""
-    for module in modules:
-        if any(p.dtype == torch.float64 for p in module.parameters()):
-            return torch.float64
-    return torch.float32
+__all__ = ["InFloat64", "Stack", "edge_width"]
 
 
 class InFloat64(nn.Module):
