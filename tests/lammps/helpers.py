@@ -447,3 +447,38 @@ dump_modify d format float %.17g sort id
     text += compute
     text += "run 100\n"
     return text
+
+
+def check_trajectory_unchanged(
+    lammps: Lammps,
+    folder: Path,
+    seed: int,
+    pair: str,
+    compute: str,
+    nprocs: int,
+    ensemble: str = "nvt",
+) -> tuple[str, list[list[str]], str]:
+    """The bit-for-bit trajectory check: ``md_input`` on a 250-atom ``glass(seed)`` with
+    ``compute`` (the computes under test, averaged into ``avg.txt``) and without, in
+    ``folder``/with and /without on ``nprocs`` ranks; asserts the two runs' dumps (11 frames:
+    x, v, f, pe/atom, stress/atom) and thermo rows (pe, ke, press, pair/local) are identical.
+    Returns the run-with's output, the data rows of its ``avg.txt`` and its dump."""
+    positions, types, cell = glass(250, seed=seed)
+    runs = {}
+    for name, extra in (("with", compute), ("without", "")):
+        run_dir = folder / name
+        run_dir.mkdir()
+        write_data(run_dir / "glass.data", positions, types, cell)
+        res = lammps.run(md_input(pair, extra, ensemble), run_dir, np=nprocs).check()
+        runs[name] = (res, run_dir)
+    dumps = {name: (d / "dump.txt").read_text() for name, (_, d) in runs.items()}
+    assert dumps["with"].count("ITEM: TIMESTEP") == 11
+    assert dumps["with"] == dumps["without"], "the compute changed the trajectory or pe/atom"
+    thermo = {name: thermo_rows(r.output) for name, (r, _) in runs.items()}
+    print("\n".join(thermo["with"][:3]))
+    assert len(thermo["with"]) == 11
+    assert thermo["with"] == thermo["without"], "the compute changed pe, ke, press or pair/local"
+    res_with, dir_with = runs["with"]
+    avg = [line.split() for line in (dir_with / "avg.txt").read_text().splitlines()]
+    rows = [row for row in avg if row and not row[0].startswith("#")]
+    return res_with.output, rows, dumps["with"]

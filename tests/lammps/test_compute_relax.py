@@ -19,14 +19,13 @@ import pytest
 
 from .helpers import (
     PAIRS,
+    check_trajectory_unchanged,
     eam_header,
     glass,
-    md_input,
     pair_lines,
     read_dump,
     reference_barriers,
     relaxed_reference,
-    thermo_rows,
     wheel_potential,
     write_data,
     write_model_metadata,
@@ -80,33 +79,18 @@ def relax_models(tmp_path_factory) -> dict[str, Path]:
     ],
 )
 def test_trajectory_is_bit_for_bit(lammps, relax_models, tmp_path, pair, nprocs, ensemble):
-    positions, types, cell = glass(250, seed=11)
     compute = (
         f"compute sg all symgnn {relax_models['relax']} Cu Zr\n"
         "compute red all reduce sum c_sg\n"
         "fix avg all ave/time 10 1 10 c_red file avg.txt\n"
     )
-    runs = {}
-    for name, extra in (("with", compute), ("without", "")):
-        run_dir = tmp_path / name
-        run_dir.mkdir()
-        write_data(run_dir / "glass.data", positions, types, cell)
-        text = md_input(pair_lines(pair), extra, ensemble)
-        res = lammps.run(text, run_dir, np=nprocs).check()
-        runs[name] = (res, run_dir)
-    res_with, dir_with = runs["with"]
-    assert "relax: 2 step(s)" in res_with.output
+    output, rows, _ = check_trajectory_unchanged(
+        lammps, tmp_path, 11, pair_lines(pair), compute, nprocs, ensemble
+    )
+    assert "relax: 2 step(s)" in output
     # the compute ran (11 evaluations, steps 0..100) and gave barriers
-    avg = [line.split() for line in (dir_with / "avg.txt").read_text().splitlines()]
-    values = [float(row[1]) for row in avg if row and not row[0].startswith("#")]
+    values = [float(row[1]) for row in rows]
     assert len(values) == 11 and all(np.isfinite(values)) and min(values) > 0
-    dumps = {name: (d / "dump.txt").read_text() for name, (_, d) in runs.items()}
-    assert dumps["with"].count("ITEM: TIMESTEP") == 11
-    assert dumps["with"] == dumps["without"], "the compute changed the trajectory"
-    thermo = {name: thermo_rows(r.output) for name, (r, _) in runs.items()}
-    print("\n".join(thermo["with"][:3]))
-    assert len(thermo["with"]) == 11
-    assert thermo["with"] == thermo["without"], "the compute changed pe, ke, press or pair/local"
 
 
 # ---------------------------------------------------------------- ranks vs Python
