@@ -65,6 +65,24 @@ def frames(view: str, name: str, cache: Path, moved: Path = RELAXED4) -> list:
     return ase.io.read(path, index=":")
 
 
+# one source of per-atom inputs (an in-process LAMMPS) per model file, kept for the run
+_SOURCES: dict[str, object] = {}
+
+
+def _node_inputs(loaded, atoms):
+    """The per-atom inputs of a model with metadata node_inputs, from its potential."""
+    import torch
+
+    from symgnn_ase.potential.inputs import NodeInputSource
+
+    key = str(loaded.path)
+    if key not in _SOURCES:
+        _SOURCES[key] = NodeInputSource(
+            loaded.node_inputs, model_path=loaded.path, type_names=loaded.type_names
+        )
+    return torch.from_numpy(_SOURCES[key].values(atoms))
+
+
 def predict(loaded, atoms) -> tuple[np.ndarray, np.ndarray | None]:
     """The model on the frame as given (already moved, or quenched); a model with per-atom
     inputs (metadata node_inputs) gets them from its potential on that same frame."""
@@ -75,15 +93,7 @@ def predict(loaded, atoms) -> tuple[np.ndarray, np.ndarray | None]:
     g = graph_from_atoms(atoms, loaded.r_max, loaded.type_names, loaded.dtype)
     args = [g.species, g.edge_index, g.edge_vec]
     if loaded.node_inputs is not None:
-        from symgnn_ase.potential.inputs import NodeInputSource
-
-        source = NodeInputSource(
-            loaded.node_inputs, model_path=loaded.path, type_names=loaded.type_names
-        )
-        try:
-            args += [None, torch.from_numpy(source.values(atoms))]
-        finally:
-            source.close()
+        args += [None, _node_inputs(loaded, atoms)]
     with torch.inference_mode():
         if loaded.is_ensemble:
             out = loaded.module.forward_std(*args).double()
