@@ -57,7 +57,7 @@ from .distributed import setup as setup_distributed
 from .evaluate import evaluate_graphs
 from .node_inputs import training_inputs
 from .resume import RESUMABLE_CHANGES as RESUMABLE_CHANGES
-from .resume import epoch_row, restore, run_checkpoint
+from .resume import close_epoch, restore, run_checkpoint
 from .resume import git_commit as _git_commit
 from .resume import resume_config as _resume_config
 from .resume import single_head as _single_head
@@ -321,12 +321,9 @@ def _run(
         metrics = _validate(eval_model, valid_sets, data["selection"]) if dist.main else None
         metrics = dist.broadcast(metrics)
         score = metrics["score"]
-        sched.step(score if math.isfinite(score) else -1.0)
-        epoch += 1
-        dt = time.perf_counter() - t_epoch
-        elapsed += dt
-        lr = optim.param_groups[0]["lr"]
-        row = epoch_row(epoch, losses, weights, metrics, lr, dt, elapsed)
+        epoch, elapsed, row = close_epoch(
+            epoch, t_epoch, elapsed, metrics, losses, weights, optim, sched
+        )
         history.append(row)
         if math.isfinite(score) and score > best:
             best, best_epoch = score, epoch

@@ -51,7 +51,7 @@ from .config import OPTIM_DEFAULTS, check_run_dir, load_config, optimizer
 from .datasets import data_hashes, epoch_order, load_init, load_train_groups, load_valid_sets
 from .metrics import regression_metrics
 from .resume import (
-    epoch_row,
+    close_epoch,
     git_commit,
     restore,
     resume_config,
@@ -280,12 +280,10 @@ def _run(
                 )
         metrics = _validate(heads, valid, data["selection"])
         score = metrics["score"]
-        sched.step(score if math.isfinite(score) else -1.0)
-        epoch += 1
-        dt = time.perf_counter() - t_epoch
-        elapsed += dt
-        lr = optim.param_groups[0]["lr"]
-        history.append(epoch_row(epoch, losses, weights, metrics, lr, dt, elapsed))
+        epoch, elapsed, row = close_epoch(
+            epoch, t_epoch, elapsed, metrics, losses, weights, optim, sched
+        )
+        history.append(row)
         info = {"label_mean": float(model.label_mean), "label_std": std, "elapsed": elapsed}
         if math.isfinite(score) and score > best:
             best, best_epoch = score, epoch

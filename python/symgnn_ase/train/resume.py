@@ -154,6 +154,30 @@ def epoch_row(
     return row
 
 
+def close_epoch(
+    epoch: int,
+    started: float,
+    elapsed: float,
+    metrics: dict[str, Any],
+    losses: list[float],
+    weights: list[float],
+    optim: Any,
+    sched: Any,
+) -> tuple[int, float, dict[str, Any]]:
+    """After an epoch's validation (``metrics``), begun at ``time.perf_counter()`` ``started``:
+    the schedule steps on its score (a non-finite score counts as -1), and the epoch count and
+    the training time advance. Returns (epoch, elapsed seconds, the epoch's metrics.csv row)."""
+    import math
+    import time
+
+    score = metrics["score"]
+    sched.step(score if math.isfinite(score) else -1.0)
+    seconds = time.perf_counter() - started
+    elapsed += seconds
+    lr = optim.param_groups[0]["lr"]
+    return epoch + 1, elapsed, epoch_row(epoch + 1, losses, weights, metrics, lr, seconds, elapsed)
+
+
 def run_checkpoint(
     state: dict[str, Any], cfg: dict[str, Any], epoch: int, hashes: dict[str, str], **extra: Any
 ) -> dict[str, Any]:
