@@ -131,3 +131,25 @@ def test_members_with_other_inputs_are_refused(parts, tmp_path: Path, capsys) ->
         err = capsys.readouterr().err
         assert f"'{value}'" in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_a_float32_member_with_inputs_beside_a_float64_one_is_refused(
+    parts, tmp_path: Path, capsys
+) -> None:
+    """A float32 member runs behind InFloat64, which does not pass node inputs: refused."""
+    from symgnn_ase.export import export_model
+    from symgnn_ase.nn.factory import build_model
+    from symgnn_ase.testing import tiny_config
+
+    double = tmp_path / "double.pt"
+    torch.manual_seed(0)
+    cfg = tiny_config("length")
+    export_model(build_model(cfg).double(), double, cfg.type_names, cfg.r_max)
+    sources = [str(double), str(parts["pe"])]
+    with pytest.raises(ValueError, match=r"pe\.pt is float32 and takes per-atom inputs"):
+        build_ensemble(sources)
+    out = tmp_path / "e.pt"
+    assert main(["ensemble", *sources, "-o", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "fit it in float64 (model.dtype)" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
